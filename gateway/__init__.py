@@ -1,0 +1,1 @@
+"""The chatstream gateway: the HTTP API, job submission and the SSE relay."""

@@ -1,0 +1,54 @@
+"""Reading and validating JSON request bodies, with API.md's 400, 413, 415 and 422."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from gateway.appkeys import SETTINGS
+from gateway.errors import ApiError
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    max_bytes = request.app[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise ApiError(413, f"the request body is over {max_bytes} bytes")
+    if request.content_type != "application/json":
+        raise ApiError(415, "the body must be application/json")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as e:
+        raise ApiError(413, f"the request body is over {max_bytes} bytes") from e
+    if not raw.strip():
+        raise ApiError(400, "the request body is empty", code="invalid_json")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError(400, "the request body is not valid JSON", code="invalid_json") from e
+    if not isinstance(data, dict):
+        raise ApiError(400, "the request body must be a JSON object", code="invalid_json")
+    return data
+
+
+def validate(model: type[Model], data: Any, **context: Any) -> Model:
+    """``data`` as ``model``, or 422 listing each field's problem."""
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as e:
+        details = [
+            {
+                "field": ".".join(str(part) for part in error["loc"]) or "body",
+                "message": error["msg"],
+            }
+            for error in e.errors(include_url=False)
+        ]
+        raise ApiError(422, "the request is not valid", details=details) from e
+
+
+async def read_body(request: web.Request, model: type[Model], **context: Any) -> Model:
+    return validate(model, await read_json_object(request), **context)

@@ -1,0 +1,151 @@
+"""The gateway's one Redis pub/sub connection, shared by all of its streams.
+
+A registry maps each job channel to the streams watching it. The channel is subscribed when its
+first stream arrives (and the caller waits for Redis to confirm, so no event published after
+that can be missed) and unsubscribed when its last stream leaves. Each message is decoded and
+encoded once, then handed to every stream on its channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from gateway.frames import Frame, frame_from_event
+from shared.logging import get_logger
+from shared.names import Names
+from shared.tasks import cancel_and_wait
+from shared.wire import WireError, decode_event
+
+log = get_logger(__name__)
+
+LISTENER_RETRY_S = 0.5
+
+
+class Subscriber(Protocol):
+    def deliver(self, frame: Frame) -> None: ...
+
+
+class FanoutUnavailableError(ConnectionError):
+    """Redis did not confirm a subscription in time."""
+
+
+class EventFanout:
+    def __init__(self, redis: Redis, names: Names, instance_id: str, *, timeout_s: float) -> None:
+        self._redis = redis
+        self._names = names
+        self._control_channel = names.gateway_control_channel(instance_id)
+        self._timeout_s = timeout_s
+        self._pubsub: PubSub | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribers: defaultdict[str, set[Subscriber]] = defaultdict(set)
+        self._subscribed: set[str] = set()
+        self._confirmations: dict[str, asyncio.Future[None]] = {}
+        self._commands = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def channel_count(self) -> int:
+        return len(self._subscribers)
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(subscribers) for subscribers in self._subscribers.values())
+
+    async def start(self) -> None:
+        self._pubsub = self._redis.pubsub()
+        self._listener = asyncio.create_task(self._listen(), name="fanout-listener")
+
+    async def close(self) -> None:
+        await cancel_and_wait(self._listener)
+        if self._pubsub is not None:
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def subscribe(self, job_id: str, subscriber: Subscriber) -> None:
+        """Add ``subscriber`` to the job's channel; returns once Redis confirms the channel."""
+        channel = self._names.job_channel(job_id)
+        self._subscribers[channel].add(subscriber)
+        try:
+            await self._sync(channel)
+        except BaseException:
+            self.unsubscribe(job_id, subscriber)
+            raise
+
+    def unsubscribe(self, job_id: str, subscriber: Subscriber) -> None:
+        """Remove ``subscriber``. Synchronous, so it is safe in a cancelled handler's finally."""
+        channel = self._names.job_channel(job_id)
+        subscribers = self._subscribers.get(channel)
+        if subscribers is None:
+            return
+        subscribers.discard(subscriber)
+        if not subscribers:
+            del self._subscribers[channel]
+            task = asyncio.get_running_loop().create_task(self._sync_quietly(channel))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _sync_quietly(self, channel: str) -> None:
+        try:
+            await self._sync(channel)
+        except (RedisError, ConnectionError, TimeoutError) as e:
+            log.warning("fanout.unsubscribe_failed", channel=channel, error=str(e))
+
+    async def _sync(self, channel: str) -> None:
+        """Bring Redis in line with the registry for one channel. Commands go out one at a time,
+        so a leave and a rejoin of the same channel cannot overtake each other."""
+        assert self._pubsub is not None
+        async with self._commands:
+            wanted = channel in self._subscribers
+            if wanted and channel not in self._subscribed:
+                confirmed = asyncio.get_running_loop().create_future()
+                self._confirmations[channel] = confirmed
+                try:
+                    async with asyncio.timeout(self._timeout_s):
+                        await self._pubsub.subscribe(channel)
+                        await confirmed
+                except (TimeoutError, RedisError, OSError) as e:
+                    raise FanoutUnavailableError(f"Redis did not confirm {channel}") from e
+                finally:
+                    self._confirmations.pop(channel, None)
+                self._subscribed.add(channel)
+            elif not wanted and channel in self._subscribed:
+                self._subscribed.discard(channel)
+                await self._pubsub.unsubscribe(channel)
+
+    async def _listen(self) -> None:
+        assert self._pubsub is not None
+        while True:
+            try:
+                # The control channel keeps the link subscribed while no stream is open.
+                await self._pubsub.subscribe(self._control_channel)
+                while True:
+                    message = await self._pubsub.get_message(timeout=None)
+                    if message is not None:
+                        self._dispatch(message)
+            except (RedisError, OSError) as e:
+                log.warning("fanout.listener_error", error=str(e), retry_in_s=LISTENER_RETRY_S)
+                await asyncio.sleep(LISTENER_RETRY_S)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        channel = message["channel"].decode()
+        kind = message["type"]
+        if kind == "message":
+            subscribers = self._subscribers.get(channel)
+            if not subscribers:
+                return
+            try:
+                frame = frame_from_event(decode_event(message["data"]))
+            except WireError as e:
+                log.error("fanout.malformed_event", channel=channel, error=str(e))
+                return
+            for subscriber in tuple(subscribers):
+                subscriber.deliver(frame)
+        elif kind == "subscribe":
+            confirmed = self._confirmations.get(channel)
+            if confirmed is not None and not confirmed.done():
+                confirmed.set_result(None)

@@ -1,0 +1,91 @@
+"""The gateway's middlewares, outermost first: request context and summary line, the error
+format, then authentication (after routing, so 404 and 405 win over 401)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway import appkeys
+from gateway.auth import authenticate, bearer_token
+from gateway.errors import ApiError, error_response, from_http_exception
+from shared.logging import get_logger
+
+log = get_logger("gateway.http")
+
+AUTHENTICATED_PREFIXES = ("/api/", "/v1/")
+PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id_of(request: web.Request) -> str:
+    """The caller's X-Request-ID when it is a sane token, else a fresh one."""
+    given = request.headers.get("X-Request-ID", "")
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    structlog.contextvars.clear_contextvars()
+    request_id = request_id_of(request)
+    request[appkeys.REQUEST_ID] = request_id
+    request[appkeys.STARTED_AT] = time.monotonic()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    status = 499
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        log.info(
+            "http.request",
+            method=request.method,
+            path=request.path,
+            status=status,
+            user_id=request.get(appkeys.USER_ID),
+            duration_ms=round((time.monotonic() - request[appkeys.STARTED_AT]) * 1000),
+        )
+
+
+async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every response, streamed or not, carries its request id."""
+    request_id = request.get(appkeys.REQUEST_ID)
+    if request_id:
+        response.headers["X-Request-ID"] = request_id
+
+
+@web.middleware
+async def error_format(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as e:
+        return e.response()
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        return from_http_exception(e)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("http.unhandled_error")
+        return error_response(500, "internal", "an internal error occurred")
+
+
+@web.middleware
+async def authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
+    routing_error = request.match_info.http_exception
+    if routing_error is not None:
+        raise routing_error
+    if request.path.startswith(AUTHENTICATED_PREFIXES) and request.path not in PUBLIC_PATHS:
+        if request.method == "OPTIONS":
+            return await handler(request)
+        user_id = authenticate(bearer_token(request), request.app[appkeys.SETTINGS])
+        request[appkeys.USER_ID] = user_id
+        structlog.contextvars.bind_contextvars(user_id=user_id)
+    return await handler(request)

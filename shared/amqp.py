@@ -1,0 +1,161 @@
+"""The job queue on RabbitMQ: a durable quorum queue with a delivery limit and a dead-letter
+queue, publisher confirms and persistent messages; one robust connection per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import AMQPError
+
+from shared.jobqueue import DeliveryHandler, QueueUnavailableError
+from shared.logging import get_logger
+from shared.names import JOB_DELIVERY_LIMIT, Names
+from shared.tasks import cancel_and_wait
+from shared.wire import Job, encode_job
+
+log = get_logger(__name__)
+
+JOB_CONTENT_TYPE = "application/msgpack"
+RECONNECT_INTERVAL_S = 1.0
+
+
+async def declare_topology(
+    channel: AbstractChannel, names: Names
+) -> tuple[AbstractExchange, AbstractQueue]:
+    """Declare the jobs exchange and quorum queue, and the dead-letter pair behind them."""
+    dead_letters = await channel.declare_exchange(
+        names.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    dead_queue = await channel.declare_queue(
+        names.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await dead_queue.bind(dead_letters, routing_key=names.jobs_routing_key)
+    jobs = await channel.declare_exchange(
+        names.jobs_exchange, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    queue = await channel.declare_queue(
+        names.jobs_queue,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": JOB_DELIVERY_LIMIT,
+            "x-dead-letter-exchange": names.dead_letter_exchange,
+            "x-dead-letter-routing-key": names.jobs_routing_key,
+        },
+    )
+    await queue.bind(jobs, routing_key=names.jobs_routing_key)
+    return jobs, queue
+
+
+@dataclass(slots=True)
+class AmqpDelivery:
+    message: AbstractIncomingMessage
+
+    @property
+    def body(self) -> bytes:
+        return self.message.body
+
+    @property
+    def redelivered(self) -> bool:
+        return bool(self.message.redelivered)
+
+    async def ack(self) -> None:
+        await self.message.ack()
+
+    async def reject(self) -> None:
+        await self.message.reject(requeue=False)
+
+    async def requeue(self) -> None:
+        await self.message.nack(requeue=True)
+
+
+class AmqpJobQueue:
+    """Publishes and consumes jobs. It keeps trying to connect in the background, so a process
+    starts (and answers 503) while RabbitMQ is down, and recovers without a restart."""
+
+    def __init__(self, url: str, names: Names, *, timeout_s: float) -> None:
+        self._url = url
+        self._names = names
+        self._timeout_s = timeout_s
+        self._connection: AbstractRobustConnection | None = None
+        self._exchange: AbstractExchange | None = None
+        self._queue: AbstractQueue | None = None
+        self._channel: AbstractChannel | None = None
+        self._consumer_tag: str | None = None
+        self._connected = asyncio.Event()
+        self._connector: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Begin connecting in the background."""
+        self._connector = asyncio.create_task(self._connect_until_up())
+
+    async def wait_connected(self, timeout_s: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._connected.wait()
+        return self._connected.is_set()
+
+    async def _connect_until_up(self) -> None:
+        while True:
+            try:
+                connection = await aio_pika.connect_robust(self._url, timeout=self._timeout_s)
+            except (OSError, AMQPError, TimeoutError) as e:
+                log.warning("amqp.connect_failed", error=str(e), retry_in_s=RECONNECT_INTERVAL_S)
+                await asyncio.sleep(RECONNECT_INTERVAL_S)
+                continue
+            self._connection = connection
+            self._channel = await connection.channel(publisher_confirms=True)
+            self._exchange, self._queue = await declare_topology(self._channel, self._names)
+            self._connected.set()
+            log.info("amqp.connected", queue=self._names.jobs_queue)
+            return
+
+    async def publish(self, job: Job) -> None:
+        if self._exchange is None or self._connection is None or self._connection.is_closed:
+            raise QueueUnavailableError("the job queue is not connected")
+        message = aio_pika.Message(
+            encode_job(job),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            content_type=JOB_CONTENT_TYPE,
+            message_id=job.job_id,
+        )
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self._exchange.publish(message, routing_key=self._names.jobs_routing_key)
+        except (TimeoutError, AMQPError, ConnectionError) as e:
+            raise QueueUnavailableError(f"the job was not confirmed: {e!r}") from e
+
+    async def ping(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    async def start_consuming(self, handler: DeliveryHandler, prefetch: int) -> None:
+        await self._connected.wait()
+        assert self._channel is not None and self._queue is not None
+        await self._channel.set_qos(prefetch_count=prefetch)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            await handler(AmqpDelivery(message))
+
+        self._consumer_tag = await self._queue.consume(on_message)
+
+    async def stop_consuming(self) -> None:
+        if self._queue is not None and self._consumer_tag is not None:
+            with contextlib.suppress(AMQPError, ConnectionError, RuntimeError):
+                await self._queue.cancel(self._consumer_tag)
+            self._consumer_tag = None
+
+    async def close(self) -> None:
+        await cancel_and_wait(self._connector)
+        if self._connection is not None:
+            await self._connection.close()

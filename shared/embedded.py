@@ -1,0 +1,97 @@
+"""The embedded transports: an in-process job queue and an in-process Redis, so that
+``make run`` works on a machine with no servers. Gateway and worker share them inside one process.
+
+This deliberately departs from production: nothing survives a restart, and a job that fails is
+not redelivered. See docs/embedded.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import fakeredis
+from redis.asyncio import Redis
+
+from shared.jobqueue import DeliveryHandler
+from shared.logging import get_logger
+from shared.tasks import cancel_and_wait
+from shared.wire import Job, encode_job
+
+log = get_logger(__name__)
+
+
+@dataclass(slots=True)
+class InProcessDelivery:
+    body: bytes
+    redelivered: bool
+    _queue: InProcessJobQueue
+
+    async def ack(self) -> None:
+        return None
+
+    async def reject(self) -> None:
+        self._queue.dead_letters.append(self.body)
+
+    async def requeue(self) -> None:
+        self._queue.put_raw(self.body, redelivered=True)
+
+
+@dataclass
+class InProcessJobQueue:
+    """An unbounded FIFO of jobs with at most ``prefetch`` handled at once."""
+
+    _queue: asyncio.Queue[tuple[bytes, bool]] = field(default_factory=asyncio.Queue)
+    dead_letters: list[bytes] = field(default_factory=list)
+    _consumer: asyncio.Task[None] | None = None
+    _in_flight: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def put_raw(self, body: bytes, *, redelivered: bool = False) -> None:
+        self._queue.put_nowait((body, redelivered))
+
+    async def publish(self, job: Job) -> None:
+        self.put_raw(encode_job(job))
+
+    async def ping(self) -> bool:
+        return True
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    async def start_consuming(self, handler: DeliveryHandler, prefetch: int) -> None:
+        slots = asyncio.Semaphore(prefetch)
+
+        async def run_one(body: bytes, redelivered: bool) -> None:
+            try:
+                await handler(InProcessDelivery(body, redelivered, self))
+            finally:
+                slots.release()
+
+        async def consume() -> None:
+            while True:
+                await slots.acquire()
+                body, redelivered = await self._queue.get()
+                task = asyncio.create_task(run_one(body, redelivered))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+
+        self._consumer = asyncio.create_task(consume())
+
+    async def stop_consuming(self) -> None:
+        await cancel_and_wait(self._consumer)
+        self._consumer = None
+
+    async def close(self) -> None:
+        await self.stop_consuming()
+
+
+@dataclass
+class EmbeddedServers:
+    """What stands in for Redis and RabbitMQ in embedded mode, shared by gateway and worker."""
+
+    redis_server: fakeredis.FakeServer = field(default_factory=fakeredis.FakeServer)
+    job_queue: InProcessJobQueue = field(default_factory=InProcessJobQueue)
+
+    def redis(self) -> Redis:
+        return fakeredis.FakeAsyncRedis(server=self.redis_server)

@@ -1,0 +1,60 @@
+"""``python -m worker``: one worker process on the real Redis and RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import socket
+import sys
+
+import structlog
+import uvloop
+
+from shared.amqp import AmqpJobQueue
+from shared.logging import configure_logging, get_logger
+from shared.redis_client import connect_redis
+from shared.settings import LoggingSettings, WorkerSettings
+from worker.worker import Worker
+
+log = get_logger("worker")
+
+
+async def serve(settings: WorkerSettings) -> None:
+    connections = settings.connections
+    if connections.redis_url is None or connections.amqp_url is None:
+        raise SystemExit(
+            "the worker needs REDIS_URL and AMQP_URL (embedded mode runs in the gateway)"
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    redis = connect_redis(connections)
+    queue = AmqpJobQueue(
+        connections.amqp_url, connections.names, timeout_s=connections.connect_timeout_s
+    )
+    queue.start()
+    worker = Worker(settings, redis, queue)
+    try:
+        await worker.start()
+        await stop.wait()
+        log.info("worker.signal", action="drain")
+    finally:
+        await worker.close()
+        await redis.aclose()
+
+
+def main() -> None:
+    configure_logging("worker", LoggingSettings.from_env())
+    settings = WorkerSettings.from_env()
+    worker_id = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+    structlog.contextvars.bind_contextvars(worker_id=worker_id)
+    settings = dataclasses.replace(settings, worker_id=worker_id)
+    uvloop.run(serve(settings))
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Publishing a job's events: each one goes to the job's pub/sub channel and into its replay
+log in a single round trip, with ``seq`` rising strictly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+
+from shared import replay_log
+from shared.names import Names
+from shared.settings import EventLogSettings
+from shared.wire import Event, encode_event
+
+
+class JobEventLog:
+    """The events of one job, as one worker publishes them."""
+
+    def __init__(self, redis: Redis, names: Names, settings: EventLogSettings, job_id: str) -> None:
+        self._redis = redis
+        self._names = names
+        self._settings = settings
+        self._job_id = job_id
+        self._channel = names.job_channel(job_id)
+        self._log_key = names.job_replay_log(job_id)
+        self._seq = 0
+        self.published = 0
+
+    async def resume(self) -> Event | None:
+        """Continue after the last event already in the log (a redelivered job's earlier run),
+        and return that event, if there is one."""
+        event = await replay_log.last_event(self._redis, self._names, self._job_id)
+        if event is not None:
+            self._seq = event.seq
+        return event
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    async def emit(self, event_type: str, payload: dict[str, Any]) -> Event:
+        self._seq += 1
+        event = Event(job_id=self._job_id, seq=self._seq, type=event_type, payload=payload)
+        raw = encode_event(event)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(
+                self._log_key,
+                {replay_log.EVENT_FIELD: raw},
+                id=replay_log.entry_id(self._seq),
+                maxlen=self._settings.replay_max_events,
+                approximate=True,
+            )
+            pipe.expire(self._log_key, self._settings.replay_ttl_s)
+            pipe.publish(self._channel, raw)
+            await pipe.execute()
+        self.published += 1
+        return event
