@@ -18,6 +18,6 @@ EMBEDDED = web.AppKey("embedded", EmbeddedServers)
 INSTANCE_ID = web.AppKey("instance_id", str)
 
 # Request-scoped values, set by the middlewares.
-REQUEST_ID = "request_id"
-USER_ID = "user_id"
-STARTED_AT = "started_at"
+REQUEST_ID = web.RequestKey("request_id", str)
+USER_ID = web.RequestKey("user_id", str)
+STARTED_AT = web.RequestKey("started_at", float)

@@ -9,6 +9,7 @@ encoded once, then handed to every stream on its channel.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from typing import Any, Protocol
 
@@ -59,6 +60,10 @@ class EventFanout:
 
     async def start(self) -> None:
         self._pubsub = self._redis.pubsub()
+        # Subscribing here creates the one connection before anything else can race to do it.
+        # The control channel keeps the link subscribed while no stream is open.
+        with contextlib.suppress(RedisError, OSError):
+            await self._pubsub.subscribe(self._control_channel)
         self._listener = asyncio.create_task(self._listen(), name="fanout-listener")
 
     async def close(self) -> None:
@@ -121,8 +126,8 @@ class EventFanout:
         assert self._pubsub is not None
         while True:
             try:
-                # The control channel keeps the link subscribed while no stream is open.
-                await self._pubsub.subscribe(self._control_channel)
+                if not self._pubsub.subscribed:
+                    await self._pubsub.subscribe(self._control_channel)
                 while True:
                     message = await self._pubsub.get_message(timeout=None)
                     if message is not None:

@@ -1,0 +1,58 @@
+# chatstream. Every setting comes from the environment and passes straight through, so
+# `GATEWAY_PORT=9001 HEARTBEAT_INTERVAL_S=1 make stack` does what it says.
+
+SHELL := /bin/bash
+UV_VERSION ?= 0.13.9
+UV := .tools/bin/uv
+PY := .venv/bin/python
+export UV_PYTHON_DOWNLOADS ?= never
+
+# The real servers `make stack` and `make test` use.
+REDIS_URL_LOCAL ?= redis://127.0.0.1:6379/0
+AMQP_URL_LOCAL ?= amqp://guest:guest@127.0.0.1:5672/
+WORKERS ?= 2
+PYTEST_ARGS ?=
+
+.PHONY: install run stack test lint typecheck unit bench fmt clean
+
+install: .venv/.synced
+
+$(UV):
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen
+	touch $@
+
+## make run: gateway and worker in one process on the embedded transports; needs no servers.
+run: install
+	env -u REDIS_URL -u AMQP_URL $(PY) -m gateway
+
+## make stack: the gateway and $(WORKERS) worker processes on the local Redis and RabbitMQ.
+stack: install
+	@REDIS_URL=$${REDIS_URL:-$(REDIS_URL_LOCAL)} AMQP_URL=$${AMQP_URL:-$(AMQP_URL_LOCAL)} \
+		WORKERS=$(WORKERS) $(PY) -m shared.stack
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+typecheck: install
+	.venv/bin/mypy
+
+## make test: lint, types, then every test against the real Redis and RabbitMQ.
+test: lint typecheck
+	TEST_REDIS_URL=$${TEST_REDIS_URL:-$(REDIS_URL_LOCAL)} \
+	TEST_AMQP_URL=$${TEST_AMQP_URL:-$(AMQP_URL_LOCAL)} \
+		$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: install
+	$(PY) -m pytest -m "not real and not process" $(PYTEST_ARGS)
+
+fmt: install
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+clean:
+	rm -rf .venv .tools .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,148 @@
+"""Fixtures: every test gets its own namespace (Redis key prefix, AMQP queue and exchange names)
+on the real servers, and cleans it up afterwards."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import aio_pika
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
+
+from gateway.app import create_app
+from shared.amqp import AmqpJobQueue
+from shared.names import Names
+from shared.settings import ConnectionSettings, GatewaySettings, WorkerSettings
+from worker.worker import Worker
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+API_KEY = "test-key-alice"
+OTHER_API_KEY = "test-key-bob"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+OTHER_AUTH = {"Authorization": f"Bearer {OTHER_API_KEY}"}
+
+
+def unique_namespace(label: str) -> str:
+    safe = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40]
+    return f"test.{safe}.{uuid.uuid4().hex[:10]}"
+
+
+async def purge_namespace(names: Names) -> None:
+    """Delete every Redis key and AMQP entity of a test namespace."""
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        async for key in redis.scan_iter(match=names.key_pattern, count=500):
+            await redis.delete(key)
+    finally:
+        await redis.aclose()
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        for queue in (names.jobs_queue, names.dead_letter_queue):
+            await channel.queue_delete(queue)
+        for exchange in (names.jobs_exchange, names.dead_letter_exchange):
+            await channel.exchange_delete(exchange)
+
+
+@pytest.fixture
+async def namespace(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    ns = unique_namespace(request.node.name)
+    yield ns
+    await purge_namespace(Names(ns))
+
+
+@pytest.fixture
+def real_connections(namespace: str) -> ConnectionSettings:
+    return ConnectionSettings(
+        redis_url=REDIS_URL, amqp_url=AMQP_URL, namespace=namespace, connect_timeout_s=1.0
+    )
+
+
+@pytest.fixture(params=["embedded", "real"])
+def connections(request: pytest.FixtureRequest, namespace: str) -> ConnectionSettings:
+    """Both transports: the embedded in-process one and the real servers."""
+    if request.param == "embedded":
+        return ConnectionSettings(namespace=namespace)
+    return ConnectionSettings(
+        redis_url=REDIS_URL, amqp_url=AMQP_URL, namespace=namespace, connect_timeout_s=1.0
+    )
+
+
+def gateway_settings(connections: ConnectionSettings, **overrides: Any) -> GatewaySettings:
+    worker = WorkerSettings(connections=connections, echo_token_delay_ms=0, worker_id="embedded")
+    base = GatewaySettings(
+        connections=connections,
+        api_keys={API_KEY: "alice", OTHER_API_KEY: "bob"},
+        heartbeat_interval_s=15.0,
+        embedded_worker=worker,
+    )
+    worker_overrides = overrides.pop("worker", {})
+    if worker_overrides:
+        base = replace(base, embedded_worker=replace(worker, **worker_overrides))
+    return replace(base, **overrides)
+
+
+def worker_settings(connections: ConnectionSettings, **overrides: Any) -> WorkerSettings:
+    return replace(
+        WorkerSettings(connections=connections, echo_token_delay_ms=0, worker_id="test-worker"),
+        **overrides,
+    )
+
+
+GatewayFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+WorkerFactory = Callable[..., Awaitable[Worker]]
+
+
+@pytest.fixture
+def start_gateway(aiohttp_client: Any) -> GatewayFactory:
+    async def start(
+        connections: ConnectionSettings, **overrides: Any
+    ) -> TestClient[web.Request, web.Application]:
+        client: TestClient[web.Request, web.Application] = await aiohttp_client(
+            create_app(gateway_settings(connections, **overrides))
+        )
+        return client
+
+    return start
+
+
+@pytest.fixture
+async def start_worker() -> AsyncIterator[WorkerFactory]:
+    """Start real workers (Redis + RabbitMQ) in this process; all are closed after the test."""
+    started: list[tuple[Worker, Redis]] = []
+
+    async def start(connections: ConnectionSettings, **overrides: Any) -> Worker:
+        settings = worker_settings(connections, **overrides)
+        assert connections.redis_url is not None and connections.amqp_url is not None
+        redis = Redis.from_url(connections.redis_url)
+        queue = AmqpJobQueue(connections.amqp_url, connections.names, timeout_s=2.0)
+        queue.start()
+        worker = Worker(settings, redis, queue)
+        await worker.start()
+        started.append((worker, redis))
+        return worker
+
+    yield start
+    for worker, redis in reversed(started):
+        await worker.close()
+        await redis.aclose()
+
+
+@pytest.fixture
+async def gateway(
+    connections: ConnectionSettings, start_gateway: GatewayFactory, start_worker: WorkerFactory
+) -> TestClient[web.Request, web.Application]:
+    """A gateway with a worker behind it, on the parametrized transport."""
+    client = await start_gateway(connections)
+    if not connections.embedded:
+        await start_worker(connections)
+    return client

@@ -1,0 +1,1 @@
+"""Helpers the tests share: an SSE parser, isolation of servers' names, processes."""
