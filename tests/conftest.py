@@ -146,3 +146,19 @@ async def gateway(
     if not connections.embedded:
         await start_worker(connections)
     return client
+
+
+@pytest.fixture
+async def processes(real_connections: ConnectionSettings, tmp_path: Any) -> AsyncIterator[Any]:
+    """Real gateway and worker processes on the test's namespace, stopped after the test."""
+    from tests.support.processes import ProcessGroup
+
+    group = ProcessGroup(
+        real_connections,
+        tmp_path,
+        env_extra={"AUTH_API_KEYS": f"{API_KEY}=alice,{OTHER_API_KEY}=bob"},
+    )
+    try:
+        yield group
+    finally:
+        group.stop_all()

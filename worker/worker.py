@@ -120,6 +120,7 @@ class Worker:
     async def _run(self, job: Job, *, redelivered: bool) -> str:
         event_log = JobEventLog(self._redis, self._names, self._settings.event_log, job.job_id)
         run = JobRun(job=job, log=event_log)
+        log.info("job.started", pipeline=job.pipeline, redelivered=redelivered)
         previous = await event_log.resume()
         if previous is not None and previous.type in events.TERMINAL_TYPES:
             # The job ended before its ack was lost: publishing it again would duplicate it.

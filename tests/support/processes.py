@@ -1,0 +1,154 @@
+"""Starting real gateway and worker processes for tests, each logging JSON to its own file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from shared.settings import ConnectionSettings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    port: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for raw in self.log_path.read_text().splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except ValueError:
+                continue
+        return lines
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [line for line in self.log_lines() if line.get("event") == name]
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+
+    async def wait_exit(self, timeout_s: float) -> int:
+        for _ in range(int(timeout_s / 0.05)):
+            code = self.process.poll()
+            if code is not None:
+                return code
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{self.name} did not exit within {timeout_s}s")
+
+
+@dataclass
+class ProcessGroup:
+    """Every process a test started; all are stopped when the test ends."""
+
+    connections: ConnectionSettings
+    log_dir: Path
+    env_extra: dict[str, str] = field(default_factory=dict)
+    started: list[ServiceProcess] = field(default_factory=list)
+
+    def _env(self, overrides: dict[str, str]) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("PYTEST", "COV_"))
+        }
+        env.update(
+            {
+                "REDIS_URL": self.connections.redis_url or "",
+                "AMQP_URL": self.connections.amqp_url or "",
+                "CHATSTREAM_NAMESPACE": self.connections.namespace,
+                "LOG_FORMAT": "json",
+                "PYTHONPATH": str(PROJECT_ROOT),
+            }
+        )
+        env.update(self.env_extra)
+        env.update(overrides)
+        return env
+
+    def _spawn(
+        self, name: str, module: str, env: dict[str, str], port: int | None
+    ) -> ServiceProcess:
+        log_path = self.log_dir / f"{name}.log"
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", module],
+                env=env,
+                cwd=PROJECT_ROOT,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        service = ServiceProcess(name, process, log_path, port)
+        self.started.append(service)
+        return service
+
+    async def gateway(self, name: str = "gateway", **env: str) -> ServiceProcess:
+        port = free_port()
+        service = self._spawn(name, "gateway", self._env({"GATEWAY_PORT": str(port), **env}), port)
+        await wait_ready(service)
+        return service
+
+    async def worker(self, name: str = "worker", **env: str) -> ServiceProcess:
+        service = self._spawn(name, "worker", self._env({"WORKER_ID": name, **env}), None)
+        for _ in range(400):
+            if service.events("worker.started"):
+                return service
+            if service.process.poll() is not None:
+                raise AssertionError(f"{name} exited: {service.log_path.read_text()[-2000:]}")
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{name} did not start")
+
+    def stop_all(self) -> None:
+        for service in reversed(self.started):
+            service.signal(signal.SIGTERM)
+        for service in reversed(self.started):
+            try:
+                service.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                service.process.kill()
+                service.process.wait()
+
+    def __iter__(self) -> Iterator[ServiceProcess]:
+        return iter(self.started)
+
+
+async def wait_ready(service: ServiceProcess) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(400):
+            if service.process.poll() is not None:
+                raise AssertionError(
+                    f"{service.name} exited: {service.log_path.read_text()[-2000:]}"
+                )
+            try:
+                async with http.get(f"{service.url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"{service.name} did not become ready")
