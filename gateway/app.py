@@ -4,19 +4,24 @@ started."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from gateway import appkeys
+from gateway.cancel import JobCanceller
 from gateway.fanout import EventFanout
+from gateway.limits import RateLimiter, StreamLeases
 from gateway.middlewares import authentication, echo_request_id, error_format, request_context
-from gateway.routes import chat, health
+from gateway.routes import chat, health, sessions, streams
 from shared.amqp import AmqpJobQueue
 from shared.embedded import EmbeddedServers
 from shared.logging import get_logger
+from shared.messages import MessageStore
 from shared.redis_client import connect_redis
+from shared.sessions import SessionStore
 from shared.settings import GatewaySettings
 from worker.worker import Worker
 
@@ -24,6 +29,8 @@ log = get_logger(__name__)
 
 # Request lines and headers up to 64 KiB, so a 16,000-character question fits in a GET URL.
 MAX_LINE_BYTES = 64 * 1024
+# A stream's lease on its user's stream quota outlives a few missed heartbeats.
+STREAM_LEASE_MIN_S = 30.0
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
@@ -36,14 +43,20 @@ def create_app(settings: GatewaySettings) -> web.Application:
     )
     app[appkeys.SETTINGS] = settings
     app[appkeys.INSTANCE_ID] = uuid.uuid4().hex
+    # Without a configured secret, tickets are good only on the gateway that issued them.
+    app[appkeys.TICKET_SECRET] = settings.stream_ticket_secret or secrets.token_urlsafe(32)
     app.on_response_prepare.append(echo_request_id)
     if settings.connections.embedded:
         app[appkeys.EMBEDDED] = EmbeddedServers()
-        app.cleanup_ctx.extend([_embedded_redis, _embedded_queue, _fanout, _embedded_worker])
+        app.cleanup_ctx.extend(
+            [_embedded_redis, _stores, _embedded_queue, _fanout, _embedded_worker]
+        )
     else:
-        app.cleanup_ctx.extend([_redis, _amqp, _fanout])
+        app.cleanup_ctx.extend([_redis, _stores, _amqp, _fanout])
     app.add_routes(health.routes)
+    app.add_routes(sessions.routes)
     app.add_routes(chat.routes)
+    app.add_routes(streams.routes)
     return app
 
 
@@ -51,6 +64,22 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.REDIS] = redis = connect_redis(app[appkeys.SETTINGS].connections)
     yield
     await redis.aclose()
+
+
+async def _stores(app: web.Application) -> AsyncIterator[None]:
+    redis, names = app[appkeys.REDIS], app[appkeys.SETTINGS].connections.names
+    app[appkeys.SESSIONS] = SessionStore(redis, names)
+    app[appkeys.MESSAGES] = MessageStore(redis, names)
+    app[appkeys.CANCELLER] = JobCanceller(redis, names)
+    settings = app[appkeys.SETTINGS]
+    app[appkeys.RATE_LIMITER] = RateLimiter(redis, names, settings.rate_limit_per_minute)
+    app[appkeys.STREAM_LEASES] = StreamLeases(
+        redis,
+        names,
+        max_streams=settings.max_streams_per_user,
+        lease_s=max(3 * settings.heartbeat_interval_s, STREAM_LEASE_MIN_S),
+    )
+    yield
 
 
 async def _amqp(app: web.Application) -> AsyncIterator[None]:

@@ -5,9 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 from redis.asyncio import Redis
 
+from gateway.cancel import JobCanceller
 from gateway.fanout import EventFanout
+from gateway.limits import RateLimiter, StreamLeases
 from shared.embedded import EmbeddedServers
 from shared.jobqueue import JobPublisher
+from shared.messages import MessageStore
+from shared.sessions import SessionStore
 from shared.settings import GatewaySettings
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
@@ -16,6 +20,12 @@ JOB_PUBLISHER = web.AppKey("job_publisher", JobPublisher)
 FANOUT = web.AppKey("fanout", EventFanout)
 EMBEDDED = web.AppKey("embedded", EmbeddedServers)
 INSTANCE_ID = web.AppKey("instance_id", str)
+SESSIONS = web.AppKey("sessions", SessionStore)
+MESSAGES = web.AppKey("messages", MessageStore)
+CANCELLER = web.AppKey("canceller", JobCanceller)
+TICKET_SECRET = web.AppKey("ticket_secret", str)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+STREAM_LEASES = web.AppKey("stream_leases", StreamLeases)
 
 # Request-scoped values, set by the middlewares.
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -1,50 +1,67 @@
-"""Turning a validated chat message into a job and streaming it: what every streaming route
-shares, so that a route is only a mapping from its request shape to these calls."""
+"""One chat turn, whatever route it came in by: resolve the session, store the user's message
+and the assistant's placeholder, then subscribe, send the job and stream it. Every streaming
+route is a thin mapping onto :func:`stream_turn`."""
 
 from __future__ import annotations
 
 import time
-import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from gateway import appkeys
+from gateway import appkeys, sse
 from gateway.auth import user_of
+from gateway.errors import not_found
 from gateway.relay import StreamRequest, stream_job
+from shared import events
+from shared.ids import new_id
+from shared.messages import Turn
+from shared.sessions import Session
 from shared.wire import Job
 
-
-def new_id() -> str:
-    return uuid.uuid4().hex
+AUTO_TITLE_CHARS = 60
 
 
-def build_job(
-    request: web.Request,
-    *,
-    session_id: str,
-    text: str,
-    pipeline: str | None,
-    options: dict[str, Any] | None = None,
-) -> Job:
-    settings = request.app[appkeys.SETTINGS]
-    return Job(
-        job_id=new_id(),
-        session_id=session_id,
-        message_id=new_id(),
-        user_id=user_of(request),
-        pipeline=pipeline or settings.default_pipeline,
-        text=text,
-        request_id=request[appkeys.REQUEST_ID],
-        options=options or {},
-        created_at_ms=int(time.time() * 1000),
+@dataclass(frozen=True, slots=True)
+class TurnRequest:
+    text: str
+    pipeline: str | None
+    session_id: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    # Seed 004's front end expects the conversation as a named `snapshot` event first.
+    snapshot: bool = False
+
+
+async def resolve_session(request: web.Request, session_id: str | None, text: str) -> Session:
+    """The caller's session ``session_id``, or a new one titled after the message when None."""
+    sessions = request.app[appkeys.SESSIONS]
+    user_id = user_of(request)
+    if session_id is None:
+        title = " ".join(text.split())[:AUTO_TITLE_CHARS]
+        session, _ = await sessions.create(user_id, None, title)
+        return session
+    existing = await sessions.get(user_id, session_id)
+    if existing is None:
+        raise not_found("session")
+    return existing
+
+
+async def stream_turn(request: web.Request, turn: TurnRequest) -> web.StreamResponse:
+    session = await resolve_session(request, turn.session_id, turn.text)
+    job = _build_job(request, session.id, turn)
+    messages = request.app[appkeys.MESSAGES]
+    await messages.store_turn(
+        Turn(
+            session_id=session.id,
+            user_id=job.user_id,
+            job_id=job.job_id,
+            user_message_id=new_id(),
+            assistant_message_id=job.message_id,
+            text=turn.text,
+        )
     )
-
-
-async def stream_new_job(
-    request: web.Request, job: Job, *, opening: bytes = b""
-) -> web.StreamResponse:
-    """Subscribe to the job's events, submit it, and stream it to the caller."""
+    opening = await _snapshot_frame(request, session.id) if turn.snapshot else b""
     publisher = request.app[appkeys.JOB_PUBLISHER]
 
     async def submit() -> None:
@@ -52,5 +69,31 @@ async def stream_new_job(
 
     return await stream_job(
         request,
-        StreamRequest(job_id=job.job_id, session_id=job.session_id, opening=opening, submit=submit),
+        StreamRequest(job_id=job.job_id, session_id=session.id, opening=opening, submit=submit),
     )
+
+
+def _build_job(request: web.Request, session_id: str, turn: TurnRequest) -> Job:
+    settings = request.app[appkeys.SETTINGS]
+    return Job(
+        job_id=new_id(),
+        session_id=session_id,
+        message_id=new_id(),
+        user_id=user_of(request),
+        pipeline=turn.pipeline or settings.default_pipeline,
+        text=turn.text,
+        request_id=request[appkeys.REQUEST_ID],
+        options=turn.options,
+        created_at_ms=int(time.time() * 1000),
+    )
+
+
+async def _snapshot_frame(request: web.Request, session_id: str) -> bytes:
+    session = await request.app[appkeys.SESSIONS].get(user_of(request), session_id)
+    stored = await request.app[appkeys.MESSAGES].of_session(session_id)
+    payload = {
+        "type": events.SNAPSHOT,
+        "session": session.to_json() if session else None,
+        "messages": [message.to_json() for message in stored],
+    }
+    return sse.named_frame(events.SNAPSHOT, sse.json_line(payload))

@@ -11,16 +11,21 @@ import uuid
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from redis.exceptions import RedisError
 
 from gateway import appkeys
 from gateway.auth import authenticate, bearer_token
-from gateway.errors import ApiError, error_response, from_http_exception
+from gateway.errors import ApiError, error_response, from_http_exception, unavailable
+from gateway.tickets import redeem_ticket
+from shared.jobqueue import QueueUnavailableError
 from shared.logging import get_logger
 
 log = get_logger("gateway.http")
 
 AUTHENTICATED_PREFIXES = ("/api/", "/v1/")
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
+# The one route that also accepts a stream ticket instead of a bearer token.
+TICKET_ROUTE = "attach_stream"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -72,6 +77,9 @@ async def error_format(request: web.Request, handler: Handler) -> web.StreamResp
         return from_http_exception(e)
     except asyncio.CancelledError:
         raise
+    except (RedisError, QueueUnavailableError) as e:
+        log.warning("http.backend_unavailable", error=str(e))
+        return unavailable("a backing service cannot be reached").response()
     except Exception:
         log.exception("http.unhandled_error")
         return error_response(500, "internal", "an internal error occurred")
@@ -85,7 +93,19 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
     if request.path.startswith(AUTHENTICATED_PREFIXES) and request.path not in PUBLIC_PATHS:
         if request.method == "OPTIONS":
             return await handler(request)
-        user_id = authenticate(bearer_token(request), request.app[appkeys.SETTINGS])
+        user_id = _caller(request)
         request[appkeys.USER_ID] = user_id
         structlog.contextvars.bind_contextvars(user_id=user_id)
+        await request.app[appkeys.RATE_LIMITER].hit(user_id)
     return await handler(request)
+
+
+def _caller(request: web.Request) -> str:
+    """The user behind the bearer token, or behind a stream ticket where one is accepted."""
+    ticket = request.query.get("ticket")
+    route_name = request.match_info.route.name
+    if ticket is not None and route_name == TICKET_ROUTE and "Authorization" not in request.headers:
+        return redeem_ticket(
+            request.app[appkeys.TICKET_SECRET], ticket, request.match_info["job_id"]
+        )
+    return authenticate(bearer_token(request), request.app[appkeys.SETTINGS])

@@ -12,6 +12,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from gateway import appkeys, sse
+from gateway.auth import user_of
 from gateway.client_stream import ClientStream
 from gateway.errors import unavailable
 from gateway.fanout import FanoutUnavailableError
@@ -47,11 +48,16 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
     app = request.app
     settings = app[appkeys.SETTINGS]
     fanout = app[appkeys.FANOUT]
+    user_id = user_of(request)
+    leases = app[appkeys.STREAM_LEASES]
+    lease_id = request[appkeys.REQUEST_ID]
+    await leases.acquire(user_id, lease_id)
     client = ClientStream(max_buffer_bytes=settings.client_buffer_bytes, after_seq=spec.after_seq)
     client.hold_live()
     try:
         await fanout.subscribe(spec.job_id, client)
     except FanoutUnavailableError as e:
+        await leases.release(user_id, lease_id)
         raise unavailable("the event store cannot be reached") from e
     outcome = _Outcome()
     try:
@@ -71,13 +77,20 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
         )
         await response.prepare(request)
         await response.write(sse.retry_frame(settings.sse_retry_ms) + spec.opening)
-        await _relay(response, client, settings.heartbeat_interval_s, outcome)
+        await _relay(
+            response,
+            client,
+            settings.heartbeat_interval_s,
+            outcome,
+            on_heartbeat=lambda: leases.renew(user_id, lease_id),
+        )
         return response
     except asyncio.CancelledError:
         outcome.close_reason = "client_gone"
         raise
     finally:
         fanout.unsubscribe(spec.job_id, client)
+        await asyncio.shield(leases.release(user_id, lease_id))
         log.info(
             "stream.closed",
             job_id=spec.job_id,
@@ -110,7 +123,12 @@ async def _read_replay(request: web.Request, job_id: str, after_seq: int) -> lis
 
 
 async def _relay(
-    response: web.StreamResponse, client: ClientStream, heartbeat_s: float, outcome: _Outcome
+    response: web.StreamResponse,
+    client: ClientStream,
+    heartbeat_s: float,
+    outcome: _Outcome,
+    *,
+    on_heartbeat: Callable[[], Awaitable[None]],
 ) -> None:
     loop = asyncio.get_running_loop()
     next_heartbeat = loop.time() + heartbeat_s
@@ -137,6 +155,7 @@ async def _relay(
                 phase = "running" if client.queued_seq > 0 else "queued"
                 await response.write(sse.data_frame(sse.json_line(events.heartbeat_payload(phase))))
                 next_heartbeat += heartbeat_s
+                await on_heartbeat()
     except (ConnectionResetError, ConnectionError):
         outcome.close_reason = "client_gone"
 

@@ -1,12 +1,15 @@
-"""The request bodies of the API, as pydantic models (validation only; responses are dicts)."""
+"""The request bodies and queries of the API, as pydantic models (validation only)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+
+from shared.ids import normalize_session_id
 
 MAX_MESSAGE_CHARS = 16_000
+MAX_TITLE_CHARS = 200
 
 
 def check_message_text(value: str) -> str:
@@ -14,7 +17,7 @@ def check_message_text(value: str) -> str:
     if not text:
         raise ValueError("must not be empty")
     if len(text) > MAX_MESSAGE_CHARS:
-        raise ValueError(f"must be at most {MAX_MESSAGE_CHARS} characters")
+        raise ValueError(f"must be at most {MAX_MESSAGE_CHARS} characters once trimmed")
     return text
 
 
@@ -25,21 +28,80 @@ def check_pipeline(value: str | None, info: ValidationInfo) -> str | None:
     return value
 
 
-class ChatMetadata(BaseModel):
+def check_session_id(value: object) -> str | None:
+    return None if value is None else normalize_session_id(value)
+
+
+# A client-chosen session id (digits or a UUID), normalized to how it is stored.
+SessionId = Annotated[str | None, BeforeValidator(check_session_id)]
+
+
+class _Body(BaseModel):
+    # Unknown fields are ignored: front ends send extras (seed 000's clients do).
+    model_config = ConfigDict(extra="ignore")
+
+
+class _StreamBody(_Body):
+    pipeline: str | None = None
+
+    _pipeline = field_validator("pipeline")(check_pipeline)
+
+
+class CreateSessionBody(_Body):
+    title: str | None = Field(default=None, max_length=MAX_TITLE_CHARS)
+    id: SessionId = None
+
+
+class RenameSessionBody(_Body):
+    title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
+
+
+class SessionMessageStreamBody(_StreamBody):
+    """``POST /api/v1/sessions/{id}/messages/stream`` (seed 002)."""
+
+    content: str
+    role: Literal["user"] = "user"
+    simple_language: bool = False
+
+    _content = field_validator("content")(check_message_text)
+
+
+class ChatMetadata(_Body):
     client: str | None = None
     tags: list[str] = Field(default_factory=list)
     extras: dict[str, Any] = Field(default_factory=dict)
 
 
-class ChatStreamBody(BaseModel):
+class ChatStreamBody(_StreamBody):
     """``POST /api/v1/chat/stream`` (seed 004)."""
 
-    model_config = ConfigDict(extra="ignore")
-
     text: str
-    conversation_id: str | int | None = None
+    conversation_id: SessionId = None
     metadata: ChatMetadata | None = None
-    pipeline: str | None = None
 
     _text = field_validator("text")(check_message_text)
-    _pipeline = field_validator("pipeline")(check_pipeline)
+
+
+class QuestionStreamQuery(_StreamBody):
+    """``GET /api/v1/question/stream`` (seeds 000 and 001), from the query string."""
+
+    question: str
+    session_id: SessionId = None
+    simple_language: bool = False
+
+    _question = field_validator("question")(check_message_text)
+
+
+class ProjectChatBody(_StreamBody):
+    """``POST /api/v1/projects/{project}/chat-stream`` (seed 003)."""
+
+    message: str
+    session_id: SessionId = None
+    simple_language: bool = False
+
+    _message = field_validator("message")(check_message_text)
+
+
+class ListQuery(_Body):
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = None

@@ -43,6 +43,10 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def iso_from_epoch(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def start_payload(*, job_id: str, session_id: str, message_id: str) -> dict[str, Any]:
     return {"jobId": job_id, "sessionId": session_id, "messageId": message_id}
 

@@ -15,6 +15,9 @@ JOB_KEY_SEGMENT = "job"
 JOB_EVENTS_CHANNEL_SUFFIX = "events"
 JOB_REPLAY_LOG_SUFFIX = "log"
 GATEWAY_CONTROL_SEGMENT = "gateway"
+SESSION_KEY_SEGMENT = "session"
+MESSAGE_KEY_SEGMENT = "message"
+USER_KEY_SEGMENT = "user"
 
 # AMQP names, joined as "<namespace>.<suffix>".
 JOBS_EXCHANGE_SUFFIX = "jobs"
@@ -44,6 +47,45 @@ class Names:
     def gateway_control_channel(self, instance_id: str) -> str:
         """A channel each gateway process always listens on (keeps its pub/sub link alive)."""
         return f"{self.namespace}:{GATEWAY_CONTROL_SEGMENT}:{instance_id}"
+
+    def job_meta(self, job_id: str) -> str:
+        """A hash of who owns a job and where it stands (for resume and cancel)."""
+        return f"{self.namespace}:{JOB_KEY_SEGMENT}:{job_id}:meta"
+
+    def job_cancel_flag(self, job_id: str) -> str:
+        """Set when a job is cancelled, so a worker that has not started it yet sees it too."""
+        return f"{self.namespace}:{JOB_KEY_SEGMENT}:{job_id}:cancel"
+
+    @property
+    def cancel_channel(self) -> str:
+        """Every worker listens here for the ids of jobs to stop."""
+        return f"{self.namespace}:jobs:cancel"
+
+    def session(self, session_id: str) -> str:
+        return f"{self.namespace}:{SESSION_KEY_SEGMENT}:{session_id}"
+
+    def session_messages(self, session_id: str) -> str:
+        """A list of the session's message ids, oldest first."""
+        return f"{self.namespace}:{SESSION_KEY_SEGMENT}:{session_id}:messages"
+
+    def user_sessions(self, user_id: str) -> str:
+        """A sorted set of the user's session ids, scored by last update (epoch ms)."""
+        return f"{self.namespace}:{USER_KEY_SEGMENT}:{user_id}:sessions"
+
+    def user_streams(self, user_id: str) -> str:
+        """A sorted set of the user's open streams, scored by when each lease runs out."""
+        return f"{self.namespace}:{USER_KEY_SEGMENT}:{user_id}:streams"
+
+    def user_rate(self, user_id: str, window: int) -> str:
+        """A counter of the user's requests in one rate-limit window."""
+        return f"{self.namespace}:{USER_KEY_SEGMENT}:{user_id}:rate:{window}"
+
+    def message(self, message_id: str) -> str:
+        return f"{self.namespace}:{MESSAGE_KEY_SEGMENT}:{message_id}"
+
+    def message_content(self, message_id: str) -> str:
+        """A string of the message's text; a streaming answer grows here token by token."""
+        return f"{self.namespace}:{MESSAGE_KEY_SEGMENT}:{message_id}:content"
 
     @property
     def key_pattern(self) -> str:

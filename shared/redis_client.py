@@ -24,3 +24,10 @@ def connect_redis(settings: ConnectionSettings) -> Redis:
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+
+
+def as_text(value: object) -> str:
+    """A Redis reply value as text (replies are bytes unless a client decodes them)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)

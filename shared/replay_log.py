@@ -49,3 +49,20 @@ def _event_of(fields: Mapping[Any, Any] | None) -> Event:
     if not isinstance(raw, bytes):
         raise WireError("a replay-log entry has no event")
     return decode_event(raw)
+
+
+async def bounds(redis: Redis, names: Names, job_id: str) -> tuple[int, int] | None:
+    """The first and last seq still in the job's log, or None when it holds nothing."""
+    key = names.job_replay_log(job_id)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.xrange(key, count=1)
+        pipe.xrevrange(key, count=1)
+        first, last = await pipe.execute()
+    if not first or not last:
+        return None
+    return _seq_of_entry_id(first[0][0]), _seq_of_entry_id(last[0][0])
+
+
+def _seq_of_entry_id(entry_id: object) -> int:
+    raw = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    return int(raw.split("-", 1)[0])

@@ -56,6 +56,13 @@ class _Env:
             raise SettingsError(f"{name} must be at least {minimum}, not {value}")
         return value
 
+    def names(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        """A comma-separated list."""
+        raw = self._environ.get(name)
+        if raw is None:
+            return default
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         value = self._environ.get(name, default).strip() or default
         if value not in choices:
@@ -134,6 +141,7 @@ class WorkerSettings:
     concurrency: int = 8
     echo_token_delay_ms: int = 20
     shutdown_grace_s: float = 30.0
+    disconnect_grace_s: float = 30.0
     worker_id: str = ""
 
     @classmethod
@@ -146,6 +154,7 @@ class WorkerSettings:
             concurrency=env.integer("WORKER_CONCURRENCY", 8, minimum=1),
             echo_token_delay_ms=env.integer("ECHO_TOKEN_DELAY_MS", 20),
             shutdown_grace_s=env.number("WORKER_SHUTDOWN_GRACE_S", 30.0),
+            disconnect_grace_s=env.number("DISCONNECT_GRACE_S", 30.0, minimum=0.05),
             worker_id=env.text("WORKER_ID", ""),
         )
 
@@ -164,6 +173,13 @@ class GatewaySettings:
     max_body_bytes: int = 64 * 1024
     client_buffer_bytes: int = 256 * 1024
     default_pipeline: str = "echo"
+    public_projects: tuple[str, ...] = ("docs",)
+    rate_limit_per_minute: int = 600
+    max_streams_per_user: int = 5
+    cors_origins: tuple[str, ...] = ()
+    stream_ticket_ttl_s: int = 600
+    # Signs stream tickets; every gateway behind one balancer must share it.
+    stream_ticket_secret: str = ""
     # Embedded mode runs the worker inside the gateway process with these settings.
     embedded_worker: WorkerSettings = field(default_factory=WorkerSettings)
 
@@ -184,6 +200,14 @@ class GatewaySettings:
             max_body_bytes=env.integer("MAX_BODY_BYTES", 64 * 1024, minimum=1),
             client_buffer_bytes=env.integer("CLIENT_BUFFER_BYTES", 256 * 1024, minimum=1024),
             default_pipeline=env.choice("DEFAULT_PIPELINE", "echo", PIPELINES),
+            public_projects=env.names("PUBLIC_PROJECTS", ("docs",)),
+            rate_limit_per_minute=env.integer("RATE_LIMIT_PER_MINUTE", 600, minimum=1),
+            max_streams_per_user=env.integer("MAX_STREAMS_PER_USER", 5, minimum=1),
+            cors_origins=env.names("CORS_ORIGINS", ()),
+            stream_ticket_ttl_s=env.integer("STREAM_TICKET_TTL_S", 600, minimum=1),
+            stream_ticket_secret=env.text(
+                "STREAM_TICKET_SECRET", env.optional("AUTH_JWT_SECRET") or ""
+            ),
             embedded_worker=WorkerSettings.from_env(environ),
         )
 

@@ -84,6 +84,9 @@ def gateway_settings(connections: ConnectionSettings, **overrides: Any) -> Gatew
         api_keys={API_KEY: "alice", OTHER_API_KEY: "bob"},
         heartbeat_interval_s=15.0,
         embedded_worker=worker,
+        # Load tests open many streams as one user; the limit tests set their own.
+        max_streams_per_user=10_000,
+        rate_limit_per_minute=1_000_000,
     )
     worker_overrides = overrides.pop("worker", {})
     if worker_overrides:
@@ -156,7 +159,11 @@ async def processes(real_connections: ConnectionSettings, tmp_path: Any) -> Asyn
     group = ProcessGroup(
         real_connections,
         tmp_path,
-        env_extra={"AUTH_API_KEYS": f"{API_KEY}=alice,{OTHER_API_KEY}=bob"},
+        env_extra={
+            "AUTH_API_KEYS": f"{API_KEY}=alice,{OTHER_API_KEY}=bob",
+            "MAX_STREAMS_PER_USER": "10000",
+            "RATE_LIMIT_PER_MINUTE": "1000000",
+        },
     )
     try:
         yield group

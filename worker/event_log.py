@@ -3,14 +3,18 @@ log in a single round trip, with ``seq`` rising strictly."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from shared import replay_log
 from shared.names import Names
 from shared.settings import EventLogSettings
 from shared.wire import Event, encode_event
+
+Staging = Callable[[Pipeline], Awaitable[None]]
 
 
 class JobEventLog:
@@ -38,11 +42,17 @@ class JobEventLog:
     def last_seq(self) -> int:
         return self._seq
 
-    async def emit(self, event_type: str, payload: dict[str, Any]) -> Event:
+    async def emit(
+        self, event_type: str, payload: dict[str, Any], *, persist: Staging | None = None
+    ) -> Event:
+        """Publish one event. ``persist`` stages writes that must land with it (the message
+        the event changes), ahead of the event, so a reader never sees the event first."""
         self._seq += 1
         event = Event(job_id=self._job_id, seq=self._seq, type=event_type, payload=payload)
         raw = encode_event(event)
         async with self._redis.pipeline(transaction=False) as pipe:
+            if persist is not None:
+                await persist(pipe)
             pipe.xadd(
                 self._log_key,
                 {replay_log.EVENT_FIELD: raw},

@@ -1,7 +1,8 @@
 """One run of a job: what a pipeline reports through, and the accounting behind the final event.
 
 A pipeline calls :meth:`JobRun.progress` and :meth:`JobRun.token`; the worker opens the run with
-``start`` and closes it with ``end`` (or ``error``), so no pipeline can forget either.
+``start`` and closes it with ``end`` (or ``error``), so no pipeline can forget either. Each event
+that changes the stored assistant message carries that change in the same round trip.
 """
 
 from __future__ import annotations
@@ -10,7 +11,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.asyncio.client import Pipeline
+
 from shared import events
+from shared.messages import (
+    JOB_ENDED,
+    JOB_RUNNING,
+    STATUS_CANCELLED,
+    STATUS_COMPLETE,
+    STATUS_ERROR,
+    STATUS_STREAMING,
+    MessageStore,
+)
 from shared.wire import Job
 from worker.event_log import JobEventLog
 
@@ -19,6 +31,7 @@ from worker.event_log import JobEventLog
 class JobRun:
     job: Job
     log: JobEventLog
+    messages: MessageStore
     started_at: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
     tokens: int = 0
@@ -29,14 +42,22 @@ class JobRun:
         return "".join(self._parts)
 
     async def start(self) -> None:
-        await self.log.emit(
-            events.START,
-            events.start_payload(
-                job_id=self.job.job_id,
-                session_id=self.job.session_id,
-                message_id=self.job.message_id,
-            ),
+        async def mark_running(pipe: Pipeline) -> None:
+            self.messages.stage_job_status(pipe, self.job.job_id, JOB_RUNNING)
+
+        payload = events.start_payload(
+            job_id=self.job.job_id, session_id=self.job.session_id, message_id=self.job.message_id
         )
+        await self.log.emit(events.START, payload, persist=mark_running)
+
+    async def reset(self, reason: str) -> None:
+        """Drop what an earlier run of this job streamed; a fresh answer follows."""
+
+        async def clear(pipe: Pipeline) -> None:
+            self.messages.stage_job_status(pipe, self.job.job_id, JOB_RUNNING)
+            await self._stage_message(pipe, STATUS_STREAMING, content="")
+
+        await self.log.emit(events.RESET, {"reason": reason}, persist=clear)
 
     async def progress(
         self, step: str, message: str, *, details: str = "", metadata: dict[str, Any] | None = None
@@ -51,7 +72,11 @@ class JobRun:
             self.first_token_at = time.monotonic()
         self.tokens += 1
         self._parts.append(text)
-        await self.log.emit(events.TOKEN, events.token_payload(text))
+
+        async def append(pipe: Pipeline) -> None:
+            await self.messages.stage_append(pipe, self.job.message_id, text)
+
+        await self.log.emit(events.TOKEN, events.token_payload(text), persist=append)
 
     @property
     def ttft_ms(self) -> int | None:
@@ -64,18 +89,52 @@ class JobRun:
         return round((time.monotonic() - self.started_at) * 1000)
 
     async def end(self, finish_reason: str, citations: list[dict[str, Any]] | None = None) -> None:
-        await self.log.emit(
-            events.END,
-            events.end_payload(
-                message_id=self.job.message_id,
-                content=self.content,
-                finish_reason=finish_reason,
-                tokens=self.tokens,
-                ttft_ms=self.ttft_ms,
-                duration_ms=self.duration_ms,
-                citations=citations,
-            ),
+        payload = events.end_payload(
+            message_id=self.job.message_id,
+            content=self.content,
+            finish_reason=finish_reason,
+            tokens=self.tokens,
+            ttft_ms=self.ttft_ms,
+            duration_ms=self.duration_ms,
+            citations=citations,
         )
+        status = STATUS_CANCELLED if finish_reason == events.FINISH_CANCELLED else STATUS_COMPLETE
+
+        async def settle(pipe: Pipeline) -> None:
+            await self._stage_message(
+                pipe,
+                status,
+                content=self.content,
+                citations=payload["citations"],
+                usage=payload["usage"],
+            )
+            self.messages.stage_job_status(pipe, self.job.job_id, JOB_ENDED)
+
+        await self.log.emit(events.END, payload, persist=settle)
 
     async def fail(self, message: str, code: str) -> None:
-        await self.log.emit(events.ERROR, events.error_payload(message, code))
+        async def settle(pipe: Pipeline) -> None:
+            await self._stage_message(pipe, STATUS_ERROR, content=self.content)
+            self.messages.stage_job_status(pipe, self.job.job_id, JOB_ENDED)
+
+        await self.log.emit(events.ERROR, events.error_payload(message, code), persist=settle)
+
+    async def _stage_message(
+        self,
+        pipe: Pipeline,
+        status: str,
+        *,
+        content: str,
+        citations: list[Any] | None = None,
+        usage: dict[str, Any] | None = None,
+    ) -> None:
+        await self.messages.stage_settle(
+            pipe,
+            message_id=self.job.message_id,
+            session_id=self.job.session_id,
+            user_id=self.job.user_id,
+            status=status,
+            content=content,
+            citations=citations,
+            usage=usage,
+        )

@@ -16,11 +16,14 @@ from redis.asyncio import Redis
 from shared import events
 from shared.jobqueue import JobConsumer, JobDelivery
 from shared.logging import get_logger
+from shared.messages import MessageStore
 from shared.settings import WorkerSettings
+from shared.tasks import cancel_and_wait
 from shared.wire import Job, WireError, decode_job
+from worker.cancellation import Cancellation, CancelSignals
 from worker.event_log import JobEventLog
 from worker.job_run import JobRun
-from worker.pipelines import Pipeline
+from worker.pipelines import Pipeline, PipelineResult
 from worker.pipelines.echo import EchoPipeline
 
 log = get_logger(__name__)
@@ -44,6 +47,10 @@ class Worker:
         self._redis = redis
         self._queue = queue
         self._names = settings.connections.names
+        self._messages = MessageStore(redis, self._names)
+        self._cancels = CancelSignals(
+            redis, self._names, disconnect_grace_s=settings.disconnect_grace_s
+        )
         self._pipelines = dict(pipelines or default_pipelines(settings))
         self._in_flight: set[asyncio.Task[None]] = set()
         self._last_activity = time.monotonic()
@@ -51,6 +58,7 @@ class Worker:
 
     async def start(self) -> None:
         """Begin consuming; returns once the consumer is registered."""
+        await self._cancels.start()
         await self._queue.start_consuming(self._on_delivery, prefetch=self._settings.concurrency)
         log.info("worker.started", concurrency=self._settings.concurrency)
 
@@ -66,6 +74,7 @@ class Worker:
             if unfinished:
                 await asyncio.wait(unfinished)
         await self._queue.close()
+        await self._cancels.close()
         log.info("worker.stopped", jobs_done=self.jobs_done)
 
     async def run_until_idle(self, idle_s: float = 0.5) -> None:
@@ -119,7 +128,7 @@ class Worker:
 
     async def _run(self, job: Job, *, redelivered: bool) -> str:
         event_log = JobEventLog(self._redis, self._names, self._settings.event_log, job.job_id)
-        run = JobRun(job=job, log=event_log)
+        run = JobRun(job=job, log=event_log, messages=self._messages)
         log.info("job.started", pipeline=job.pipeline, redelivered=redelivered)
         previous = await event_log.resume()
         if previous is not None and previous.type in events.TERMINAL_TYPES:
@@ -129,9 +138,7 @@ class Worker:
         if previous is None:
             await run.start()
         else:
-            await event_log.emit(
-                events.RESET, {"reason": "the job was taken over by another worker"}
-            )
+            await run.reset("the job was taken over by another worker")
         outcome = await self._run_pipeline(job, run)
         log.info(
             "job.finished",
@@ -151,8 +158,9 @@ class Worker:
         if pipeline is None:
             await run.fail(f"unknown pipeline {job.pipeline!r}", "unknown_pipeline")
             return "error"
+        cancellation = await self._cancels.watch(job.job_id)
         try:
-            result = await pipeline.run(run)
+            result = await self._run_cancellable(pipeline, run, cancellation)
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -161,5 +169,28 @@ class Worker:
                 f"the {job.pipeline} pipeline failed: {type(e).__name__}", "pipeline_error"
             )
             return "error"
+        finally:
+            self._cancels.release(job.job_id)
+        if cancellation.requested:
+            log.info("job.cancelled", reason=cancellation.reason, tokens=run.tokens)
         await run.end(result.finish_reason, result.citations)
         return result.finish_reason
+
+    async def _run_cancellable(
+        self, pipeline: Pipeline, run: JobRun, cancellation: Cancellation
+    ) -> PipelineResult:
+        """Run the pipeline until it finishes or the job is cancelled, whichever is first.
+        A cancelled pipeline is stopped where it stands (closing any upstream request)."""
+        working = asyncio.create_task(pipeline.run(run))
+        stopping = asyncio.create_task(cancellation.event.wait())
+        audience = asyncio.create_task(self._cancels.watch_audience(run.job.job_id, cancellation))
+        try:
+            await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (stopping, audience):
+                await cancel_and_wait(task)
+            if not working.done():
+                await cancel_and_wait(working)
+        if not working.cancelled():
+            return working.result()
+        return PipelineResult(finish_reason=events.FINISH_CANCELLED)

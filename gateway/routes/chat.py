@@ -1,28 +1,85 @@
-"""The streaming chat routes: each maps its front end's request shape onto one job stream."""
+"""The streaming chat routes: each maps its front end's request shape onto one chat turn."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.body import read_body
-from gateway.jobs import build_job, new_id, stream_new_job
-from gateway.schemas import ChatStreamBody
+from gateway.body import read_body, validate
+from gateway.jobs import TurnRequest, stream_turn
+from gateway.projects import require_readable_project
+from gateway.routes.sessions import session_id_from_path
+from gateway.schemas import (
+    ChatStreamBody,
+    ProjectChatBody,
+    QuestionStreamQuery,
+    SessionMessageStreamBody,
+)
 from shared.settings import PIPELINES
 
 routes = web.RouteTableDef()
 
 
+@routes.post("/api/v1/sessions/{session_id}/messages/stream")
+@routes.post("/api/sessions/{session_id}/messages/stream")
+async def session_message_stream(request: web.Request) -> web.StreamResponse:
+    """Seed 002: ``{"content", "role"?, "simple_language"?}`` into an existing session."""
+    session_id = session_id_from_path(request)
+    body = await read_body(request, SessionMessageStreamBody, pipelines=PIPELINES)
+    return await stream_turn(
+        request,
+        TurnRequest(
+            text=body.content,
+            pipeline=body.pipeline,
+            session_id=session_id,
+            options={"simple_language": body.simple_language},
+        ),
+    )
+
+
 @routes.post("/api/v1/chat/stream")
 async def chat_stream(request: web.Request) -> web.StreamResponse:
-    """Seed 004: ``{"text", "conversation_id"?, "metadata"?}``."""
+    """Seed 004: ``{"text", "conversation_id"?, "metadata"?}``, opening with a snapshot."""
     body = await read_body(request, ChatStreamBody, pipelines=PIPELINES)
-    session_id = str(body.conversation_id) if body.conversation_id is not None else new_id()
     metadata = body.metadata.model_dump(mode="json") if body.metadata else {}
-    job = build_job(
+    return await stream_turn(
         request,
-        session_id=session_id,
-        text=body.text,
-        pipeline=body.pipeline,
-        options={"metadata": metadata},
+        TurnRequest(
+            text=body.text,
+            pipeline=body.pipeline,
+            session_id=body.conversation_id,
+            options={"metadata": metadata},
+            snapshot=True,
+        ),
     )
-    return await stream_new_job(request, job)
+
+
+@routes.get("/api/v1/question/stream")
+@routes.get("/api/question/stream")
+async def question_stream(request: web.Request) -> web.StreamResponse:
+    """Seeds 000 and 001: ``?question=&session_id=&simple_language=`` on a GET."""
+    query = validate(QuestionStreamQuery, dict(request.query), pipelines=PIPELINES)
+    return await stream_turn(
+        request,
+        TurnRequest(
+            text=query.question,
+            pipeline=query.pipeline,
+            session_id=query.session_id,
+            options={"simple_language": query.simple_language},
+        ),
+    )
+
+
+@routes.post("/api/v1/projects/{project}/chat-stream")
+async def project_chat_stream(request: web.Request) -> web.StreamResponse:
+    """Seed 003: ``{"message", "session_id"?}``, answered from the project's collection."""
+    project = await require_readable_project(request, request.match_info["project"])
+    body = await read_body(request, ProjectChatBody, pipelines=PIPELINES)
+    return await stream_turn(
+        request,
+        TurnRequest(
+            text=body.message,
+            pipeline=body.pipeline,
+            session_id=body.session_id,
+            options={"project": project, "simple_language": body.simple_language},
+        ),
+    )

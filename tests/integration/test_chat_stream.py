@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from shared.events import PROGRESS_STEPS
 from tests.conftest import AUTH, GatewayFactory, WorkerFactory
-from tests.support.sse import data_events, iter_sse, parse_sse
+from tests.support.sse import data_events, iter_sse, job_events, parse_sse
 
 Client = TestClient[web.Request, web.Application]
 
@@ -40,7 +40,11 @@ async def test_echo_stream_sends_start_steps_tokens_and_end_in_order(gateway: Cl
     messages = parse_sse(await response.read())
 
     assert messages[0].retry is not None and not messages[0].data
-    events = data_events(messages)
+    assert messages[1].event == "snapshot" and messages[1].id is None
+    snapshot = messages[1].json
+    assert snapshot["type"] == "snapshot" and snapshot["session"]["id"] == session_id
+    assert [m["role"] for m in snapshot["messages"]] == ["user", "assistant"]
+    events = job_events(messages)
     types = [e["type"] for e in events]
     assert types[0] == "start" and types[-1] == "end"
     assert events[0]["jobId"] == job_id and events[0]["sessionId"] == session_id
@@ -60,8 +64,9 @@ async def test_echo_stream_sends_start_steps_tokens_and_end_in_order(gateway: Cl
 
 async def test_stream_bytes_are_retry_then_id_and_one_line_of_json(gateway: Client) -> None:
     raw = await post_stream(gateway, "exact bytes")
-    assert raw.startswith(b"retry: 2000\n\n")
-    body = raw[len(b"retry: 2000\n\n") :]
+    assert raw.startswith(b"retry: 2000\n\nevent: snapshot\ndata: {")
+    opening, _, body = raw.partition(b"}\n\n")
+    assert b"\n" not in opening[len(b"retry: 2000\n\nevent: snapshot\ndata: ") :]
     frames = FRAME.findall(body)
     assert b"".join(b"id: %s\ndata: %s\n\n" % f for f in frames) == body
     assert [int(seq) for seq, _ in frames] == list(range(1, len(frames) + 1))
@@ -108,4 +113,4 @@ async def test_a_live_stream_can_be_read_event_by_event(gateway: Client) -> None
         "/api/v1/chat/stream", json={"text": "live read", "pipeline": "echo"}, headers=AUTH
     )
     seen = [m.type async for m in iter_sse(response) if m.data]
-    assert seen[0] == "start" and seen[-1] == "end"
+    assert seen[:2] == ["snapshot", "start"] and seen[-1] == "end"

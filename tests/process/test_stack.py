@@ -9,7 +9,7 @@ import aiohttp
 
 from tests.conftest import AUTH
 from tests.support.processes import ProcessGroup
-from tests.support.sse import data_events, parse_sse
+from tests.support.sse import job_events, parse_sse
 
 
 async def stream_text(http: aiohttp.ClientSession, url: str, text: str) -> list[dict[str, object]]:
@@ -17,7 +17,7 @@ async def stream_text(http: aiohttp.ClientSession, url: str, text: str) -> list[
         f"{url}/api/v1/chat/stream", json={"text": text, "pipeline": "echo"}, headers=AUTH
     ) as response:
         assert response.status == 200
-        return data_events(parse_sse(await response.read()))
+        return job_events(parse_sse(await response.read()))
 
 
 async def test_fifty_concurrent_streams_complete_across_two_worker_processes(

@@ -70,3 +70,8 @@ async def iter_sse(response: ClientResponse) -> AsyncIterator[SseMessage]:
 
 def data_events(messages: list[SseMessage]) -> list[dict[str, Any]]:
     return [m.json for m in messages if m.data]
+
+
+def job_events(messages: list[SseMessage]) -> list[dict[str, Any]]:
+    """The job's own events: what carries an id (no heartbeats, no snapshot)."""
+    return [m.json for m in messages if m.data and m.id is not None]

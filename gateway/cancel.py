@@ -1,0 +1,23 @@
+"""Cancelling a job from any gateway: a flag (for a job no worker has started yet) and a
+broadcast on the workers' cancel channel (for the one running it)."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from shared.names import Names
+
+# The flag outlives any wait in the queue a job could reasonably have.
+CANCEL_FLAG_TTL_S = 24 * 3600
+
+
+class JobCanceller:
+    def __init__(self, redis: Redis, names: Names) -> None:
+        self._redis = redis
+        self._names = names
+
+    async def cancel(self, job_id: str) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._names.job_cancel_flag(job_id), 1, ex=CANCEL_FLAG_TTL_S)
+            pipe.publish(self._names.cancel_channel, job_id)
+            await pipe.execute()

@@ -1,0 +1,79 @@
+"""Per-user limits shared by every gateway through Redis: requests per minute, and open
+streams. A stream holds a lease that its heartbeat renews, so a gateway that dies cannot leave
+a user locked out for longer than one lease."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from redis.asyncio import Redis
+
+from gateway.errors import ApiError
+from shared.names import Names
+
+RATE_WINDOW_S = 60
+
+# KEYS: the user's stream leases. ARGV: now, lease expiry, max streams, stream id.
+_ACQUIRE_LEASE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('EXPIRE', KEYS[1], math.ceil(ARGV[2] - ARGV[1]) + 1)
+return 1
+"""
+
+
+def rate_limited(message: str, retry_after_s: int) -> ApiError:
+    return ApiError(429, message, headers={"Retry-After": str(max(1, retry_after_s))})
+
+
+class RateLimiter:
+    """A fixed one-minute window per user: one INCR per request."""
+
+    def __init__(self, redis: Redis, names: Names, per_minute: int) -> None:
+        self._redis = redis
+        self._names = names
+        self._per_minute = per_minute
+
+    async def hit(self, user_id: str) -> None:
+        now = time.time()
+        window = int(now // RATE_WINDOW_S)
+        key = self._names.user_rate(user_id, window)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, RATE_WINDOW_S + 1)
+            count, _ = await pipe.execute()
+        if int(count) > self._per_minute:
+            retry_after = math.ceil((window + 1) * RATE_WINDOW_S - now)
+            raise rate_limited("too many requests; slow down", retry_after)
+
+
+class StreamLeases:
+    def __init__(self, redis: Redis, names: Names, *, max_streams: int, lease_s: float) -> None:
+        self._redis = redis
+        self._names = names
+        self._max_streams = max_streams
+        self._lease_s = lease_s
+        self._acquire = redis.register_script(_ACQUIRE_LEASE)
+
+    async def acquire(self, user_id: str, stream_id: str) -> None:
+        now = time.time()
+        granted = await self._acquire(
+            keys=[self._names.user_streams(user_id)],
+            args=[now, now + self._lease_s, self._max_streams, stream_id],
+        )
+        if not granted:
+            raise rate_limited(
+                f"at most {self._max_streams} streams may be open at once", math.ceil(self._lease_s)
+            )
+
+    async def renew(self, user_id: str, stream_id: str) -> None:
+        await self._redis.zadd(
+            self._names.user_streams(user_id), {stream_id: time.time() + self._lease_s}, xx=True
+        )
+
+    async def release(self, user_id: str, stream_id: str) -> None:
+        await self._redis.zrem(self._names.user_streams(user_id), stream_id)

@@ -1,0 +1,30 @@
+"""Identifiers: server-made ones, and the client-chosen session ids API.md allows."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+_DIGITS = re.compile(r"^[0-9]{1,20}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def normalize_session_id(value: object) -> str:
+    """A client-chosen session id as stored: digits (a JSON number or a string of at most 20
+    digits) or a UUID, lowercased. Anything else raises ValueError."""
+    if isinstance(value, bool):  # a JSON true is an int to Python, never an id
+        raise ValueError("must be digits or a UUID")  # noqa: TRY004 - pydantic reports ValueError
+    if isinstance(value, int):
+        if value < 0 or len(str(value)) > 20:
+            raise ValueError("must be at most 20 digits")
+        return str(value)
+    if isinstance(value, str):
+        if _DIGITS.match(value):
+            return value
+        if _UUID.match(value):
+            return value.lower()
+    raise ValueError("must be digits (at most 20) or a UUID")

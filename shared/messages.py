@@ -1,0 +1,231 @@
+"""Messages in Redis: a hash per message and a string holding its text, listed per session.
+
+The gateway stores a turn (the user's message and the assistant's, ``streaming``) before it
+sends the job. The worker then grows the assistant's text token by token and settles it, in the
+same round trip as the events themselves, so a reader always sees the content so far. Those
+writes are conditional on the message still existing: a deleted session stays deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from shared.events import utc_now_iso
+from shared.names import Names
+from shared.redis_client import as_text
+
+STATUS_COMPLETE = "complete"
+STATUS_STREAMING = "streaming"
+STATUS_CANCELLED = "cancelled"
+STATUS_ERROR = "error"
+
+JOB_QUEUED = "queued"
+JOB_RUNNING = "running"
+JOB_ENDED = "ended"
+# A job's ownership record outlives its replay window, so late resumes get 410, not 404.
+JOB_META_TTL_S = 7 * 24 * 3600
+
+# KEYS: message hash, message content. ARGV: text.
+_APPEND_IF_EXISTS = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('APPEND', KEYS[2], ARGV[1])
+end
+return -1
+"""
+
+# KEYS: message hash, message content, session hash, user's sessions.
+# ARGV: status, content, citations JSON, usage JSON, now ISO, now ms, session id.
+_SETTLE_IF_EXISTS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'citations', ARGV[3], 'usage', ARGV[4])
+redis.call('SET', KEYS[2], ARGV[2])
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('HSET', KEYS[3], 'updatedAt', ARGV[5])
+  redis.call('ZADD', KEYS[4], ARGV[6], ARGV[7])
+end
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    session_id: str
+    role: str
+    content: str
+    status: str
+    created_at: str
+    job_id: str | None = None
+    citations: list[Any] | None = None
+    usage: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "role": self.role,
+            "content": self.content,
+            "status": self.status,
+            "createdAt": self.created_at,
+        }
+        if self.job_id:
+            body["jobId"] = self.job_id
+        if self.citations is not None:
+            body["citations"] = self.citations
+        if self.usage is not None:
+            body["usage"] = self.usage
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """What the gateway stores for one chat message before it sends the job."""
+
+    session_id: str
+    user_id: str
+    job_id: str
+    user_message_id: str
+    assistant_message_id: str
+    text: str
+
+
+class MessageStore:
+    def __init__(self, redis: Redis, names: Names) -> None:
+        self._redis = redis
+        self._names = names
+        self._append = redis.register_script(_APPEND_IF_EXISTS)
+        self._settle = redis.register_script(_SETTLE_IF_EXISTS)
+
+    async def store_turn(self, turn: Turn) -> None:
+        names = self._names
+        now, now_ms = utc_now_iso(), int(time.time() * 1000)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                names.message(turn.user_message_id),
+                mapping={
+                    "sessionId": turn.session_id,
+                    "createdAt": now,
+                    "id": turn.user_message_id,
+                    "role": "user",
+                    "status": STATUS_COMPLETE,
+                },
+            )
+            pipe.set(names.message_content(turn.user_message_id), turn.text)
+            pipe.hset(
+                names.message(turn.assistant_message_id),
+                mapping={
+                    "sessionId": turn.session_id,
+                    "createdAt": now,
+                    "id": turn.assistant_message_id,
+                    "role": "assistant",
+                    "status": STATUS_STREAMING,
+                    "jobId": turn.job_id,
+                },
+            )
+            pipe.set(names.message_content(turn.assistant_message_id), "")
+            pipe.rpush(
+                names.session_messages(turn.session_id),
+                turn.user_message_id,
+                turn.assistant_message_id,
+            )
+            pipe.hincrby(names.session(turn.session_id), "messageCount", 2)
+            pipe.hset(names.session(turn.session_id), "updatedAt", now)
+            pipe.zadd(names.user_sessions(turn.user_id), {turn.session_id: now_ms})
+            pipe.hset(
+                names.job_meta(turn.job_id),
+                mapping={
+                    "userId": turn.user_id,
+                    "sessionId": turn.session_id,
+                    "messageId": turn.assistant_message_id,
+                    "status": JOB_QUEUED,
+                },
+            )
+            pipe.expire(names.job_meta(turn.job_id), JOB_META_TTL_S)
+            await pipe.execute()
+
+    async def of_session(self, session_id: str) -> list[Message]:
+        listed = await self._redis.lrange(self._names.session_messages(session_id), 0, -1)
+        ids = [as_text(raw) for raw in listed]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for message_id in ids:
+                pipe.hgetall(self._names.message(message_id))
+                pipe.get(self._names.message_content(message_id))
+            rows = await pipe.execute()
+        messages = []
+        for fields, content in zip(rows[::2], rows[1::2], strict=True):
+            if fields:
+                messages.append(_message_from(fields, content))
+        return messages
+
+    async def get(self, message_id: str) -> Message | None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._names.message(message_id))
+            pipe.get(self._names.message_content(message_id))
+            fields, content = await pipe.execute()
+        return _message_from(fields, content) if fields else None
+
+    # The worker's writes: staged into the pipeline that publishes the matching event.
+
+    async def stage_append(self, pipe: Pipeline, message_id: str, text: str) -> None:
+        keys = [self._names.message(message_id), self._names.message_content(message_id)]
+        await self._append(keys=keys, args=[text], client=pipe)
+
+    async def stage_settle(
+        self,
+        pipe: Pipeline,
+        *,
+        message_id: str,
+        session_id: str,
+        user_id: str,
+        status: str,
+        content: str,
+        citations: list[Any] | None = None,
+        usage: dict[str, Any] | None = None,
+    ) -> None:
+        keys = [
+            self._names.message(message_id),
+            self._names.message_content(message_id),
+            self._names.session(session_id),
+            self._names.user_sessions(user_id),
+        ]
+        args: list[str | int] = [
+            status,
+            content,
+            json.dumps(citations if citations is not None else []),
+            json.dumps(usage if usage is not None else {}),
+            utc_now_iso(),
+            int(time.time() * 1000),
+            session_id,
+        ]
+        await self._settle(keys=keys, args=args, client=pipe)
+
+    def stage_job_status(self, pipe: Pipeline, job_id: str, status: str) -> None:
+        pipe.hset(self._names.job_meta(job_id), "status", status)
+
+
+def _message_from(fields: Mapping[Any, Any], content: object) -> Message:
+    def text(name: bytes) -> str | None:
+        raw = fields.get(name)
+        return as_text(raw) if raw is not None else None
+
+    citations = text(b"citations")
+    usage = text(b"usage")
+    return Message(
+        id=text(b"id") or "",
+        session_id=text(b"sessionId") or "",
+        role=text(b"role") or "",
+        content=as_text(content or b""),
+        status=text(b"status") or "",
+        created_at=text(b"createdAt") or "",
+        job_id=text(b"jobId"),
+        citations=json.loads(citations) if citations else None,
+        usage=json.loads(usage) if usage else None,
+    )

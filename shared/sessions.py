@@ -1,0 +1,184 @@
+"""Sessions in Redis: one hash per session, and a per-user sorted set by last update.
+
+A session belongs to the user who created it; to anyone else it does not exist (the one
+exception is creating an id another user owns, which is a conflict: the id space is shared).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+
+from shared.events import utc_now_iso
+from shared.ids import new_id
+from shared.names import Names
+from shared.redis_client import as_text
+
+DEFAULT_TITLE = "New conversation"
+
+
+class SessionConflictError(Exception):
+    """The session id belongs to another user."""
+
+
+class BadCursorError(ValueError):
+    """A listing cursor that this store did not hand out."""
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str
+    title: str
+    user_id: str
+    created_at: str
+    updated_at: str
+    message_count: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "userId": self.user_id,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "messageCount": self.message_count,
+        }
+
+
+def _session_from_hash(fields: Mapping[Any, Any]) -> Session:
+    return Session(
+        id=as_text(fields[b"id"]),
+        title=as_text(fields[b"title"]),
+        user_id=as_text(fields[b"userId"]),
+        created_at=as_text(fields[b"createdAt"]),
+        updated_at=as_text(fields[b"updatedAt"]),
+        message_count=int(fields.get(b"messageCount", b"0")),
+    )
+
+
+def encode_cursor(score: float, session_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{int(score)}:{session_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        score, session_id = raw.split(":", 1)
+        return int(score), session_id
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadCursorError("not a cursor from this listing") from e
+
+
+class SessionStore:
+    def __init__(self, redis: Redis, names: Names) -> None:
+        self._redis = redis
+        self._names = names
+
+    async def create(
+        self, user_id: str, session_id: str | None, title: str | None
+    ) -> tuple[Session, bool]:
+        """Create a session, or return the caller's existing one with that id.
+        Returns (session, created); raises SessionConflictError for another user's id."""
+        session_id = session_id or new_id()
+        key = self._names.session(session_id)
+        while True:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)
+                    existing = await pipe.hgetall(key)
+                    if existing:
+                        await pipe.reset()  # type: ignore[no-untyped-call]
+                        session = _session_from_hash(existing)
+                        if session.user_id != user_id:
+                            raise SessionConflictError(session_id)
+                        return session, False
+                    now, now_ms = utc_now_iso(), int(time.time() * 1000)
+                    session = Session(session_id, title or DEFAULT_TITLE, user_id, now, now, 0)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.hset(
+                        key,
+                        mapping={
+                            "id": session.id,
+                            "title": session.title,
+                            "userId": user_id,
+                            "createdAt": now,
+                            "updatedAt": now,
+                            "messageCount": 0,
+                        },
+                    )
+                    pipe.zadd(self._names.user_sessions(user_id), {session_id: now_ms})
+                    await pipe.execute()
+                    return session, True
+                except WatchError:
+                    continue
+
+    async def get(self, user_id: str, session_id: str) -> Session | None:
+        fields = await self._redis.hgetall(self._names.session(session_id))
+        if not fields:
+            return None
+        session = _session_from_hash(fields)
+        return session if session.user_id == user_id else None
+
+    async def page(
+        self, user_id: str, limit: int, cursor: str | None
+    ) -> tuple[list[Session], str | None]:
+        """The user's sessions, most recently updated first, ``limit`` at a time."""
+        key = self._names.user_sessions(user_id)
+        after = decode_cursor(cursor) if cursor else None
+        max_score: str | int = after[0] if after else "+inf"
+        ids: list[tuple[str, int]] = []
+        offset = 0
+        # Keyset paging: sessions with the cursor's score come in descending id order, so
+        # skip those at or above the cursor's id. Fetch in pages until enough remain.
+        while len(ids) <= limit:
+            page = await self._redis.zrevrangebyscore(
+                key, max_score, "-inf", start=offset, num=limit + 1, withscores=True
+            )
+            if not page:
+                break
+            offset += len(page)
+            for entry in page:
+                member, raw_score = cast(tuple[bytes, float], entry)
+                session_id, score = as_text(member), int(raw_score)
+                if after and score == after[0] and session_id >= after[1]:
+                    continue
+                ids.append((session_id, score))
+        page_ids, more = ids[:limit], len(ids) > limit
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for session_id, _ in page_ids:
+                pipe.hgetall(self._names.session(session_id))
+            rows = await pipe.execute()
+        sessions = [_session_from_hash(row) for row in rows if row]
+        next_cursor = encode_cursor(page_ids[-1][1], page_ids[-1][0]) if more and page_ids else None
+        return sessions, next_cursor
+
+    async def rename(self, user_id: str, session_id: str, title: str) -> Session | None:
+        if await self.get(user_id, session_id) is None:
+            return None
+        now, now_ms = utc_now_iso(), int(time.time() * 1000)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._names.session(session_id), mapping={"title": title, "updatedAt": now})
+            pipe.zadd(self._names.user_sessions(user_id), {session_id: now_ms})
+            await pipe.execute()
+        return await self.get(user_id, session_id)
+
+    async def delete(self, user_id: str, session_id: str) -> bool:
+        """Remove the session and its messages; False if the caller has no such session."""
+        if await self.get(user_id, session_id) is None:
+            return False
+        message_ids = await self._redis.lrange(self._names.session_messages(session_id), 0, -1)
+        keys = [self._names.session(session_id), self._names.session_messages(session_id)]
+        for raw in message_ids:
+            message_id = as_text(raw)
+            keys += [self._names.message(message_id), self._names.message_content(message_id)]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(*keys)
+            pipe.zrem(self._names.user_sessions(user_id), session_id)
+            await pipe.execute()
+        return True

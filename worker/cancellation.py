@@ -1,0 +1,110 @@
+"""Knowing when to stop a job: a cancel request from any gateway, or no client left watching.
+
+Each worker process holds one pub/sub subscription to the cancel channel. A job that was
+cancelled before this worker took it is caught by its cancel flag. A job nobody watches any
+more (no gateway subscribed to its channel, so ``PUBSUB NUMSUB`` is zero) for the disconnect
+grace period is cancelled too: that works across gateways and survives a gateway crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from shared.logging import get_logger
+from shared.names import Names
+from shared.redis_client import as_text
+from shared.tasks import cancel_and_wait
+
+log = get_logger(__name__)
+
+LISTENER_RETRY_S = 0.5
+REASON_REQUESTED = "requested"
+REASON_ABANDONED = "abandoned"
+
+
+@dataclass
+class Cancellation:
+    """Set once a job must stop, with why."""
+
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: str | None = None
+
+    def cancel(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self.event.is_set()
+
+
+class CancelSignals:
+    def __init__(self, redis: Redis, names: Names, *, disconnect_grace_s: float) -> None:
+        self._redis = redis
+        self._names = names
+        self._grace_s = disconnect_grace_s
+        self._watched: dict[str, Cancellation] = {}
+        self._pubsub: PubSub | None = None
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._pubsub = self._redis.pubsub()
+        with contextlib.suppress(RedisError, OSError):
+            await self._pubsub.subscribe(self._names.cancel_channel)
+        self._listener = asyncio.create_task(self._listen(), name="cancel-listener")
+
+    async def close(self) -> None:
+        await cancel_and_wait(self._listener)
+        if self._pubsub is not None:
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def watch(self, job_id: str) -> Cancellation:
+        cancellation = self._watched[job_id] = Cancellation()
+        if await self._redis.exists(self._names.job_cancel_flag(job_id)):
+            cancellation.cancel(REASON_REQUESTED)
+        return cancellation
+
+    def release(self, job_id: str) -> None:
+        self._watched.pop(job_id, None)
+
+    async def watch_audience(self, job_id: str, cancellation: Cancellation) -> None:
+        """Cancel the job once no client has watched it for the disconnect grace period."""
+        channel = self._names.job_channel(job_id)
+        poll_s = min(1.0, self._grace_s / 4)
+        loop = asyncio.get_running_loop()
+        alone_since: float | None = None
+        while not cancellation.requested:
+            await asyncio.sleep(poll_s)
+            try:
+                [(_, watchers)] = await self._redis.pubsub_numsub(channel)
+            except RedisError:
+                continue  # an outage is not an abandonment
+            if watchers:
+                alone_since = None
+            elif alone_since is None:
+                alone_since = loop.time()
+            elif loop.time() - alone_since >= self._grace_s:
+                cancellation.cancel(REASON_ABANDONED)
+
+    async def _listen(self) -> None:
+        assert self._pubsub is not None
+        while True:
+            try:
+                if not self._pubsub.subscribed:
+                    await self._pubsub.subscribe(self._names.cancel_channel)
+                while True:
+                    message = await self._pubsub.get_message(timeout=None)
+                    if message is not None and message["type"] == "message":
+                        cancellation = self._watched.get(as_text(message["data"]))
+                        if cancellation is not None:
+                            cancellation.cancel(REASON_REQUESTED)
+            except (RedisError, OSError) as e:
+                log.warning("cancel.listener_error", error=str(e), retry_in_s=LISTENER_RETRY_S)
+                await asyncio.sleep(LISTENER_RETRY_S)
