@@ -35,12 +35,12 @@ async def test_fifty_concurrent_streams_complete_across_two_worker_processes(
         assert events[0]["type"] == "start"
         assert events[-1]["type"] == "end" and events[-1]["content"] == text
     for worker in workers:
-        finished = worker.events("job.finished")
+        finished = await worker.wait_events("job.finished", 1)
         assert finished, f"{worker.name} ran no job"
         assert {line["worker_id"] for line in finished} == {worker.name}
     finished_ids = {line["job_id"] for w in workers for line in w.events("job.finished")}
     assert len(finished_ids) == 50
-    closed = gateway.events("stream.closed")
+    closed = await gateway.wait_events("stream.closed", 50)
     assert len(closed) == 50 and {line["close_reason"] for line in closed} == {"end"}
     assert all(line["request_id"] and line["user_id"] == "alice" for line in closed)
 

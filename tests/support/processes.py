@@ -50,6 +50,18 @@ class ServiceProcess:
     def events(self, name: str) -> list[dict[str, Any]]:
         return [line for line in self.log_lines() if line.get("event") == name]
 
+    async def wait_events(
+        self, name: str, count: int, timeout_s: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """The process's log lines of event ``name`` once there are ``count`` of them (log
+        lines trail the responses a little)."""
+        for _ in range(int(timeout_s / 0.05)):
+            found = self.events(name)
+            if len(found) >= count:
+                return found
+            await asyncio.sleep(0.05)
+        return self.events(name)
+
     def signal(self, sig: signal.Signals) -> None:
         if self.process.poll() is None:
             self.process.send_signal(sig)
