@@ -16,6 +16,7 @@ from gateway.errors import not_found
 from gateway.relay import StreamRequest, stream_job
 from shared import events
 from shared.ids import new_id
+from shared.jobqueue import QueueUnavailableError
 from shared.messages import Turn
 from shared.sessions import Session
 from shared.wire import Job
@@ -51,21 +52,24 @@ async def stream_turn(request: web.Request, turn: TurnRequest) -> web.StreamResp
     session = await resolve_session(request, turn.session_id, turn.text)
     job = _build_job(request, session.id, turn)
     messages = request.app[appkeys.MESSAGES]
-    await messages.store_turn(
-        Turn(
-            session_id=session.id,
-            user_id=job.user_id,
-            job_id=job.job_id,
-            user_message_id=new_id(),
-            assistant_message_id=job.message_id,
-            text=turn.text,
-        )
+    stored = Turn(
+        session_id=session.id,
+        user_id=job.user_id,
+        job_id=job.job_id,
+        user_message_id=new_id(),
+        assistant_message_id=job.message_id,
+        text=turn.text,
     )
+    await messages.store_turn(stored)
     opening = await _snapshot_frame(request, session.id) if turn.snapshot else b""
     publisher = request.app[appkeys.JOB_PUBLISHER]
 
     async def submit() -> None:
-        await publisher.publish(job)
+        try:
+            await publisher.publish(job)
+        except QueueUnavailableError:
+            await messages.abandon_turn(stored)
+            raise
 
     return await stream_job(
         request,

@@ -90,7 +90,6 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
         raise
     finally:
         fanout.unsubscribe(spec.job_id, client)
-        await asyncio.shield(leases.release(user_id, lease_id))
         log.info(
             "stream.closed",
             job_id=spec.job_id,
@@ -101,6 +100,8 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
             duration_ms=round((time.monotonic() - request[appkeys.STARTED_AT]) * 1000),
             resumed_from=spec.after_seq,
         )
+        # Last: in a cancelled handler this await raises at once (the release still runs).
+        await asyncio.shield(leases.release(user_id, lease_id))
 
 
 @dataclass(slots=True)

@@ -151,6 +151,20 @@ class MessageStore:
             pipe.expire(names.job_meta(turn.job_id), JOB_META_TTL_S)
             await pipe.execute()
 
+    async def abandon_turn(self, turn: Turn) -> None:
+        """The job of ``turn`` was never sent: its answer is an error, not forever streaming."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            await self.stage_settle(
+                pipe,
+                message_id=turn.assistant_message_id,
+                session_id=turn.session_id,
+                user_id=turn.user_id,
+                status=STATUS_ERROR,
+                content="",
+            )
+            self.stage_job_status(pipe, turn.job_id, JOB_ENDED)
+            await pipe.execute()
+
     async def of_session(self, session_id: str) -> list[Message]:
         listed = await self._redis.lrange(self._names.session_messages(session_id), 0, -1)
         ids = [as_text(raw) for raw in listed]

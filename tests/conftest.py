@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from gateway.app import create_app
 from shared.amqp import AmqpJobQueue
 from shared.names import Names
-from shared.settings import ConnectionSettings, GatewaySettings, WorkerSettings
+from shared.settings import ConnectionSettings, EventLogSettings, GatewaySettings, WorkerSettings
 from worker.worker import Worker
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -89,8 +89,12 @@ def gateway_settings(connections: ConnectionSettings, **overrides: Any) -> Gatew
         rate_limit_per_minute=1_000_000,
     )
     worker_overrides = overrides.pop("worker", {})
-    if worker_overrides:
-        base = replace(base, embedded_worker=replace(worker, **worker_overrides))
+    ttl = overrides.pop("event_log_ttl_s", None)
+    if ttl is not None:
+        event_log = EventLogSettings(replay_ttl_s=ttl)
+        base = replace(base, event_log=event_log)
+        worker = replace(worker, event_log=event_log)
+    base = replace(base, embedded_worker=replace(worker, **worker_overrides))
     return replace(base, **overrides)
 
 
@@ -140,15 +144,33 @@ async def start_worker() -> AsyncIterator[WorkerFactory]:
         await redis.aclose()
 
 
+StackFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
 @pytest.fixture
-async def gateway(
+def make_stack(
     connections: ConnectionSettings, start_gateway: GatewayFactory, start_worker: WorkerFactory
-) -> TestClient[web.Request, web.Application]:
-    """A gateway with a worker behind it, on the parametrized transport."""
-    client = await start_gateway(connections)
-    if not connections.embedded:
-        await start_worker(connections)
-    return client
+) -> StackFactory:
+    """A gateway with a worker behind it, on the parametrized transport. ``worker={...}``
+    overrides the worker's settings whichever way it runs (embedded or real)."""
+
+    async def make(**overrides: Any) -> TestClient[web.Request, web.Application]:
+        worker_overrides = dict(overrides.get("worker", {}))
+        if "event_log_ttl_s" in overrides:
+            worker_overrides["event_log"] = EventLogSettings(
+                replay_ttl_s=overrides["event_log_ttl_s"]
+            )
+        client = await start_gateway(connections, **overrides)
+        if not connections.embedded:
+            await start_worker(connections, **worker_overrides)
+        return client
+
+    return make
+
+
+@pytest.fixture
+async def gateway(make_stack: StackFactory) -> TestClient[web.Request, web.Application]:
+    return await make_stack()
 
 
 @pytest.fixture

@@ -24,7 +24,12 @@ from shared.messages import (
     MessageStore,
 )
 from shared.wire import Job
+from worker.cancellation import Cancellation
 from worker.event_log import JobEventLog
+
+
+class JobCancelledError(Exception):
+    """Raised at a checkpoint of a job that was cancelled; the worker ends it ``cancelled``."""
 
 
 @dataclass
@@ -32,6 +37,7 @@ class JobRun:
     job: Job
     log: JobEventLog
     messages: MessageStore
+    cancellation: Cancellation = field(default_factory=Cancellation)
     started_at: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
     tokens: int = 0
@@ -59,15 +65,22 @@ class JobRun:
 
         await self.log.emit(events.RESET, {"reason": reason}, persist=clear)
 
+    async def checkpoint(self) -> None:
+        """Stop here if the job was cancelled. Every progress step and token passes one."""
+        if self.cancellation.requested:
+            raise JobCancelledError(self.cancellation.reason)
+
     async def progress(
         self, step: str, message: str, *, details: str = "", metadata: dict[str, Any] | None = None
     ) -> None:
+        await self.checkpoint()
         await self.log.emit(
             events.PROGRESS,
             events.progress_payload(step, message, details=details, metadata=metadata),
         )
 
     async def token(self, text: str) -> None:
+        await self.checkpoint()
         if self.first_token_at is None:
             self.first_token_at = time.monotonic()
         self.tokens += 1

@@ -22,7 +22,7 @@ from shared.tasks import cancel_and_wait
 from shared.wire import Job, WireError, decode_job
 from worker.cancellation import Cancellation, CancelSignals
 from worker.event_log import JobEventLog
-from worker.job_run import JobRun
+from worker.job_run import JobCancelledError, JobRun
 from worker.pipelines import Pipeline, PipelineResult
 from worker.pipelines.echo import EchoPipeline
 
@@ -127,9 +127,16 @@ class Worker:
         log.debug("job.acked", outcome=outcome)
 
     async def _run(self, job: Job, *, redelivered: bool) -> str:
-        event_log = JobEventLog(self._redis, self._names, self._settings.event_log, job.job_id)
-        run = JobRun(job=job, log=event_log, messages=self._messages)
         log.info("job.started", pipeline=job.pipeline, redelivered=redelivered)
+        cancellation = await self._cancels.watch(job.job_id)
+        try:
+            return await self._run_watched(job, cancellation, redelivered=redelivered)
+        finally:
+            self._cancels.release(job.job_id)
+
+    async def _run_watched(self, job: Job, cancellation: Cancellation, *, redelivered: bool) -> str:
+        event_log = JobEventLog(self._redis, self._names, self._settings.event_log, job.job_id)
+        run = JobRun(job=job, log=event_log, messages=self._messages, cancellation=cancellation)
         previous = await event_log.resume()
         if previous is not None and previous.type in events.TERMINAL_TYPES:
             # The job ended before its ack was lost: publishing it again would duplicate it.
@@ -158,9 +165,8 @@ class Worker:
         if pipeline is None:
             await run.fail(f"unknown pipeline {job.pipeline!r}", "unknown_pipeline")
             return "error"
-        cancellation = await self._cancels.watch(job.job_id)
         try:
-            result = await self._run_cancellable(pipeline, run, cancellation)
+            result = await self._run_cancellable(pipeline, run, run.cancellation)
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -169,10 +175,8 @@ class Worker:
                 f"the {job.pipeline} pipeline failed: {type(e).__name__}", "pipeline_error"
             )
             return "error"
-        finally:
-            self._cancels.release(job.job_id)
-        if cancellation.requested:
-            log.info("job.cancelled", reason=cancellation.reason, tokens=run.tokens)
+        if run.cancellation.requested:
+            log.info("job.cancelled", reason=run.cancellation.reason, tokens=run.tokens)
         await run.end(result.finish_reason, result.citations)
         return result.finish_reason
 
@@ -181,7 +185,7 @@ class Worker:
     ) -> PipelineResult:
         """Run the pipeline until it finishes or the job is cancelled, whichever is first.
         A cancelled pipeline is stopped where it stands (closing any upstream request)."""
-        working = asyncio.create_task(pipeline.run(run))
+        working = asyncio.create_task(self._run_to_checkpoint(pipeline, run))
         stopping = asyncio.create_task(cancellation.event.wait())
         audience = asyncio.create_task(self._cancels.watch_audience(run.job.job_id, cancellation))
         try:
@@ -191,6 +195,13 @@ class Worker:
                 await cancel_and_wait(task)
             if not working.done():
                 await cancel_and_wait(working)
-        if not working.cancelled():
-            return working.result()
-        return PipelineResult(finish_reason=events.FINISH_CANCELLED)
+        if cancellation.requested or working.cancelled():
+            return PipelineResult(finish_reason=events.FINISH_CANCELLED)
+        return working.result()
+
+    @staticmethod
+    async def _run_to_checkpoint(pipeline: Pipeline, run: JobRun) -> PipelineResult:
+        try:
+            return await pipeline.run(run)
+        except JobCancelledError:
+            return PipelineResult(finish_reason=events.FINISH_CANCELLED)

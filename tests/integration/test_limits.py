@@ -1,0 +1,66 @@
+"""429 for too many open streams or requests, and 503 when the broker cannot be reached."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from gateway.app import create_app
+from shared.settings import ConnectionSettings
+from tests.conftest import AUTH, REDIS_URL, StackFactory, gateway_settings
+from tests.support.processes import free_port
+from tests.support.sse import iter_sse
+
+
+async def test_open_streams_past_the_limit_get_429_with_retry_after(
+    make_stack: StackFactory,
+) -> None:
+    gateway = await make_stack(max_streams_per_user=2, worker={"echo_token_delay_ms": 200})
+    open_streams = []
+    for _ in range(2):
+        response = await gateway.post(
+            "/api/v1/chat/stream", json={"text": "a b c d e f", "pipeline": "echo"}, headers=AUTH
+        )
+        assert response.status == 200
+        open_streams.append(response)
+    refused = await gateway.post(
+        "/api/v1/chat/stream", json={"text": "one more", "pipeline": "echo"}, headers=AUTH
+    )
+    assert refused.status == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert (await refused.json())["error"]["code"] == "rate_limited"
+    for response in open_streams:
+        async for _ in iter_sse(response):
+            pass
+    again = await gateway.post(
+        "/api/v1/chat/stream", json={"text": "now fine", "pipeline": "echo"}, headers=AUTH
+    )
+    assert again.status == 200
+    await again.read()
+
+
+async def test_requests_past_the_rate_get_429(make_stack: StackFactory) -> None:
+    gateway = await make_stack(rate_limit_per_minute=5)
+    statuses = [(await gateway.get("/api/v1/sessions", headers=AUTH)).status for _ in range(6)]
+    assert statuses == [200] * 5 + [429]
+    limited = await gateway.get("/api/v1/sessions", headers=AUTH)
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+
+
+async def test_an_unreachable_broker_answers_503_with_retry_after_not_a_hang(
+    namespace: str, aiohttp_client: object
+) -> None:
+    closed = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
+    connections = ConnectionSettings(
+        redis_url=REDIS_URL, amqp_url=closed, namespace=namespace, connect_timeout_s=0.5
+    )
+    client = await aiohttp_client(create_app(gateway_settings(connections)))  # type: ignore[operator]
+    timeout = aiohttp.ClientTimeout(total=5)
+    response = await client.post(
+        "/api/v1/chat/stream", json={"text": "anyone?"}, headers=AUTH, timeout=timeout
+    )
+    assert response.status == 503
+    assert response.headers["Retry-After"]
+    assert (await response.json())["error"]["code"] == "unavailable"
+    ready = await client.get("/readyz", timeout=timeout)
+    assert ready.status == 503
+    assert (await ready.json())["error"]["details"]["checks"]["queue"] is False

@@ -1,0 +1,137 @@
+"""Sessions and messages per API.md, on both transports."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from tests.conftest import AUTH, OTHER_AUTH, StackFactory
+from tests.support.chat import Client, create_session, messages_of, slow_words
+from tests.support.sse import iter_sse, job_events, parse_sse
+
+ISO_UTC = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$"
+
+
+async def test_create_get_rename_list_delete(gateway: Client) -> None:
+    created = await gateway.post("/api/v1/sessions", json={}, headers=AUTH)
+    assert created.status == 201
+    session = await created.json()
+    assert set(session) == {"id", "title", "userId", "createdAt", "updatedAt", "messageCount"}
+    assert session["title"] == "New conversation" and session["userId"] == "alice"
+    assert session["messageCount"] == 0
+    import re
+
+    assert re.match(ISO_UTC, session["createdAt"]) and re.match(ISO_UTC, session["updatedAt"])
+    sid = session["id"]
+    assert (await (await gateway.get(f"/api/v1/sessions/{sid}", headers=AUTH)).json()) == session
+    renamed = await gateway.patch(
+        f"/api/v1/sessions/{sid}", json={"title": "Renamed"}, headers=AUTH
+    )
+    assert renamed.status == 200 and (await renamed.json())["title"] == "Renamed"
+    listed = await (await gateway.get("/api/v1/sessions", headers=AUTH)).json()
+    assert [s["id"] for s in listed["sessions"]] == [sid] and listed["nextCursor"] is None
+    assert (await gateway.delete(f"/api/v1/sessions/{sid}", headers=AUTH)).status == 204
+    assert (await gateway.get(f"/api/v1/sessions/{sid}", headers=AUTH)).status == 404
+
+
+async def test_client_chosen_ids_numeric_and_uuid(gateway: Client) -> None:
+    numeric = await gateway.post("/api/sessions", json={"id": 12345678901234567890}, headers=AUTH)
+    assert numeric.status == 201 and (await numeric.json())["id"] == "12345678901234567890"
+    upper = str(uuid.uuid4()).upper()
+    created = await gateway.post("/api/v1/sessions", json={"id": upper}, headers=AUTH)
+    assert created.status == 201 and (await created.json())["id"] == upper.lower()
+    again = await gateway.post("/api/v1/sessions", json={"id": upper.lower()}, headers=AUTH)
+    assert again.status == 200 and (await again.json())["id"] == upper.lower()
+    other = await gateway.post("/api/v1/sessions", json={"id": upper}, headers=OTHER_AUTH)
+    assert other.status == 409 and (await other.json())["error"]["code"] == "conflict"
+    for bad in ("abc", "1" * 21, -5, 1.5, True, "12-34"):
+        response = await gateway.post("/api/v1/sessions", json={"id": bad}, headers=AUTH)
+        assert response.status == 422, bad
+        assert (await response.json())["error"]["details"][0]["field"] == "id"
+
+
+async def test_list_pages_most_recent_first_with_a_cursor(gateway: Client) -> None:
+    ids = [await create_session(gateway, title=f"s{i}") for i in range(5)]
+    await gateway.patch(f"/api/v1/sessions/{ids[0]}", json={"title": "touched"}, headers=AUTH)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        query = {"limit": "2"} | ({"cursor": cursor} if cursor else {})
+        page = await (await gateway.get("/api/v1/sessions", params=query, headers=AUTH)).json()
+        assert len(page["sessions"]) <= 2
+        seen += [s["id"] for s in page["sessions"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(ids) and len(seen) == 5
+    assert seen[0] == ids[0]
+    for bad in ("0", "101", "x"):
+        response = await gateway.get("/api/v1/sessions", params={"limit": bad}, headers=AUTH)
+        assert response.status == 422
+
+
+async def test_title_longer_than_200_is_422(gateway: Client) -> None:
+    response = await gateway.post("/api/v1/sessions", json={"title": "t" * 201}, headers=AUTH)
+    assert response.status == 422
+
+
+async def test_messages_after_a_stream_hold_the_turn(gateway: Client) -> None:
+    sid = await create_session(gateway)
+    response = await gateway.post(
+        f"/api/v1/sessions/{sid}/messages/stream",
+        json={"content": "remember this", "pipeline": "echo"},
+        headers=AUTH,
+    )
+    events = job_events(parse_sse(await response.read()))
+    job_id = events[0]["jobId"]
+    stored = await messages_of(gateway, sid)
+    assert [m["role"] for m in stored] == ["user", "assistant"]
+    user, assistant = stored
+    assert user["content"] == "remember this" and user["status"] == "complete"
+    assert assistant["status"] == "complete" and assistant["content"] == "remember this"
+    assert assistant["jobId"] == job_id and assistant["id"] == events[-1]["messageId"]
+    assert assistant["usage"]["tokens"] == 2 and assistant["citations"] == []
+    session = await (await gateway.get(f"/api/v1/sessions/{sid}", headers=AUTH)).json()
+    assert session["messageCount"] == 2
+
+
+async def test_messages_during_a_slow_stream_show_partial_content(make_stack: StackFactory) -> None:
+    gateway = await make_stack(worker={"echo_token_delay_ms": 100})
+    sid = await create_session(gateway)
+    response = await gateway.post(
+        f"/api/v1/sessions/{sid}/messages/stream",
+        json={"content": slow_words(20), "pipeline": "echo"},
+        headers=AUTH,
+    )
+    tokens = 0
+    async for message in iter_sse(response):
+        if message.type == "token":
+            tokens += 1
+            if tokens == 3:
+                break
+    assistant = (await messages_of(gateway, sid))[1]
+    assert assistant["status"] == "streaming"
+    assert assistant["content"].startswith("w0 w1 w2")
+    assert assistant["content"] != slow_words(20)
+    response.close()
+
+
+async def test_deleting_a_session_cancels_its_running_job(make_stack: StackFactory) -> None:
+    gateway = await make_stack(worker={"echo_token_delay_ms": 100})
+    sid = await create_session(gateway)
+    response = await gateway.post(
+        f"/api/v1/sessions/{sid}/messages/stream",
+        json={"content": slow_words(50), "pipeline": "echo"},
+        headers=AUTH,
+    )
+    end = None
+    async for message in iter_sse(response):
+        if message.type == "token" and end is None:
+            assert (await gateway.delete(f"/api/v1/sessions/{sid}", headers=AUTH)).status == 204
+            end = "deleted"
+        if message.type == "end":
+            end = message.json
+            break
+    assert isinstance(end, dict) and end["finishReason"] == "cancelled"
+    assert (await gateway.get(f"/api/v1/sessions/{sid}/messages", headers=AUTH)).status == 404
+    await asyncio.sleep(0)
