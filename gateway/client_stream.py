@@ -3,6 +3,10 @@
 Frames arrive from two places, the live fanout and the replay log. While the replay log is read,
 live frames are held back; afterwards both are merged in seq order and anything already queued
 is dropped, so the client sees every seq once, in order.
+
+A client that reads slower than the job writes first has its pending tokens merged into fewer,
+larger frames; if it is still over its budget after that, it is marked overflowed and gets
+nothing more (the relay closes it with an error it can resume from). Memory stays bounded.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from gateway.frames import Frame
+from gateway.frames import Frame, merge_tokens
+from shared import events
 
 
 class ClientStream:
@@ -22,11 +27,16 @@ class ClientStream:
         self._held: list[Frame] | None = None
         self._ready = asyncio.Event()
         self.overflowed = False
+        self.merged_frames = 0
 
     @property
     def queued_seq(self) -> int:
         """The highest seq handed to this client's buffer so far."""
         return self._queued_seq
+
+    @property
+    def buffered_bytes(self) -> int:
+        return self._buffered_bytes
 
     def hold_live(self) -> None:
         """Hold live frames back until :meth:`release_live` (while the replay log is read)."""
@@ -44,18 +54,40 @@ class ClientStream:
             self._enqueue(frame)
 
     def _enqueue(self, frame: Frame) -> None:
-        if frame.seq <= self._queued_seq:
+        if frame.seq <= self._queued_seq or self.overflowed:
             return
         self._queued_seq = frame.seq
         self._frames.append(frame)
         self._buffered_bytes += len(frame.wire)
         if self._buffered_bytes > self._max_buffer_bytes:
-            self.overflowed = True
+            self._merge_pending_tokens()
+            # One frame alone (a long answer's `end`) may exceed the budget: it still goes out.
+            if self._buffered_bytes > self._max_buffer_bytes and len(self._frames) > 1:
+                self.overflowed = True
+                self._frames.clear()
+                self._buffered_bytes = 0
         self._ready.set()
+
+    def _merge_pending_tokens(self) -> None:
+        merged: deque[Frame] = deque()
+        run: list[Frame] = []
+        for frame in self._frames:
+            if frame.type == events.TOKEN:
+                run.append(frame)
+                continue
+            if run:
+                merged.append(run[0] if len(run) == 1 else merge_tokens(run))
+                run = []
+            merged.append(frame)
+        if run:
+            merged.append(run[0] if len(run) == 1 else merge_tokens(run))
+        self.merged_frames += len(self._frames) - len(merged)
+        self._frames = merged
+        self._buffered_bytes = sum(len(frame.wire) for frame in merged)
 
     async def wait(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for frames; whether any are ready."""
-        if not self._frames:
+        if not self._frames and not self.overflowed:
             self._ready.clear()
             try:
                 async with asyncio.timeout(timeout_s):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway import sse
+from shared import events
 from shared.wire import Event
 
 
@@ -20,3 +21,12 @@ class Frame:
 def frame_from_event(event: Event) -> Frame:
     body = sse.json_line({"type": event.type, **event.payload})
     return Frame(event.seq, event.type, event.payload, sse.event_frame(event.seq, body))
+
+
+def merge_tokens(frames: list[Frame]) -> Frame:
+    """Consecutive token frames as one: their text joined, under the last one's seq (so a client
+    that resumes after it has everything up to there)."""
+    text = "".join(str(frame.payload.get("content", "")) for frame in frames)
+    return frame_from_event(
+        Event(job_id="", seq=frames[-1].seq, type=events.TOKEN, payload=events.token_payload(text))
+    )

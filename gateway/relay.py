@@ -52,7 +52,9 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
     leases = app[appkeys.STREAM_LEASES]
     lease_id = request[appkeys.REQUEST_ID]
     await leases.acquire(user_id, lease_id)
-    client = ClientStream(max_buffer_bytes=settings.client_buffer_bytes, after_seq=spec.after_seq)
+    client = ClientStream(
+        max_buffer_bytes=settings.slow_client_buffer_bytes, after_seq=spec.after_seq
+    )
     client.hold_live()
     try:
         await fanout.subscribe(spec.job_id, client)
@@ -78,9 +80,9 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
         await response.prepare(request)
         await response.write(sse.retry_frame(settings.sse_retry_ms) + spec.opening)
         await _relay(
+            request,
             response,
             client,
-            settings.heartbeat_interval_s,
             outcome,
             on_heartbeat=lambda: leases.renew(user_id, lease_id),
         )
@@ -123,14 +125,28 @@ async def _read_replay(request: web.Request, job_id: str, after_seq: int) -> lis
     return [frame_from_event(event) for event in logged]
 
 
+class _SlowClientError(Exception):
+    """The client stopped reading: a write did not complete within the send timeout."""
+
+
 async def _relay(
+    request: web.Request,
     response: web.StreamResponse,
     client: ClientStream,
-    heartbeat_s: float,
     outcome: _Outcome,
     *,
     on_heartbeat: Callable[[], Awaitable[None]],
 ) -> None:
+    settings = request.app[appkeys.SETTINGS]
+    heartbeat_s = settings.heartbeat_interval_s
+
+    async def send(data: bytes) -> None:
+        try:
+            async with asyncio.timeout(settings.send_timeout_s):
+                await response.write(data)
+        except TimeoutError as e:
+            raise _SlowClientError from e
+
     loop = asyncio.get_running_loop()
     next_heartbeat = loop.time() + heartbeat_s
     outcome.close_reason = "streaming"
@@ -138,13 +154,12 @@ async def _relay(
         while True:
             has_frames = await client.wait(max(0.0, next_heartbeat - loop.time()))
             if client.overflowed:
-                client.take()
-                await response.write(_slow_client_frame())
                 outcome.close_reason = "slow_client"
+                await send(_slow_client_frame())
                 return
             if has_frames:
                 frames = client.take()
-                await response.write(b"".join(frame.wire for frame in frames))
+                await send(b"".join(frame.wire for frame in frames))
                 outcome.events += len(frames)
                 if outcome.first_token_at is None and any(f.type == events.TOKEN for f in frames):
                     outcome.first_token_at = time.monotonic()
@@ -154,9 +169,14 @@ async def _relay(
                     return
             if loop.time() >= next_heartbeat:
                 phase = "running" if client.queued_seq > 0 else "queued"
-                await response.write(sse.data_frame(sse.json_line(events.heartbeat_payload(phase))))
+                await send(sse.data_frame(sse.json_line(events.heartbeat_payload(phase))))
                 next_heartbeat += heartbeat_s
                 await on_heartbeat()
+    except _SlowClientError:
+        # Its socket buffers are full: nothing more can reach it, so cut the connection.
+        outcome.close_reason = "slow_client"
+        if request.transport is not None:
+            request.transport.abort()
     except (ConnectionResetError, ConnectionError):
         outcome.close_reason = "client_gone"
 

@@ -171,7 +171,9 @@ class GatewaySettings:
     heartbeat_interval_s: float = 15.0
     sse_retry_ms: int = 2000
     max_body_bytes: int = 64 * 1024
-    client_buffer_bytes: int = 256 * 1024
+    slow_client_buffer_bytes: int = 256 * 1024
+    # A write to a client that takes longer than this means the client stopped reading.
+    send_timeout_s: float = 10.0
     default_pipeline: str = "echo"
     public_projects: tuple[str, ...] = ("docs",)
     rate_limit_per_minute: int = 600
@@ -198,7 +200,10 @@ class GatewaySettings:
             heartbeat_interval_s=env.number("HEARTBEAT_INTERVAL_S", 15.0, minimum=0.01),
             sse_retry_ms=env.integer("SSE_RETRY_MS", 2000),
             max_body_bytes=env.integer("MAX_BODY_BYTES", 64 * 1024, minimum=1),
-            client_buffer_bytes=env.integer("CLIENT_BUFFER_BYTES", 256 * 1024, minimum=1024),
+            send_timeout_s=env.number("SEND_TIMEOUT_S", 10.0, minimum=0.05),
+            slow_client_buffer_bytes=env.integer(
+                "SLOW_CLIENT_BUFFER_BYTES", 256 * 1024, minimum=1024
+            ),
             default_pipeline=env.choice("DEFAULT_PIPELINE", "echo", PIPELINES),
             public_projects=env.names("PUBLIC_PROJECTS", ("docs",)),
             rate_limit_per_minute=env.integer("RATE_LIMIT_PER_MINUTE", 600, minimum=1),

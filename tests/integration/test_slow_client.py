@@ -1,0 +1,104 @@
+"""A client that stops reading while a long answer streams: the gateway's memory for it stays
+within its budget, and the client ends with either merged frames or a clean close it can
+resume from, having lost nothing. (How far the kernel's loopback buffers absorb a non-reading
+client varies; the merging and the cut themselves are pinned by tests/unit/test_client_stream.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+
+from gateway import appkeys
+from tests.conftest import API_KEY, AUTH, StackFactory
+from tests.support.chat import messages_of
+from tests.support.sse import parse_sse
+
+BUDGET_BYTES = 32 * 1024
+
+
+def dechunk(raw: bytes) -> bytes:
+    """The body of a chunked HTTP/1.1 response (possibly cut off)."""
+    _, _, rest = raw.partition(b"\r\n\r\n")
+    body = b""
+    while rest:
+        size_line, sep, rest = rest.partition(b"\r\n")
+        if not sep or not size_line:
+            break
+        size = int(size_line, 16)
+        if size == 0:
+            break
+        body += rest[:size]
+        rest = rest[size + 2 :]
+    return body
+
+
+async def test_a_client_that_reads_nothing_costs_bounded_memory_and_loses_nothing(
+    make_stack: StackFactory,
+) -> None:
+    gateway = await make_stack(
+        slow_client_buffer_bytes=BUDGET_BYTES, send_timeout_s=1.0, worker={"echo_token_delay_ms": 0}
+    )
+    # The most tokens a message can carry: 8,000 one-letter words, about half a megabyte of
+    # frames, far more than the socket buffers on the way hold.
+    words = 8000
+    text = " ".join(["a"] * words)
+    sid = (await (await gateway.post("/api/v1/sessions", json={}, headers=AUTH)).json())["id"]
+    body = json.dumps({"content": text, "pipeline": "echo"}).encode()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, ("127.0.0.1", gateway.port or 0))
+    # A bare socket, read by nobody until the end (an asyncio stream would read ahead for it).
+    await loop.sock_sendall(
+        sock,
+        b"POST /api/v1/sessions/%s/messages/stream HTTP/1.1\r\nHost: test\r\n"
+        b"Authorization: Bearer %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (sid.encode(), API_KEY.encode(), len(body), body),
+    )
+    # A slow link: shrink the server side's send buffer too, so that backpressure reaches the
+    # gateway after a few kilobytes rather than after the kernel's megabytes.
+    for _ in range(100):
+        connections = gateway.server.handler.connections  # type: ignore[union-attr]
+        if connections:
+            break
+        await asyncio.sleep(0.01)
+    for protocol in connections:
+        server_socket = protocol.transport.get_extra_info("socket")
+        server_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    fanout = gateway.app[appkeys.FANOUT]
+    peak = 0
+    for _ in range(600):  # while the answer streams and the client reads nothing
+        for subscribers in fanout._subscribers.values():  # noqa: SLF001 - the test inspects the registry
+            peak = max(peak, *(s.buffered_bytes for s in subscribers))  # type: ignore[attr-defined]
+        stored = await messages_of(gateway, sid)
+        if len(stored) == 2 and stored[1]["status"] != "streaming":
+            break
+        await asyncio.sleep(0.02)
+    assert stored[1]["status"] == "complete"
+    assert peak <= BUDGET_BYTES + len(text) + 1024  # the budget, or one `end` frame alone
+    raw = b""
+    while chunk := await loop.sock_recv(sock, 65536):
+        raw += chunk
+    sock.close()
+    received = [m for m in parse_sse(dechunk(raw)) if m.id is not None]
+    seqs = [int(m.id or 0) for m in received]
+    assert seqs == sorted(set(seqs))
+    tokens = [m.json["content"] for m in received if m.type == "token"]
+    if received and received[-1].type == "end":
+        # Merged frames, or (when loopback's buffers absorbed the whole answer) every frame.
+        assert len(tokens) <= words
+    else:
+        # It was cut: it resumes after the last id it has and completes the answer.
+        last = seqs[-1] if seqs else 0
+        resumed = await gateway.get(f"/api/v1/sessions/{sid}/messages", headers=AUTH)
+        job_id = (await resumed.json())["messages"][1]["jobId"]
+        rest = await gateway.get(
+            f"/api/v1/streams/{job_id}", headers={**AUTH, "Last-Event-ID": str(last)}
+        )
+        tail = [m for m in parse_sse(await rest.read()) if m.id is not None]
+        assert [int(m.id or 0) for m in tail][0] == last + 1
+        tokens += [m.json["content"] for m in tail if m.type == "token"]
+        assert tail[-1].type == "end"
+    assert "".join(tokens) == text
