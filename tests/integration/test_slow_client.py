@@ -70,7 +70,7 @@ async def test_a_client_that_reads_nothing_costs_bounded_memory_and_loses_nothin
     fanout = gateway.app[appkeys.FANOUT]
     peak = 0
     for _ in range(600):  # while the answer streams and the client reads nothing
-        for subscribers in fanout._subscribers.values():  # noqa: SLF001 - the test inspects the registry
+        for subscribers in fanout._subscribers.values():
             peak = max(peak, *(s.buffered_bytes for s in subscribers))  # type: ignore[attr-defined]
         stored = await messages_of(gateway, sid)
         if len(stored) == 2 and stored[1]["status"] != "streaming":
@@ -98,7 +98,7 @@ async def test_a_client_that_reads_nothing_costs_bounded_memory_and_loses_nothin
             f"/api/v1/streams/{job_id}", headers={**AUTH, "Last-Event-ID": str(last)}
         )
         tail = [m for m in parse_sse(await rest.read()) if m.id is not None]
-        assert [int(m.id or 0) for m in tail][0] == last + 1
+        assert next(int(m.id or 0) for m in tail) == last + 1
         tokens += [m.json["content"] for m in tail if m.type == "token"]
         assert tail[-1].type == "end"
     assert "".join(tokens) == text
