@@ -1,7 +1,8 @@
 """A client that stops reading while a long answer streams: the gateway's memory for it stays
 within its budget, and the client ends with either merged frames or a clean close it can
 resume from, having lost nothing. (How far the kernel's loopback buffers absorb a non-reading
-client varies; the merging and the cut themselves are pinned by tests/unit/test_client_stream.py.)"""
+client varies; the merging and the cut themselves are pinned by
+tests/unit/test_client_stream.py.)"""
 
 from __future__ import annotations
 
