@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway import appkeys
+from gateway.docs_ingest import ingest_docs
 from gateway.fanout import EventFanout
 from gateway.middlewares import authentication, echo_request_id, error_format, request_context
-from gateway.routes import chat, health
+from gateway.routes import chat, health, projects
 from shared.amqp import AmqpJobQueue
 from shared.embedded import EmbeddedServers
 from shared.logging import get_logger
@@ -39,11 +40,14 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.on_response_prepare.append(echo_request_id)
     if settings.connections.embedded:
         app[appkeys.EMBEDDED] = EmbeddedServers()
-        app.cleanup_ctx.extend([_embedded_redis, _embedded_queue, _fanout, _embedded_worker])
+        app.cleanup_ctx.extend(
+            [_embedded_redis, ingest_docs, _embedded_queue, _fanout, _embedded_worker]
+        )
     else:
         app.cleanup_ctx.extend([_redis, _amqp, _fanout])
     app.add_routes(health.routes)
     app.add_routes(chat.routes)
+    app.add_routes(projects.routes)
     return app
 
 

@@ -15,6 +15,15 @@ JOB_KEY_SEGMENT = "job"
 JOB_EVENTS_CHANNEL_SUFFIX = "events"
 JOB_REPLAY_LOG_SUFFIX = "log"
 GATEWAY_CONTROL_SEGMENT = "gateway"
+# Knowledge collections ("projects"): "<namespace>:project:<name>:<suffix>".
+PROJECT_KEY_SEGMENT = "project"
+PROJECT_OWNER_SUFFIX = "owner"
+PROJECT_DOCUMENTS_SUFFIX = "documents"
+PROJECT_CHUNKS_SUFFIX = "chunks"
+PROJECT_INDEX_VERSION_SUFFIX = "index-version"
+PROJECT_MEMORY_SUFFIX = "memory"
+SESSION_KEY_SEGMENT = "session"
+SESSION_SUMMARY_SUFFIX = "summary"
 
 # AMQP names, joined as "<namespace>.<suffix>".
 JOBS_EXCHANGE_SUFFIX = "jobs"
@@ -44,6 +53,33 @@ class Names:
     def gateway_control_channel(self, instance_id: str) -> str:
         """A channel each gateway process always listens on (keeps its pub/sub link alive)."""
         return f"{self.namespace}:{GATEWAY_CONTROL_SEGMENT}:{instance_id}"
+
+    def _project_key(self, project: str, suffix: str) -> str:
+        return f"{self.namespace}:{PROJECT_KEY_SEGMENT}:{project}:{suffix}"
+
+    def project_owner(self, project: str) -> str:
+        """The user id that created a knowledge collection (a string key)."""
+        return self._project_key(project, PROJECT_OWNER_SUFFIX)
+
+    def project_documents(self, project: str) -> str:
+        """A hash of a collection's documents: document id to its JSON metadata."""
+        return self._project_key(project, PROJECT_DOCUMENTS_SUFFIX)
+
+    def project_chunks(self, project: str) -> str:
+        """A hash of a collection's chunks: chunk id to its JSON text and metadata."""
+        return self._project_key(project, PROJECT_CHUNKS_SUFFIX)
+
+    def project_index_version(self, project: str) -> str:
+        """A counter bumped on every change, so each worker knows when to reload its index."""
+        return self._project_key(project, PROJECT_INDEX_VERSION_SUFFIX)
+
+    def project_memory(self, project: str) -> str:
+        """A capped list of what was asked and answered in a collection, newest first."""
+        return self._project_key(project, PROJECT_MEMORY_SUFFIX)
+
+    def session_summary(self, session_id: str) -> str:
+        """A session's running summary, written by the RAG pipeline's memory step."""
+        return f"{self.namespace}:{SESSION_KEY_SEGMENT}:{session_id}:{SESSION_SUMMARY_SUFFIX}"
 
     @property
     def key_pattern(self) -> str:

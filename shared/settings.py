@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 from shared.names import DEFAULT_NAMESPACE, Names
 
-# The pipelines a job may name; "rag" joins when the agent pipeline lands.
-PIPELINES = ("echo",)
+# The pipelines a job may name.
+PIPELINES = ("echo", "rag")
+GENERATORS = ("extractive", "openai")
 
 
 class SettingsError(ValueError):
@@ -127,6 +128,63 @@ class EventLogSettings:
         )
 
 
+def parse_names(raw: str) -> tuple[str, ...]:
+    """``a, b,c`` as ``("a", "b", "c")``."""
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class RagSettings:
+    """The agent/RAG pipeline and its knowledge collections (see docs/rag.md)."""
+
+    generator: str = "extractive"
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    llm_model: str = "default"
+    llm_connect_timeout_s: float = 5.0
+    # Both the wait for the first token and the longest silence between two chunks.
+    llm_read_timeout_s: float = 60.0
+    # Attempts of the upstream request before its first token; never once tokens flowed.
+    llm_attempts: int = 2
+    public_projects: tuple[str, ...] = ("docs",)
+    # The collection a job that names none is answered from.
+    default_project: str = "docs"
+    chunk_chars: int = 800
+    chunk_overlap_chars: int = 160
+    top_k: int = 4
+    context_token_budget: int = 1500
+    history_messages: int = 20
+    project_memory_items: int = 50
+    # A directory ingested into the default project at start-up (embedded mode only).
+    docs_dir: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RagSettings:
+        env = _Env(os.environ if environ is None else environ)
+        chunk_chars = env.integer("RAG_CHUNK_CHARS", 800, minimum=100)
+        overlap = env.integer("RAG_CHUNK_OVERLAP_CHARS", 160)
+        if overlap >= chunk_chars:
+            raise SettingsError("RAG_CHUNK_OVERLAP_CHARS must be less than RAG_CHUNK_CHARS")
+        return cls(
+            generator=env.choice("GENERATOR", "extractive", GENERATORS),
+            llm_base_url=env.optional("LLM_BASE_URL"),
+            llm_api_key=env.optional("LLM_API_KEY"),
+            llm_model=env.text("LLM_MODEL", "default"),
+            llm_connect_timeout_s=env.number("LLM_CONNECT_TIMEOUT_S", 5.0, minimum=0.01),
+            llm_read_timeout_s=env.number("LLM_READ_TIMEOUT_S", 60.0, minimum=0.01),
+            llm_attempts=env.integer("LLM_ATTEMPTS", 2, minimum=1),
+            public_projects=parse_names(env.text("PUBLIC_PROJECTS", "docs")),
+            default_project=env.text("RAG_DEFAULT_PROJECT", "docs"),
+            chunk_chars=chunk_chars,
+            chunk_overlap_chars=overlap,
+            top_k=env.integer("RAG_TOP_K", 4, minimum=1),
+            context_token_budget=env.integer("RAG_CONTEXT_TOKEN_BUDGET", 1500, minimum=1),
+            history_messages=env.integer("RAG_HISTORY_MESSAGES", 20, minimum=1),
+            project_memory_items=env.integer("RAG_PROJECT_MEMORY_ITEMS", 50, minimum=1),
+            docs_dir=env.optional("DOCS_DIR"),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
     connections: ConnectionSettings = field(default_factory=ConnectionSettings)
@@ -135,6 +193,7 @@ class WorkerSettings:
     echo_token_delay_ms: int = 20
     shutdown_grace_s: float = 30.0
     worker_id: str = ""
+    rag: RagSettings = field(default_factory=RagSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -147,6 +206,7 @@ class WorkerSettings:
             echo_token_delay_ms=env.integer("ECHO_TOKEN_DELAY_MS", 20),
             shutdown_grace_s=env.number("WORKER_SHUTDOWN_GRACE_S", 30.0),
             worker_id=env.text("WORKER_ID", ""),
+            rag=RagSettings.from_env(environ),
         )
 
 
@@ -163,7 +223,8 @@ class GatewaySettings:
     sse_retry_ms: int = 2000
     max_body_bytes: int = 64 * 1024
     client_buffer_bytes: int = 256 * 1024
-    default_pipeline: str = "echo"
+    default_pipeline: str = "rag"
+    rag: RagSettings = field(default_factory=RagSettings)
     # Embedded mode runs the worker inside the gateway process with these settings.
     embedded_worker: WorkerSettings = field(default_factory=WorkerSettings)
 
@@ -183,7 +244,8 @@ class GatewaySettings:
             sse_retry_ms=env.integer("SSE_RETRY_MS", 2000),
             max_body_bytes=env.integer("MAX_BODY_BYTES", 64 * 1024, minimum=1),
             client_buffer_bytes=env.integer("CLIENT_BUFFER_BYTES", 256 * 1024, minimum=1024),
-            default_pipeline=env.choice("DEFAULT_PIPELINE", "echo", PIPELINES),
+            default_pipeline=env.choice("DEFAULT_PIPELINE", "rag", PIPELINES),
+            rag=RagSettings.from_env(environ),
             embedded_worker=WorkerSettings.from_env(environ),
         )
 

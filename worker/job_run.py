@@ -46,6 +46,10 @@ class JobRun:
             events.progress_payload(step, message, details=details, metadata=metadata),
         )
 
+    async def checkpoint(self) -> None:
+        """A point where a pipeline may be stopped; cancellation is wired in here."""
+        return None
+
     async def token(self, text: str) -> None:
         if self.first_token_at is None:
             self.first_token_at = time.monotonic()

@@ -20,14 +20,18 @@ from shared.settings import WorkerSettings
 from shared.wire import Job, WireError, decode_job
 from worker.event_log import JobEventLog
 from worker.job_run import JobRun
-from worker.pipelines import Pipeline
+from worker.pipelines import Pipeline, PipelineError
 from worker.pipelines.echo import EchoPipeline
+from worker.pipelines.rag import RagPipeline
 
 log = get_logger(__name__)
 
 
-def default_pipelines(settings: WorkerSettings) -> dict[str, Pipeline]:
-    return {"echo": EchoPipeline(token_delay_ms=settings.echo_token_delay_ms)}
+def default_pipelines(settings: WorkerSettings, redis: Redis) -> dict[str, Pipeline]:
+    return {
+        "echo": EchoPipeline(token_delay_ms=settings.echo_token_delay_ms),
+        "rag": RagPipeline(settings.rag, redis, settings.connections.names),
+    }
 
 
 class Worker:
@@ -44,7 +48,7 @@ class Worker:
         self._redis = redis
         self._queue = queue
         self._names = settings.connections.names
-        self._pipelines = dict(pipelines or default_pipelines(settings))
+        self._pipelines = dict(pipelines or default_pipelines(settings, redis))
         self._in_flight: set[asyncio.Task[None]] = set()
         self._last_activity = time.monotonic()
         self.jobs_done = 0
@@ -154,6 +158,10 @@ class Worker:
             result = await pipeline.run(run)
         except asyncio.CancelledError:
             raise
+        except PipelineError as e:
+            log.warning("job.pipeline_error", code=e.code, error=e.message)
+            await run.fail(e.message, e.code)
+            return "error"
         except Exception as e:
             log.exception("job.pipeline_failed")
             await run.fail(
