@@ -54,7 +54,7 @@ async def test_rag_answer_streams_eight_steps_tokens_and_verifiable_citations(
 
     events = await ask(gateway, "How do several workers agree after a document is added?")
 
-    assert [e["type"] for e in events][0] == "start" and events[-1]["type"] == "end"
+    assert events[0]["type"] == "start" and events[-1]["type"] == "end"
     progress = [e["progress"] for e in events if e["type"] == "progress"]
     assert [p["step"] for p in progress] == list(PROGRESS_STEPS)
     for step in progress:
