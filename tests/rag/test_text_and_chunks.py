@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from shared.knowledge import Chunk
 from shared.knowledge.chunking import chunk_text, split_sentences
@@ -27,7 +28,7 @@ def test_chunks_hold_whole_sentences_and_overlap_their_neighbours() -> None:
     for chunk in chunks:
         assert len(chunk.text) <= 200
         assert all(s in sentences for s in split_sentences(chunk.text))
-    for previous, following in zip(chunks, chunks[1:], strict=False):
+    for previous, following in itertools.pairwise(chunks):
         first_of_next = split_sentences(following.text)[0]
         assert first_of_next in split_sentences(previous.text)
     covered = {s for c in chunks for s in split_sentences(c.text)}
