@@ -22,46 +22,64 @@ class TextChunk:
 
 def split_sentences(text: str) -> list[str]:
     """The sentences of ``text``; each paragraph ends a sentence, whatever its punctuation."""
-    sentences: list[str] = []
-    for paragraph in re.split(r"\n\s*\n", text):
+    return [sentence for _, sentence in _paragraph_sentences(text)]
+
+
+def _paragraph_sentences(text: str) -> list[tuple[int, str]]:
+    """Each sentence with the number of its paragraph."""
+    sentences: list[tuple[int, str]] = []
+    for number, paragraph in enumerate(re.split(r"\n\s*\n", text)):
         flat = " ".join(paragraph.split())
-        if not flat:
-            continue
-        sentences.extend(part.strip() for part in _SENTENCE_END.split(flat) if part.strip())
+        sentences.extend(
+            (number, part.strip()) for part in _SENTENCE_END.split(flat) if part.strip()
+        )
     return sentences
+
+
+def _join(sentences: list[tuple[int, str]]) -> str:
+    """Sentences back into text, keeping paragraph breaks so that a heading stays apart."""
+    text = ""
+    for i, (paragraph, sentence) in enumerate(sentences):
+        if i:
+            text += " " if sentences[i - 1][0] == paragraph else "\n\n"
+        text += sentence
+    return text
 
 
 def chunk_text(text: str, *, chunk_chars: int, overlap_chars: int) -> list[TextChunk]:
     if overlap_chars >= chunk_chars:
         raise ValueError("the overlap must be smaller than the chunk")
-    sentences = [piece for s in split_sentences(text) for piece in _fit(s, chunk_chars)]
+    sentences = [
+        (paragraph, piece)
+        for paragraph, sentence in _paragraph_sentences(text)
+        for piece in _fit(sentence, chunk_chars)
+    ]
     chunks: list[TextChunk] = []
-    current: list[str] = []
-    size = 0
+    current: list[tuple[int, str]] = []
     fresh = 0  # sentences in ``current`` that no earlier chunk holds
-    for sentence in sentences:
-        if current and size + 1 + len(sentence) > chunk_chars:
-            chunks.append(TextChunk(len(chunks), " ".join(current)))
-            current = _tail(current, overlap_chars, room=chunk_chars - len(sentence) - 1)
-            size = sum(len(s) + 1 for s in current)
+    for item in sentences:
+        if current and len(_join([*current, item])) > chunk_chars:
+            chunks.append(TextChunk(len(chunks), _join(current)))
+            current = _tail(current, overlap_chars, room=chunk_chars - len(item[1]) - 2)
             fresh = 0
-        current.append(sentence)
-        size += len(sentence) + 1
+        current.append(item)
         fresh += 1
     if current and fresh:
-        chunks.append(TextChunk(len(chunks), " ".join(current)))
+        chunks.append(TextChunk(len(chunks), _join(current)))
     return chunks
 
 
-def _tail(sentences: list[str], overlap_chars: int, *, room: int) -> list[str]:
+def _tail(
+    sentences: list[tuple[int, str]], overlap_chars: int, *, room: int
+) -> list[tuple[int, str]]:
     """The last sentences of a chunk that fit in the overlap (and beside the next sentence)."""
-    tail: list[str] = []
+    tail: list[tuple[int, str]] = []
     size = 0
-    for sentence in reversed(sentences):
-        size += len(sentence) + 1
+    for item in reversed(sentences):
+        size += len(item[1]) + 2
         if size > min(overlap_chars, room):
             break
-        tail.insert(0, sentence)
+        tail.insert(0, item)
     return tail
 
 

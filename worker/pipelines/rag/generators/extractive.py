@@ -4,7 +4,9 @@ and cites each ``[n]``. With ``simple_language`` it prefers short sentences and 
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from shared.events import FINISH_STOP
@@ -24,6 +26,8 @@ NO_ANSWER = "The sources hold no passage that answers this question."
 _MIN_WORDS = 4
 _SHORT_WORDS = 20
 _PROSE = re.compile(r"[A-Za-z]")
+# A sentence that ends without one of these is a heading or a list label.
+_SENTENCE_ENDINGS = (".", "!", "?", ")", '"', "'", "`")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,25 +45,41 @@ class ExtractiveGenerator:
 
     def choose(self, request: GenerationRequest) -> list[_Candidate]:
         query = terms(request.query)
+        sentences = self._sentences(request)
+        # A query term found in few of the passages' sentences says more than a common one.
+        frequency = Counter(t for _, _, _, found in sentences for t in found & query)
+        weight = {t: math.log(1 + len(sentences) / n) for t, n in frequency.items()}
         candidates: list[_Candidate] = []
-        seen: set[str] = set()
-        for passage in request.passages:
-            for position, sentence in enumerate(split_sentences(passage.chunk.text)):
-                count = len(sentence.split())
-                if count < _MIN_WORDS or not _PROSE.search(sentence) or sentence in seen:
-                    continue
-                seen.add(sentence)  # overlapping chunks repeat sentences
-                shared = len(query & terms(sentence))
-                if not shared:
-                    continue
-                # Ties go to the higher-ranked passage; simple language demotes long sentences.
-                score = shared + passage.score / 100
-                if request.simple_language and count > _SHORT_WORDS:
-                    score -= 1
-                candidates.append(_Candidate(passage, position, sentence, score))
+        for passage, position, sentence, found in sentences:
+            shared = found & query
+            if not shared:
+                continue
+            # Ties go to the higher-ranked passage; simple language demotes long sentences.
+            score = sum(weight[t] for t in shared) - passage.number / 100
+            if request.simple_language and len(sentence.split()) > _SHORT_WORDS:
+                score -= 1
+            candidates.append(_Candidate(passage, position, sentence, score))
         limit = self.simple_max_sentences if request.simple_language else self.max_sentences
         best = sorted(candidates, key=lambda c: -c.score)[:limit]
         return sorted(best, key=lambda c: (c.passage.number, c.position))
+
+    @staticmethod
+    def _sentences(request: GenerationRequest) -> list[tuple[Passage, int, str, set[str]]]:
+        """The answerable sentences of the passages, each once, with their terms."""
+        found: list[tuple[Passage, int, str, set[str]]] = []
+        seen: set[str] = set()
+        for passage in request.passages:
+            for position, sentence in enumerate(split_sentences(passage.chunk.text)):
+                if (
+                    len(sentence.split()) < _MIN_WORDS
+                    or not _PROSE.search(sentence)
+                    or not sentence.endswith(_SENTENCE_ENDINGS)
+                    or sentence in seen  # overlapping chunks repeat sentences
+                ):
+                    continue
+                seen.add(sentence)
+                found.append((passage, position, sentence, terms(sentence)))
+        return found
 
     async def generate(self, request: GenerationRequest, emit: Emit) -> GenerationResult:
         chosen = self.choose(request)
