@@ -9,6 +9,7 @@ it reloads the chunks and rebuilds, so every worker answers from the same collec
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -74,9 +75,11 @@ class Bm25Index:
 
 
 class Bm25Retriever:
-    def __init__(self, store: KnowledgeStore) -> None:
+    def __init__(self, store: KnowledgeStore, max_indexes: int = 64) -> None:
         self._store = store
-        self._indexes: dict[str, Bm25Index] = {}
+        # Least recently searched last out: a worker serving many projects stays bounded.
+        self._indexes: OrderedDict[str, Bm25Index] = OrderedDict()
+        self._max_indexes = max_indexes
         self._lock = asyncio.Lock()
 
     async def search(self, project: str, query: str, k: int) -> SearchResult:
@@ -89,6 +92,7 @@ class Bm25Retriever:
         version = await self._store.index_version(project)
         index = self._indexes.get(project)
         if index is not None and index.version == version:
+            self._indexes.move_to_end(project)
             return index
         async with self._lock:
             index = self._indexes.get(project)
@@ -96,6 +100,9 @@ class Bm25Retriever:
                 snapshot = await self._store.snapshot(project)
                 index = await asyncio.to_thread(Bm25Index, snapshot)
                 self._indexes[project] = index
+            self._indexes.move_to_end(project)
+            while len(self._indexes) > self._max_indexes:
+                self._indexes.popitem(last=False)
             return index
 
 
