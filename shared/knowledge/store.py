@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from shared.knowledge.chunking import chunk_text
 from shared.knowledge.text import DocumentFormat, to_text
@@ -21,6 +22,8 @@ from shared.names import Names
 from shared.settings import RagSettings
 
 T = TypeVar("T")
+
+_WATCH_ATTEMPTS = 10
 
 
 class KnowledgeError(ValueError):
@@ -103,35 +106,44 @@ class KnowledgeStore:
             chars=len(text),
             created_at_ms=int(time.time() * 1000),
         )
-        chunks = {
-            f"{document.id}:{piece.index}": json.dumps(
-                asdict(
-                    Chunk(
-                        f"{document.id}:{piece.index}", document.id, name, piece.index, piece.text
-                    )
-                )
-            )
+        chunks = [
+            Chunk(f"{document.id}:{piece.index}", document.id, name, piece.index, piece.text)
             for piece in pieces
-        }
-        replaced = [d for d in await self.documents(project) if d.name == name]
+        ]
+        # Optimistic: a concurrent change to the documents retries, so one copy of a name wins.
+        for _ in range(_WATCH_ATTEMPTS):
+            try:
+                await self._replace(project, document, chunks)
+                return document
+            except WatchError:
+                continue
+        raise KnowledgeError(f"the project {project!r} kept changing; try again")
+
+    async def _replace(self, project: str, document: Document, chunks: list[Chunk]) -> None:
+        documents_key = self._names.project_documents(project)
+        chunks_key = self._names.project_chunks(project)
         async with self._redis.pipeline(transaction=True) as tx:
+            await tx.watch(documents_key)
+            replaced = [
+                old
+                for old in map(_decode_document, await tx.hvals(documents_key))
+                if old.name == document.name
+            ]
+            tx.multi()  # type: ignore[no-untyped-call]  # redis-py leaves multi() unannotated
             for old in replaced:
-                tx.hdel(self._names.project_documents(project), old.id)
+                tx.hdel(documents_key, old.id)
                 if old.chunks:
-                    tx.hdel(self._names.project_chunks(project), *_chunk_ids(old))
-            tx.hset(
-                self._names.project_documents(project), document.id, json.dumps(asdict(document))
-            )
-            for chunk_id, chunk in chunks.items():
-                tx.hset(self._names.project_chunks(project), chunk_id, chunk)
+                    tx.hdel(chunks_key, *_chunk_ids(old))
+            tx.hset(documents_key, document.id, json.dumps(asdict(document)))
+            for chunk in chunks:
+                tx.hset(chunks_key, chunk.id, json.dumps(asdict(chunk)))
             tx.incr(self._names.project_index_version(project))
             await tx.execute()
-        return document
 
     async def documents(self, project: str) -> list[Document]:
         """The project's documents, oldest first."""
         raw = await self._redis.hvals(self._names.project_documents(project))
-        documents = [_decode(Document, value) for value in raw]
+        documents = [_decode_document(value) for value in raw]
         return sorted(documents, key=lambda d: (d.created_at_ms, d.id))
 
     async def delete_document(self, project: str, document_id: str) -> bool:
@@ -172,6 +184,10 @@ def knowledge_store(redis: Redis, names: Names, rag: RagSettings) -> KnowledgeSt
 
 def _chunk_ids(document: Document) -> list[str]:
     return [f"{document.id}:{i}" for i in range(document.chunks)]
+
+
+def _decode_document(raw: bytes | str) -> Document:
+    return _decode(Document, raw)
 
 
 def _decode(kind: type[T], raw: bytes | str) -> T:
