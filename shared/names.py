@@ -15,15 +15,6 @@ JOB_KEY_SEGMENT = "job"
 JOB_EVENTS_CHANNEL_SUFFIX = "events"
 JOB_REPLAY_LOG_SUFFIX = "log"
 GATEWAY_CONTROL_SEGMENT = "gateway"
-# Knowledge collections ("projects"): "<namespace>:project:<name>:<suffix>".
-PROJECT_KEY_SEGMENT = "project"
-PROJECT_OWNER_SUFFIX = "owner"
-PROJECT_DOCUMENTS_SUFFIX = "documents"
-PROJECT_CHUNKS_SUFFIX = "chunks"
-PROJECT_INDEX_VERSION_SUFFIX = "index-version"
-PROJECT_MEMORY_SUFFIX = "memory"
-SESSION_KEY_SEGMENT = "session"
-SESSION_SUMMARY_SUFFIX = "summary"
 
 # AMQP names, joined as "<namespace>.<suffix>".
 JOBS_EXCHANGE_SUFFIX = "jobs"
@@ -34,6 +25,17 @@ DEAD_LETTER_QUEUE_SUFFIX = "jobs.dead"
 
 # RabbitMQ redelivers a job this many times (a worker killed mid-job) before dead-lettering it.
 JOB_DELIVERY_LIMIT = 3
+
+# Knowledge collections ("projects"): "<namespace>:project:<name>:<suffix>".
+PROJECT_KEY_SEGMENT = "project"
+PROJECT_OWNER_SUFFIX = "owner"
+PROJECT_DOCUMENTS_SUFFIX = "documents"
+PROJECT_CHUNKS_SUFFIX = "chunks"
+PROJECT_INDEX_VERSION_SUFFIX = "index-version"
+PROJECT_MEMORY_SUFFIX = "memory"
+# The RAG pipeline's session summary sits in the session's own key space.
+RAG_SESSION_SEGMENT = "session"
+SESSION_SUMMARY_SUFFIX = "summary"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,31 @@ class Names:
     def gateway_control_channel(self, instance_id: str) -> str:
         """A channel each gateway process always listens on (keeps its pub/sub link alive)."""
         return f"{self.namespace}:{GATEWAY_CONTROL_SEGMENT}:{instance_id}"
+
+    @property
+    def key_pattern(self) -> str:
+        """A SCAN pattern matching every Redis key of this namespace."""
+        return f"{self.namespace}:*"
+
+    @property
+    def jobs_exchange(self) -> str:
+        return f"{self.namespace}.{JOBS_EXCHANGE_SUFFIX}"
+
+    @property
+    def jobs_queue(self) -> str:
+        return f"{self.namespace}.{JOBS_QUEUE_SUFFIX}"
+
+    @property
+    def jobs_routing_key(self) -> str:
+        return JOBS_ROUTING_KEY
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.namespace}.{DEAD_LETTER_EXCHANGE_SUFFIX}"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.namespace}.{DEAD_LETTER_QUEUE_SUFFIX}"
 
     def _project_key(self, project: str, suffix: str) -> str:
         return f"{self.namespace}:{PROJECT_KEY_SEGMENT}:{project}:{suffix}"
@@ -79,29 +106,4 @@ class Names:
 
     def session_summary(self, session_id: str) -> str:
         """A session's running summary, written by the RAG pipeline's memory step."""
-        return f"{self.namespace}:{SESSION_KEY_SEGMENT}:{session_id}:{SESSION_SUMMARY_SUFFIX}"
-
-    @property
-    def key_pattern(self) -> str:
-        """A SCAN pattern matching every Redis key of this namespace."""
-        return f"{self.namespace}:*"
-
-    @property
-    def jobs_exchange(self) -> str:
-        return f"{self.namespace}.{JOBS_EXCHANGE_SUFFIX}"
-
-    @property
-    def jobs_queue(self) -> str:
-        return f"{self.namespace}.{JOBS_QUEUE_SUFFIX}"
-
-    @property
-    def jobs_routing_key(self) -> str:
-        return JOBS_ROUTING_KEY
-
-    @property
-    def dead_letter_exchange(self) -> str:
-        return f"{self.namespace}.{DEAD_LETTER_EXCHANGE_SUFFIX}"
-
-    @property
-    def dead_letter_queue(self) -> str:
-        return f"{self.namespace}.{DEAD_LETTER_QUEUE_SUFFIX}"
+        return f"{self.namespace}:{RAG_SESSION_SEGMENT}:{session_id}:{SESSION_SUMMARY_SUFFIX}"
