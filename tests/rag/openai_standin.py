@@ -56,8 +56,8 @@ class StandIn:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         await response.write(chunk("", role=True))
-        if scenario == "hang":
-            await self._hang(request, response)
+        if scenario in ("hang", "silent"):
+            await self._hang(request, response, write=scenario == "hang")
             return response
         for i, word in enumerate(self.words):
             await response.write(chunk(word))
@@ -69,24 +69,29 @@ class StandIn:
         await response.write(b"data: [DONE]\n\n")
         return response
 
-    async def _hang(self, request: web.Request, response: web.StreamResponse) -> None:
-        """Stream a word now and then until the client's connection goes away."""
+    async def _hang(
+        self, request: web.Request, response: web.StreamResponse, *, write: bool
+    ) -> None:
+        """Stream a word now and then (or stay silent) until the client's connection goes away."""
         try:
-            await self._hang_until_gone(request, response)
+            await self._hang_until_gone(request, response, write=write)
         except asyncio.CancelledError:
             # aiohttp cancels a handler whose client connection was lost: check that it was.
             if request.transport is None or request.transport.is_closing():
                 self.disconnected.set()
             raise
 
-    async def _hang_until_gone(self, request: web.Request, response: web.StreamResponse) -> None:
+    async def _hang_until_gone(
+        self, request: web.Request, response: web.StreamResponse, *, write: bool
+    ) -> None:
         for _ in range(HANG_MAX_CHUNKS):
             transport = request.transport
             if transport is None or transport.is_closing():
                 self.disconnected.set()
                 return
             try:
-                await response.write(chunk(" more"))
+                if write:
+                    await response.write(chunk(" more"))
             except ConnectionError:
                 self.disconnected.set()
                 return

@@ -48,6 +48,10 @@ def generator(server: TestServer, **overrides: Any) -> OpenAIGenerator:
     return OpenAIGenerator(**(settings | overrides))
 
 
+async def no_cancel() -> None:
+    return None
+
+
 class Tokens:
     def __init__(self) -> None:
         self.received: list[str] = []
@@ -63,7 +67,7 @@ async def test_streams_tokens_and_cites_the_passages_it_names(
 ) -> None:
     stand_in, server = standin
     tokens = Tokens()
-    result = await generator(server).generate(REQUEST, tokens)
+    result = await generator(server).generate(REQUEST, tokens, no_cancel)
 
     assert tokens.received == ["Workers", " agree", " [1]", "."]
     assert result.finish_reason == FINISH_STOP
@@ -80,7 +84,7 @@ async def test_streams_tokens_and_cites_the_passages_it_names(
 async def test_length_finish_reason_is_reported(standin: tuple[StandIn, TestServer]) -> None:
     stand_in, server = standin
     stand_in.scenarios = ["length"]
-    result = await generator(server).generate(REQUEST, Tokens())
+    result = await generator(server).generate(REQUEST, Tokens(), no_cancel)
     assert result.finish_reason == FINISH_LENGTH
 
 
@@ -90,7 +94,7 @@ async def test_a_failure_before_the_first_token_is_retried(
     stand_in, server = standin
     stand_in.scenarios = ["unavailable", "ok"]
     tokens = Tokens()
-    result = await generator(server).generate(REQUEST, tokens)
+    result = await generator(server).generate(REQUEST, tokens, no_cancel)
     assert len(stand_in.requests) == 2
     assert "".join(tokens.received) == "Workers agree [1]." and result.citations
 
@@ -101,7 +105,7 @@ async def test_retries_give_up_with_an_upstream_error(
     stand_in, server = standin
     stand_in.scenarios = ["unavailable", "unavailable"]
     with pytest.raises(PipelineError) as caught:
-        await generator(server).generate(REQUEST, Tokens())
+        await generator(server).generate(REQUEST, Tokens(), no_cancel)
     assert caught.value.code == "upstream_error" and len(stand_in.requests) == 2
 
 
@@ -112,7 +116,7 @@ async def test_an_error_mid_stream_is_an_upstream_error_and_not_retried(
     stand_in.scenarios = ["error_mid"]
     tokens = Tokens()
     with pytest.raises(PipelineError) as caught:
-        await generator(server).generate(REQUEST, tokens)
+        await generator(server).generate(REQUEST, tokens, no_cancel)
     assert caught.value.code == "upstream_error"
     assert "the model crashed" in caught.value.message
     assert tokens.received == ["Workers", " agree"]
@@ -125,7 +129,7 @@ async def test_a_client_cancel_closes_the_upstream_connection(
     stand_in, server = standin
     stand_in.scenarios = ["hang"]
     tokens = Tokens()
-    task = asyncio.create_task(generator(server).generate(REQUEST, tokens))
+    task = asyncio.create_task(generator(server).generate(REQUEST, tokens, no_cancel))
     await asyncio.wait_for(tokens.first.wait(), 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -133,3 +137,30 @@ async def test_a_client_cancel_closes_the_upstream_connection(
     # The stand-in itself sees its request's connection go away.
     await asyncio.wait_for(stand_in.disconnected.wait(), 10)
     assert stand_in.disconnected.is_set()
+
+
+class JobCancelled(Exception):
+    """What a cancelled job's checkpoint raises."""
+
+
+async def test_a_cancel_while_the_model_is_silent_closes_the_upstream_connection(
+    standin: tuple[StandIn, TestServer],
+) -> None:
+    stand_in, server = standin
+    stand_in.scenarios = ["silent"]
+    polled = asyncio.Event()
+    cancelled = False
+
+    async def checkpoint() -> None:
+        polled.set()
+        if cancelled:
+            raise JobCancelled
+
+    task = asyncio.create_task(generator(server).generate(REQUEST, Tokens(), checkpoint))
+    # No token will come: the generator still polls the checkpoint while it waits.
+    await asyncio.wait_for(polled.wait(), 10)
+    cancelled = True
+    with pytest.raises(JobCancelled):
+        await asyncio.wait_for(task, 10)
+    await asyncio.wait_for(stand_in.disconnected.wait(), 10)
+    assert len(stand_in.requests) == 1

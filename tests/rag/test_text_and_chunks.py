@@ -41,6 +41,10 @@ def test_a_sentence_longer_than_a_chunk_is_cut_at_words() -> None:
     assert sum(len(c.text.split()) for c in chunks) >= 100
 
 
+async def no_cancel() -> None:
+    return None
+
+
 def _passage(number: int, text: str) -> Passage:
     return Passage(number, "p", Chunk(f"d:{number}", "d", "doc.md", number, text), 1.0)
 
@@ -61,7 +65,7 @@ def test_extractive_answer_cites_sentences_in_reading_order_and_shortens_for_sim
         tokens.append(text)
 
     request = GenerationRequest("index version", "index version", passages)
-    result = asyncio.run(ExtractiveGenerator().generate(request, emit))
+    result = asyncio.run(ExtractiveGenerator().generate(request, emit, no_cancel))
     answer = "".join(tokens)
     assert answer.startswith("Workers reload the index when its version moves. [1]")
     assert "Unrelated" not in answer
@@ -69,6 +73,6 @@ def test_extractive_answer_cites_sentences_in_reading_order_and_shortens_for_sim
 
     tokens.clear()
     simple = GenerationRequest("index version", "index version", passages, simple_language=True)
-    asyncio.run(ExtractiveGenerator().generate(simple, emit))
+    asyncio.run(ExtractiveGenerator().generate(simple, emit, no_cancel))
     short = "".join(tokens)
     assert "transaction" not in short and short.count("[") <= 2

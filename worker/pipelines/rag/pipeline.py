@@ -242,4 +242,4 @@ class RagPipeline:
             history=context.turns,
             simple_language=plan.simple_language,
         )
-        return await self._generators[validation.generator].generate(request, emit)
+        return await self._generators[validation.generator].generate(request, emit, run.checkpoint)

@@ -10,6 +10,8 @@ from shared.knowledge import Chunk
 from worker.pipelines.rag.context import Turn
 
 Emit = Callable[[str], Awaitable[None]]
+# Raises when the job was cancelled; a generator that waits on something slow polls it.
+Checkpoint = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,11 @@ class GenerationResult:
 
 
 class Generator(Protocol):
-    async def generate(self, request: GenerationRequest, emit: Emit) -> GenerationResult: ...
+    async def generate(
+        self, request: GenerationRequest, emit: Emit, checkpoint: Checkpoint
+    ) -> GenerationResult:
+        """Stream the answer through ``emit`` (which passes a checkpoint before each token)."""
+        ...
 
 
 def citation(passage: Passage, quotes: list[str]) -> dict[str, Any]:

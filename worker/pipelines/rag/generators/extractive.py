@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from shared.events import FINISH_STOP
 from shared.knowledge.chunking import split_sentences
 from worker.pipelines.rag.generators import (
+    Checkpoint,
     Emit,
     GenerationRequest,
     GenerationResult,
@@ -81,7 +82,9 @@ class ExtractiveGenerator:
                 found.append((passage, position, sentence, terms(sentence)))
         return found
 
-    async def generate(self, request: GenerationRequest, emit: Emit) -> GenerationResult:
+    async def generate(
+        self, request: GenerationRequest, emit: Emit, checkpoint: Checkpoint
+    ) -> GenerationResult:
         chosen = self.choose(request)
         if not chosen:
             await emit_words(NO_ANSWER, emit)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -21,6 +22,7 @@ from shared.events import FINISH_LENGTH, FINISH_STOP
 from shared.logging import get_logger
 from worker.pipelines import PipelineError
 from worker.pipelines.rag.generators import (
+    Checkpoint,
     Emit,
     GenerationRequest,
     GenerationResult,
@@ -33,6 +35,8 @@ log = get_logger(__name__)
 _CITED = re.compile(r"\[(\d+)\]")
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _DONE = "[DONE]"
+CHECK_INTERVAL_S = 0.25
+T = TypeVar("T")
 
 
 class _Retryable(Exception):
@@ -48,11 +52,13 @@ class OpenAIGenerator:
     read_timeout_s: float = 60.0
     attempts: int = 2
 
-    async def generate(self, request: GenerationRequest, emit: Emit) -> GenerationResult:
+    async def generate(
+        self, request: GenerationRequest, emit: Emit, checkpoint: Checkpoint
+    ) -> GenerationResult:
         body = {"model": self.model, "messages": build_messages(request), "stream": True}
         for attempt in range(1, self.attempts + 1):
             try:
-                return await self._attempt(request, body, emit)
+                return await _until_cancelled(self._attempt(request, body, emit), checkpoint)
             except _Retryable as e:
                 log.warning("llm.retry", attempt=attempt, error=str(e))
                 if attempt == self.attempts:
@@ -80,9 +86,6 @@ class OpenAIGenerator:
                 raise _Retryable(f"{type(e).__name__}: {e}") from e
             try:
                 finish = await self._read(response, parts, emit)
-            except asyncio.CancelledError:
-                response.close()
-                raise
             except (aiohttp.ClientError, TimeoutError) as e:
                 response.close()
                 if not parts:
@@ -91,6 +94,10 @@ class OpenAIGenerator:
                     f"the model server broke off the answer: {type(e).__name__}",
                     "upstream_error",
                 ) from e
+            except BaseException:
+                # Cancelled, or failed: closing the connection is what stops the model.
+                response.close()
+                raise
             finally:
                 response.release()
         text = "".join(parts)
@@ -126,6 +133,23 @@ class OpenAIGenerator:
         if not parts:
             raise _Retryable("the stream ended before any token")
         raise PipelineError("the model server ended the stream without [DONE]", "upstream_error")
+
+
+async def _until_cancelled(work: Coroutine[Any, Any, T], checkpoint: Checkpoint) -> T:
+    """Run ``work``, passing a checkpoint every ``CHECK_INTERVAL_S`` while it waits on a silent
+    model, so a cancel is seen within a second even when no token arrives."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=CHECK_INTERVAL_S)
+            if done:
+                return task.result()
+            await checkpoint()
+    finally:
+        if not task.done():
+            task.cancel()
+            # Wait for its cleanup (the upstream connection closed); its own outcome is moot.
+            await asyncio.wait({task})
 
 
 def _parse_chunk(data: str) -> dict[str, Any]:
