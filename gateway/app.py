@@ -12,10 +12,11 @@ from aiohttp import web
 
 from gateway import appkeys
 from gateway.cancel import JobCanceller
+from gateway.docs_ingest import ingest_docs
 from gateway.fanout import EventFanout
 from gateway.limits import RateLimiter, StreamLeases
 from gateway.middlewares import authentication, echo_request_id, error_format, request_context
-from gateway.routes import chat, health, sessions, streams
+from gateway.routes import chat, health, projects, sessions, streams
 from shared.amqp import AmqpJobQueue
 from shared.embedded import EmbeddedServers
 from shared.logging import get_logger
@@ -49,7 +50,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     if settings.connections.embedded:
         app[appkeys.EMBEDDED] = EmbeddedServers()
         app.cleanup_ctx.extend(
-            [_embedded_redis, _stores, _embedded_queue, _fanout, _embedded_worker]
+            [_embedded_redis, _stores, ingest_docs, _embedded_queue, _fanout, _embedded_worker]
         )
     else:
         app.cleanup_ctx.extend([_redis, _stores, _amqp, _fanout])
@@ -57,6 +58,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.add_routes(sessions.routes)
     app.add_routes(chat.routes)
     app.add_routes(streams.routes)
+    app.add_routes(projects.routes)
     return app
 
 

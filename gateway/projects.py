@@ -5,12 +5,21 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import appkeys
+from gateway.auth import user_of
 from gateway.errors import not_found
+from shared.knowledge.registry import can_read
 
 
 async def require_readable_project(request: web.Request, project: str) -> str:
     """The project name if the caller may read it; 404 otherwise, as if it did not exist."""
     settings = request.app[appkeys.SETTINGS]
-    if project not in settings.public_projects:
+    readable = await can_read(
+        request.app[appkeys.REDIS],
+        settings.connections.names,
+        user_of(request),
+        project,
+        settings.rag.public_projects,
+    )
+    if not readable:
         raise not_found("project")
     return project

@@ -29,6 +29,17 @@ DEAD_LETTER_QUEUE_SUFFIX = "jobs.dead"
 # RabbitMQ redelivers a job this many times (a worker killed mid-job) before dead-lettering it.
 JOB_DELIVERY_LIMIT = 3
 
+# Knowledge collections ("projects"): "<namespace>:project:<name>:<suffix>".
+PROJECT_KEY_SEGMENT = "project"
+PROJECT_OWNER_SUFFIX = "owner"
+PROJECT_DOCUMENTS_SUFFIX = "documents"
+PROJECT_CHUNKS_SUFFIX = "chunks"
+PROJECT_INDEX_VERSION_SUFFIX = "index-version"
+PROJECT_MEMORY_SUFFIX = "memory"
+# The RAG pipeline's session summary sits in the session's own key space.
+RAG_SESSION_SEGMENT = "session"
+SESSION_SUMMARY_SUFFIX = "summary"
+
 
 @dataclass(frozen=True, slots=True)
 class Names:
@@ -111,3 +122,30 @@ class Names:
     @property
     def dead_letter_queue(self) -> str:
         return f"{self.namespace}.{DEAD_LETTER_QUEUE_SUFFIX}"
+
+    def _project_key(self, project: str, suffix: str) -> str:
+        return f"{self.namespace}:{PROJECT_KEY_SEGMENT}:{project}:{suffix}"
+
+    def project_owner(self, project: str) -> str:
+        """The user id that created a knowledge collection (a string key)."""
+        return self._project_key(project, PROJECT_OWNER_SUFFIX)
+
+    def project_documents(self, project: str) -> str:
+        """A hash of a collection's documents: document id to its JSON metadata."""
+        return self._project_key(project, PROJECT_DOCUMENTS_SUFFIX)
+
+    def project_chunks(self, project: str) -> str:
+        """A hash of a collection's chunks: chunk id to its JSON text and metadata."""
+        return self._project_key(project, PROJECT_CHUNKS_SUFFIX)
+
+    def project_index_version(self, project: str) -> str:
+        """A counter bumped on every change, so each worker knows when to reload its index."""
+        return self._project_key(project, PROJECT_INDEX_VERSION_SUFFIX)
+
+    def project_memory(self, project: str) -> str:
+        """A capped list of what was asked and answered in a collection, newest first."""
+        return self._project_key(project, PROJECT_MEMORY_SUFFIX)
+
+    def session_summary(self, session_id: str) -> str:
+        """A session's running summary, written by the RAG pipeline's memory step."""
+        return f"{self.namespace}:{RAG_SESSION_SEGMENT}:{session_id}:{SESSION_SUMMARY_SUFFIX}"

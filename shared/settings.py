@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 from shared.names import DEFAULT_NAMESPACE, Names
 
-# The pipelines a job may name; "rag" joins when the agent pipeline lands.
-PIPELINES = ("echo",)
+# The pipelines a job may name.
+PIPELINES = ("echo", "rag")
+GENERATORS = ("extractive", "openai")
 
 
 class SettingsError(ValueError):
@@ -135,6 +136,58 @@ class EventLogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RagSettings:
+    """The agent/RAG pipeline and its knowledge collections (see docs/rag.md)."""
+
+    generator: str = "extractive"
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    llm_model: str = "default"
+    llm_connect_timeout_s: float = 5.0
+    # Both the wait for the first token and the longest silence between two chunks.
+    llm_read_timeout_s: float = 60.0
+    # Attempts of the upstream request before its first token; never once tokens flowed.
+    llm_attempts: int = 2
+    public_projects: tuple[str, ...] = ("docs",)
+    # The collection a job that names none is answered from.
+    default_project: str = "docs"
+    chunk_chars: int = 800
+    chunk_overlap_chars: int = 160
+    top_k: int = 4
+    context_token_budget: int = 1500
+    history_messages: int = 20
+    project_memory_items: int = 50
+    # A directory ingested into the default project at start-up (embedded mode only).
+    docs_dir: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RagSettings:
+        env = _Env(os.environ if environ is None else environ)
+        chunk_chars = env.integer("RAG_CHUNK_CHARS", 800, minimum=100)
+        overlap = env.integer("RAG_CHUNK_OVERLAP_CHARS", 160)
+        if overlap >= chunk_chars:
+            raise SettingsError("RAG_CHUNK_OVERLAP_CHARS must be less than RAG_CHUNK_CHARS")
+        return cls(
+            generator=env.choice("GENERATOR", "extractive", GENERATORS),
+            llm_base_url=env.optional("LLM_BASE_URL"),
+            llm_api_key=env.optional("LLM_API_KEY"),
+            llm_model=env.text("LLM_MODEL", "default"),
+            llm_connect_timeout_s=env.number("LLM_CONNECT_TIMEOUT_S", 5.0, minimum=0.01),
+            llm_read_timeout_s=env.number("LLM_READ_TIMEOUT_S", 60.0, minimum=0.01),
+            llm_attempts=env.integer("LLM_ATTEMPTS", 2, minimum=1),
+            public_projects=env.names("PUBLIC_PROJECTS", ("docs",)),
+            default_project=env.text("RAG_DEFAULT_PROJECT", "docs"),
+            chunk_chars=chunk_chars,
+            chunk_overlap_chars=overlap,
+            top_k=env.integer("RAG_TOP_K", 4, minimum=1),
+            context_token_budget=env.integer("RAG_CONTEXT_TOKEN_BUDGET", 1500, minimum=1),
+            history_messages=env.integer("RAG_HISTORY_MESSAGES", 20, minimum=1),
+            project_memory_items=env.integer("RAG_PROJECT_MEMORY_ITEMS", 50, minimum=1),
+            docs_dir=env.optional("DOCS_DIR"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerSettings:
     connections: ConnectionSettings = field(default_factory=ConnectionSettings)
     event_log: EventLogSettings = field(default_factory=EventLogSettings)
@@ -143,6 +196,7 @@ class WorkerSettings:
     shutdown_grace_s: float = 30.0
     disconnect_grace_s: float = 30.0
     worker_id: str = ""
+    rag: RagSettings = field(default_factory=RagSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -156,6 +210,7 @@ class WorkerSettings:
             shutdown_grace_s=env.number("WORKER_SHUTDOWN_GRACE_S", 30.0),
             disconnect_grace_s=env.number("DISCONNECT_GRACE_S", 30.0, minimum=0.05),
             worker_id=env.text("WORKER_ID", ""),
+            rag=RagSettings.from_env(environ),
         )
 
 
@@ -174,14 +229,14 @@ class GatewaySettings:
     slow_client_buffer_bytes: int = 256 * 1024
     # A write to a client that takes longer than this means the client stopped reading.
     send_timeout_s: float = 10.0
-    default_pipeline: str = "echo"
-    public_projects: tuple[str, ...] = ("docs",)
+    default_pipeline: str = "rag"
     rate_limit_per_minute: int = 600
     max_streams_per_user: int = 5
     cors_origins: tuple[str, ...] = ()
     stream_ticket_ttl_s: int = 600
     # Signs stream tickets; every gateway behind one balancer must share it.
     stream_ticket_secret: str = ""
+    rag: RagSettings = field(default_factory=RagSettings)
     # Embedded mode runs the worker inside the gateway process with these settings.
     embedded_worker: WorkerSettings = field(default_factory=WorkerSettings)
 
@@ -204,8 +259,7 @@ class GatewaySettings:
             slow_client_buffer_bytes=env.integer(
                 "SLOW_CLIENT_BUFFER_BYTES", 256 * 1024, minimum=1024
             ),
-            default_pipeline=env.choice("DEFAULT_PIPELINE", "echo", PIPELINES),
-            public_projects=env.names("PUBLIC_PROJECTS", ("docs",)),
+            default_pipeline=env.choice("DEFAULT_PIPELINE", "rag", PIPELINES),
             rate_limit_per_minute=env.integer("RATE_LIMIT_PER_MINUTE", 600, minimum=1),
             max_streams_per_user=env.integer("MAX_STREAMS_PER_USER", 5, minimum=1),
             cors_origins=env.names("CORS_ORIGINS", ()),
@@ -213,6 +267,7 @@ class GatewaySettings:
             stream_ticket_secret=env.text(
                 "STREAM_TICKET_SECRET", env.optional("AUTH_JWT_SECRET") or ""
             ),
+            rag=RagSettings.from_env(environ),
             embedded_worker=WorkerSettings.from_env(environ),
         )
 

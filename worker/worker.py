@@ -22,15 +22,25 @@ from shared.tasks import cancel_and_wait
 from shared.wire import Job, WireError, decode_job
 from worker.cancellation import Cancellation, CancelSignals
 from worker.event_log import JobEventLog
+from worker.history import SessionHistory
 from worker.job_run import JobCancelledError, JobRun
-from worker.pipelines import Pipeline, PipelineResult
+from worker.pipelines import Pipeline, PipelineError, PipelineResult
 from worker.pipelines.echo import EchoPipeline
+from worker.pipelines.rag import RagPipeline
 
 log = get_logger(__name__)
 
 
-def default_pipelines(settings: WorkerSettings) -> dict[str, Pipeline]:
-    return {"echo": EchoPipeline(token_delay_ms=settings.echo_token_delay_ms)}
+def default_pipelines(settings: WorkerSettings, redis: Redis) -> dict[str, Pipeline]:
+    return {
+        "echo": EchoPipeline(token_delay_ms=settings.echo_token_delay_ms),
+        "rag": RagPipeline(
+            settings.rag,
+            redis,
+            settings.connections.names,
+            history=SessionHistory(MessageStore(redis, settings.connections.names)),
+        ),
+    }
 
 
 class Worker:
@@ -51,7 +61,7 @@ class Worker:
         self._cancels = CancelSignals(
             redis, self._names, disconnect_grace_s=settings.disconnect_grace_s
         )
-        self._pipelines = dict(pipelines or default_pipelines(settings))
+        self._pipelines = dict(pipelines or default_pipelines(settings, redis))
         self._in_flight: set[asyncio.Task[None]] = set()
         self._last_activity = time.monotonic()
         self.jobs_done = 0
@@ -169,6 +179,10 @@ class Worker:
             result = await self._run_cancellable(pipeline, run, run.cancellation)
         except asyncio.CancelledError:
             raise
+        except PipelineError as e:
+            log.warning("job.pipeline_error", code=e.code, error=e.message)
+            await run.fail(e.message, e.code)
+            return "error"
         except Exception as e:
             log.exception("job.pipeline_failed")
             await run.fail(

@@ -14,5 +14,14 @@ class PipelineResult:
     citations: list[dict[str, Any]] = field(default_factory=list)
 
 
+class PipelineError(Exception):
+    """A failure a pipeline reports to the client as an ``error`` event with its own code."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
 class Pipeline(Protocol):
     async def run(self, run: JobRun) -> PipelineResult: ...
