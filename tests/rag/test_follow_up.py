@@ -3,26 +3,18 @@ the document about what "it" was; without that history the same words find anoth
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from redis.asyncio import Redis
 
-from shared.amqp import AmqpJobQueue
 from shared.knowledge import KnowledgeStore
-from shared.names import Names
-from shared.settings import ConnectionSettings, RagSettings
-from tests.conftest import AUTH, GatewayFactory, worker_settings
+from shared.settings import ConnectionSettings
+from tests.conftest import AUTH, GatewayFactory, WorkerFactory
+from tests.support.chat import create_session
 from tests.support.sse import data_events, parse_sse
-from worker.pipelines.echo import EchoPipeline
-from worker.pipelines.rag import RagPipeline
 from worker.pipelines.rag.analysis import FOLLOW_UP, NEW_QUESTION, analyze
 from worker.pipelines.rag.context import Turn
-from worker.worker import Worker
 
 Client = TestClient[web.Request, web.Application]
 
@@ -38,49 +30,10 @@ DOCUMENTS = {
 }
 
 
-class RedisHistory:
-    """The test's own session history, kept in a Redis list of JSON [role, content] pairs."""
-
-    def __init__(self, redis: Redis, names: Names) -> None:
-        self._redis = redis
-        self._names = names
-
-    def key(self, session_id: str) -> str:
-        return f"{self._names.namespace}:test-history:{session_id}"
-
-    async def add(self, session_id: str, role: str, content: str) -> None:
-        await self._redis.rpush(self.key(session_id), json.dumps([role, content]))
-
-    async def recent(self, session_id: str, limit: int) -> list[tuple[str, str]]:
-        raw = await self._redis.lrange(self.key(session_id), -limit, -1)
-        return [(role, content) for role, content in map(json.loads, raw)]
-
-
-@pytest.fixture
-async def rag_worker(
-    real_connections: ConnectionSettings, redis: Redis
-) -> AsyncIterator[RedisHistory]:
-    names = Names(real_connections.namespace)
-    history = RedisHistory(redis, names)
-    pipeline = RagPipeline(RagSettings(), redis, names, history=history)
-    assert real_connections.amqp_url is not None
-    queue = AmqpJobQueue(real_connections.amqp_url, names, timeout_s=2.0)
-    queue.start()
-    worker = Worker(
-        worker_settings(real_connections),
-        redis,
-        queue,
-        pipelines={"rag": pipeline, "echo": EchoPipeline(token_delay_ms=0)},
-    )
-    await worker.start()
-    yield history
-    await worker.close()
-
-
 async def ask(client: Client, text: str, session_id: str) -> dict[str, dict[str, Any]]:
     response = await client.post(
-        "/api/v1/chat/stream",
-        json={"text": text, "pipeline": "rag", "conversation_id": session_id},
+        f"/api/v1/sessions/{session_id}/messages/stream",
+        json={"content": text, "pipeline": "rag"},
         headers=AUTH,
     )
     assert response.status == 200, await response.text()
@@ -94,16 +47,18 @@ async def ask(client: Client, text: str, session_id: str) -> dict[str, dict[str,
 async def test_follow_up_is_rewritten_with_history_and_retrieves_the_right_document(
     real_connections: ConnectionSettings,
     start_gateway: GatewayFactory,
-    rag_worker: RedisHistory,
+    start_worker: WorkerFactory,
     store: KnowledgeStore,
 ) -> None:
     for name, content in DOCUMENTS.items():
         await store.add_document("docs", name, content, "markdown")
     gateway = await start_gateway(real_connections)
-    await rag_worker.add("s-follow", "user", "How do I start a worker?")
-    await rag_worker.add("s-follow", "assistant", "Start a worker with python -m worker. [1]")
+    await start_worker(real_connections)
+    session = await create_session(gateway)
+    first = await ask(gateway, "How do I start a worker?", session)
+    assert first["execution"]["retrieved"][0]["document"] == "worker.md"
 
-    steps = await ask(gateway, "and how do I stop it?", "s-follow")
+    steps = await ask(gateway, "and how do I stop it?", session)
 
     assert steps["context"]["messages"] == 2
     assert steps["analyzing"]["intent"] == FOLLOW_UP and steps["analyzing"]["rewritten"] is True
@@ -111,7 +66,7 @@ async def test_follow_up_is_rewritten_with_history_and_retrieves_the_right_docum
     assert steps["execution"]["retrieved"][0]["document"] == "worker.md"
 
     # The same words with no history are a new question, and find the stop button instead.
-    alone = await ask(gateway, "and how do I stop it?", "s-alone")
+    alone = await ask(gateway, "and how do I stop it?", await create_session(gateway))
     assert alone["analyzing"]["intent"] == NEW_QUESTION
     assert alone["execution"]["retrieved"][0]["document"] == "streams.md"
 
