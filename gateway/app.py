@@ -12,7 +12,7 @@ from aiohttp import web
 from gateway import appkeys
 from gateway.fanout import EventFanout
 from gateway.middlewares import authentication, echo_request_id, error_format, request_context
-from gateway.routes import chat, health
+from gateway.routes import chat, health, static
 from shared.amqp import AmqpJobQueue
 from shared.embedded import EmbeddedServers
 from shared.logging import get_logger
@@ -44,6 +44,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         app.cleanup_ctx.extend([_redis, _amqp, _fanout])
     app.add_routes(health.routes)
     app.add_routes(chat.routes)
+    app.add_routes(static.routes)
     return app
 
 
