@@ -80,6 +80,16 @@ export function renderMessage(message) {
   const showCitations = (list) => {
     citations.replaceChildren(...(Array.isArray(list) ? list : []).map(citationCard));
   };
+  // Once the answer is there, the steps fold into one chip that unfolds on a click.
+  const collapseSteps = () => {
+    if (stepItems.size === 0) return;
+    steps.classList.add("done");
+    steps.dataset.summary = `${stepItems.size} step${stepItems.size === 1 ? "" : "s"}`;
+    steps.title = "Show the steps";
+  };
+  steps.addEventListener("click", () => {
+    if (steps.classList.contains("done")) steps.classList.toggle("expanded");
+  });
   const finish = (finishReason, usage) => {
     const notes = [];
     if (finishReason === "cancelled") notes.push("Stopped");
@@ -104,6 +114,7 @@ export function renderMessage(message) {
     reset() {
       text.textContent = "";
       steps.replaceChildren();
+      steps.className = "steps";
       stepItems = new Map();
       showCitations([]);
       meta.textContent = "";
@@ -113,7 +124,7 @@ export function renderMessage(message) {
     fail(message) {
       setState("error");
       setStatus("");
-      steps.classList.add("done");
+      collapseSteps();
       error.textContent = message;
       error.hidden = false;
     },
@@ -171,7 +182,7 @@ export function renderMessage(message) {
           element.classList.remove("reconnecting");
           text.textContent = event.content ?? text.textContent;
           for (const item of stepItems.values()) item.classList.replace("active", "done");
-          steps.classList.add("done");
+          collapseSteps();
           setStatus("");
           showCitations(event.citations);
           finish(event.finishReason, event.usage);
