@@ -1,10 +1,14 @@
 // chatstream.js: a dependency-free ES module for chatstream front ends.
 //
 // It reads Server-Sent Events over fetch's ReadableStream rather than a native EventSource,
-// because EventSource can neither POST a message nor send an Authorization header. The parser
-// follows the WHATWG SSE rules (any of CRLF, LF or CR ends a line; comments; multi-line data),
+// because EventSource can neither POST a message nor send an Authorization header. Its parser,
+// sse.js beside it, follows the WHATWG SSE rules (CRLF, LF or CR; comments; multi-line data);
 // a dropped or silent connection resumes with Last-Event-ID after a jittered backoff, and the
 // response body is read exactly once (no Response.clone(), which buffers the whole stream).
+
+import { SseParser } from "./sse.js";
+
+export { SseParser };
 
 const TERMINAL_TYPES = new Set(["end", "error"]);
 const STREAMS_PATH = "/api/v1/streams/";
@@ -23,90 +27,6 @@ export class ChatstreamError extends Error {
   /** Worth retrying: the network, a cut stream, 429, or a server that is briefly away. */
   get retryable() {
     return this.status === 0 || this.status === 429 || this.status >= 500;
-  }
-}
-
-/**
- * An incremental SSE parser. Feed it text with push(); it calls onMessage with
- * {id, event, data, retry} for each dispatched message and onComment for each comment line.
- * `id` is the last event id seen so far, as the spec's "last event ID buffer" defines it.
- */
-export class SseParser {
-  constructor({ onMessage = () => {}, onComment = () => {}, onRetry = () => {} } = {}) {
-    this.onMessage = onMessage;
-    this.onComment = onComment;
-    this.onRetry = onRetry;
-    this.buffer = "";
-    this.lastEventId = "";
-    this.resetMessage();
-  }
-
-  resetMessage() {
-    this.data = [];
-    this.event = "";
-    this.sawId = false;
-  }
-
-  push(text) {
-    this.buffer += text;
-    let start = 0;
-    for (;;) {
-      const cr = this.buffer.indexOf("\r", start);
-      const lf = this.buffer.indexOf("\n", start);
-      if (cr < 0 && lf < 0) break;
-      let end;
-      let next;
-      if (cr >= 0 && (lf < 0 || cr < lf)) {
-        // A CR at the very end may be the first half of a CRLF split across two chunks.
-        if (cr === this.buffer.length - 1) break;
-        end = cr;
-        next = this.buffer[cr + 1] === "\n" ? cr + 2 : cr + 1;
-      } else {
-        end = lf;
-        next = lf + 1;
-      }
-      this.line(this.buffer.slice(start, end));
-      start = next;
-    }
-    this.buffer = this.buffer.slice(start);
-  }
-
-  /** The stream ended: a message without its closing blank line is dropped, as the spec says. */
-  end() {
-    this.buffer = "";
-    this.resetMessage();
-  }
-
-  line(line) {
-    if (line === "") {
-      this.dispatch();
-      return;
-    }
-    if (line.startsWith(":")) {
-      this.onComment(line.slice(1).replace(/^ /, ""));
-      return;
-    }
-    const colon = line.indexOf(":");
-    const field = colon < 0 ? line : line.slice(0, colon);
-    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-    if (field === "data") this.data.push(value);
-    else if (field === "event") this.event = value;
-    else if (field === "id" && !value.includes("\0")) {
-      this.lastEventId = value;
-      this.sawId = true;
-    } else if (field === "retry" && /^\d+$/.test(value)) this.onRetry(Number(value));
-  }
-
-  dispatch() {
-    if (this.data.length > 0) {
-      this.onMessage({
-        id: this.lastEventId,
-        hasId: this.sawId,
-        event: this.event || "message",
-        data: this.data.join("\n"),
-      });
-    }
-    this.resetMessage();
   }
 }
 

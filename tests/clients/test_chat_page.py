@@ -3,6 +3,7 @@ through visible states, stops on the stop button, and resumes after its connecti
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -70,7 +71,11 @@ async def test_the_answer_streams_through_visible_states_to_the_whole_answer(
         # The first visit asks for the key, as a person would meet the page.
         await page.fill("#api-key", API_KEY)
         await page.click("#key-form button[type=submit]")
-        await ask(page, QUESTION)
+        await page.click(".switch")
+        async with page.expect_request(lambda r: r.url.endswith("/messages/stream")) as sent:
+            await ask(page, QUESTION)
+        body = json.loads((await sent.value).post_data or "{}")
+        assert body == {"content": QUESTION, "simple_language": True}
         answer = page.locator(".message.assistant").last
         await expect(answer.locator(".answer-text")).not_to_be_empty()
         await expect(answer.locator(".step").first).to_be_visible()
