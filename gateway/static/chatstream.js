@@ -131,7 +131,7 @@ export class ChatstreamClient {
     const query = new URLSearchParams();
     if (limit !== undefined) query.set("limit", String(limit));
     if (cursor) query.set("cursor", cursor);
-    const suffix = query.size ? `?${query}` : "";
+    const suffix = query.toString() ? `?${query}` : "";
     return this.request("GET", `/api/v1/sessions${suffix}`);
   }
 
