@@ -41,6 +41,7 @@ const client = new ChatstreamClient({ getToken: () => localStorage.getItem(KEY_S
 
 function askForKey(message = "") {
   ui.keyInput.value = localStorage.getItem(KEY_STORAGE) ?? "";
+  $("forget-key").hidden = !ui.keyInput.value;
   ui.keyError.textContent = message;
   ui.keyError.hidden = !message;
   if (!ui.keyDialog.open) ui.keyDialog.showModal();
@@ -65,6 +66,7 @@ ui.keyForm.addEventListener("submit", (event) => {
 $("forget-key").addEventListener("click", () => {
   localStorage.removeItem(KEY_STORAGE);
   ui.keyInput.value = "";
+  $("forget-key").hidden = true;
   showKeyLabel();
 });
 
