@@ -20,6 +20,8 @@ QUESTION = (
     "and what happens when the network drops in the middle of it"
 )
 ANSWER = " ".join(QUESTION.split())
+# Long enough that, at 200 ms a word, it cannot end before the stop button is pressed.
+LONG_QUESTION = " ".join([QUESTION] * 4)
 
 
 async def ask(page: Page, question: str) -> None:
@@ -102,7 +104,7 @@ async def test_the_stop_button_stops_the_answer(live_gateway: LiveGateway) -> No
     await require_routes(base_url, SESSIONS, MESSAGE_STREAM, CANCEL)
     async with chromium_page(api_key=API_KEY) as page:
         await page.goto(f"{base_url}/")
-        await ask(page, QUESTION)
+        await ask(page, LONG_QUESTION)
         answer = page.locator(".message.assistant").last
         await expect(answer.locator(".answer-text")).not_to_be_empty()
         stop = page.locator("#send")
@@ -112,7 +114,8 @@ async def test_the_stop_button_stops_the_answer(live_gateway: LiveGateway) -> No
         await expect(answer.locator(".answer-meta")).to_contain_text("Stopped")
         await expect(stop).to_have_attribute("aria-label", "Send")
         shown = await answer.locator(".answer-text").text_content()
-        assert shown is not None and ANSWER.startswith(shown) and len(shown) < len(ANSWER)
+        whole = " ".join(LONG_QUESTION.split())
+        assert shown is not None and whole.startswith(shown) and len(shown) < len(whole)
         await screenshot(page, "stopped-desktop")
 
 
