@@ -16,7 +16,7 @@ from gateway.docs_ingest import ingest_docs
 from gateway.fanout import EventFanout
 from gateway.limits import RateLimiter, StreamLeases
 from gateway.middlewares import authentication, echo_request_id, error_format, request_context
-from gateway.routes import chat, health, projects, sessions, streams
+from gateway.routes import chat, health, projects, sessions, static, streams
 from shared.amqp import AmqpJobQueue
 from shared.embedded import EmbeddedServers
 from shared.logging import get_logger
@@ -59,6 +59,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.add_routes(chat.routes)
     app.add_routes(streams.routes)
     app.add_routes(projects.routes)
+    app.add_routes(static.routes)
     return app
 
 
