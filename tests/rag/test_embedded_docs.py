@@ -8,7 +8,7 @@ from typing import Any
 from shared.settings import ConnectionSettings, RagSettings
 from tests.conftest import AUTH, GatewayFactory
 from tests.rag.conftest import DOCS_DIR
-from tests.support.sse import data_events, parse_sse
+from tests.support.sse import job_events, parse_sse
 
 
 def steps(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -34,7 +34,7 @@ async def test_embedded_gateway_answers_from_its_own_docs(
         json={"text": "Which library does BM25 retrieval use?"},
         headers=AUTH,
     )
-    events = data_events(parse_sse(await response.read()))
+    events = job_events(parse_sse(await response.read()))
     end = events[-1]
     assert end["type"] == "end" and end["finishReason"] == "stop"
     assert steps(events)["start"]["pipeline"] == "rag"
@@ -42,7 +42,7 @@ async def test_embedded_gateway_answers_from_its_own_docs(
     assert end["citations"][0]["document"] == "rag-collections.md"
 
     response = await gateway.post("/api/v1/chat/stream", json={"text": "Hello!"}, headers=AUTH)
-    events = data_events(parse_sse(await response.read()))
+    events = job_events(parse_sse(await response.read()))
     assert steps(events)["analyzing"]["intent"] == "greeting"
     assert steps(events)["planning"]["retrieve"] is False
     assert events[-1]["citations"] == [] and events[-1]["content"].startswith("Hello")

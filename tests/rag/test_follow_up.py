@@ -12,7 +12,7 @@ from shared.knowledge import KnowledgeStore
 from shared.settings import ConnectionSettings
 from tests.conftest import AUTH, GatewayFactory, WorkerFactory
 from tests.support.chat import create_session
-from tests.support.sse import data_events, parse_sse
+from tests.support.sse import job_events, parse_sse
 from worker.pipelines.rag.analysis import FOLLOW_UP, NEW_QUESTION, analyze
 from worker.pipelines.rag.context import Turn
 
@@ -37,7 +37,7 @@ async def ask(client: Client, text: str, session_id: str) -> dict[str, dict[str,
         headers=AUTH,
     )
     assert response.status == 200, await response.text()
-    events = data_events(parse_sse(await response.read()))
+    events = job_events(parse_sse(await response.read()))
     assert events[-1]["type"] == "end", events[-1]
     return {
         e["progress"]["step"]: e["progress"]["metadata"] for e in events if e["type"] == "progress"

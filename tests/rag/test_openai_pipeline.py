@@ -16,7 +16,7 @@ from shared.names import Names
 from shared.settings import ConnectionSettings, RagSettings
 from tests.conftest import AUTH, GatewayFactory, worker_settings
 from tests.rag.openai_standin import StandIn
-from tests.support.sse import data_events, parse_sse
+from tests.support.sse import job_events, parse_sse
 from worker.pipelines.rag import RagPipeline
 from worker.worker import Worker
 
@@ -52,7 +52,7 @@ async def test_openai_tokens_stream_and_a_mid_stream_error_is_an_error_event(
                 json={"text": "How do workers agree?", "pipeline": "rag"},
                 headers=AUTH,
             )
-            replies.append(data_events(parse_sse(await response.read())))
+            replies.append(job_events(parse_sse(await response.read())))
     finally:
         await worker.close()
 

@@ -16,7 +16,7 @@ from shared.names import Names
 from shared.settings import ConnectionSettings
 from tests.conftest import AUTH, GatewayFactory, WorkerFactory
 from tests.rag.conftest import DOCS_DIR
-from tests.support.sse import data_events, parse_sse
+from tests.support.sse import job_events, parse_sse
 
 Client = TestClient[web.Request, web.Application]
 
@@ -38,7 +38,7 @@ async def ask(client: Client, text: str, **extra: Any) -> list[dict[str, Any]]:
         "/api/v1/chat/stream", json={"text": text, "pipeline": "rag", **extra}, headers=AUTH
     )
     assert response.status == 200, await response.text()
-    return data_events(parse_sse(await response.read()))
+    return job_events(parse_sse(await response.read()))
 
 
 async def test_rag_answer_streams_eight_steps_tokens_and_verifiable_citations(

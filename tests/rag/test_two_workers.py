@@ -13,7 +13,7 @@ from shared.amqp import AmqpJobQueue
 from shared.names import Names
 from shared.settings import ConnectionSettings, RagSettings
 from tests.conftest import AUTH, GatewayFactory, worker_settings
-from tests.support.sse import data_events, parse_sse
+from tests.support.sse import job_events, parse_sse
 from worker.pipelines.rag import RagPipeline
 from worker.worker import Worker
 
@@ -47,7 +47,7 @@ async def ask_through(
             "/api/v1/chat/stream", json={"text": QUESTION, "pipeline": "rag"}, headers=AUTH
         )
         assert response.status == 200
-        events = data_events(parse_sse(await response.read()))
+        events = job_events(parse_sse(await response.read()))
     finally:
         await worker.close()
     end = events[-1]
