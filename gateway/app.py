@@ -17,6 +17,7 @@ from gateway.fanout import EventFanout
 from gateway.limits import RateLimiter, StreamLeases
 from gateway.middlewares import authentication, echo_request_id, error_format, request_context
 from gateway.routes import chat, health, projects, sessions, static, streams
+from gateway.stalls import StallBreaker
 from shared.amqp import AmqpJobQueue
 from shared.embedded import EmbeddedServers
 from shared.logging import get_logger
@@ -75,6 +76,7 @@ async def _stores(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.MESSAGES] = MessageStore(redis, names)
     app[appkeys.CANCELLER] = JobCanceller(redis, names)
     settings = app[appkeys.SETTINGS]
+    app[appkeys.STALLS] = StallBreaker(redis, names, settings.event_log)
     app[appkeys.RATE_LIMITER] = RateLimiter(redis, names, settings.rate_limit_per_minute)
     app[appkeys.STREAM_LEASES] = StreamLeases(
         redis,

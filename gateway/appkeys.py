@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from gateway.cancel import JobCanceller
 from gateway.fanout import EventFanout
 from gateway.limits import RateLimiter, StreamLeases
+from gateway.stalls import StallBreaker
 from shared.embedded import EmbeddedServers
 from shared.jobqueue import JobPublisher
 from shared.messages import MessageStore
@@ -26,6 +27,7 @@ CANCELLER = web.AppKey("canceller", JobCanceller)
 TICKET_SECRET = web.AppKey("ticket_secret", str)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 STREAM_LEASES = web.AppKey("stream_leases", StreamLeases)
+STALLS = web.AppKey("stalls", StallBreaker)
 
 # Request-scoped values, set by the middlewares.
 REQUEST_ID = web.RequestKey("request_id", str)

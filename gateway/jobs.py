@@ -73,7 +73,13 @@ async def stream_turn(request: web.Request, turn: TurnRequest) -> web.StreamResp
 
     return await stream_job(
         request,
-        StreamRequest(job_id=job.job_id, session_id=session.id, opening=opening, submit=submit),
+        StreamRequest(
+            job_id=job.job_id,
+            session_id=session.id,
+            message_id=job.message_id,
+            opening=opening,
+            submit=submit,
+        ),
     )
 
 

@@ -35,6 +35,8 @@ SSE_HEADERS = {
 class StreamRequest:
     job_id: str
     session_id: str
+    # The assistant message the job writes (marked `error` if the job stalls).
+    message_id: str
     # Replay starts after this seq (Last-Event-ID); 0 replays the whole job.
     after_seq: int = 0
     # Written right after ``retry:``, before any job event (the snapshot of seed 004).
@@ -79,12 +81,13 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
         )
         await response.prepare(request)
         await response.write(sse.retry_frame(settings.sse_retry_ms) + spec.opening)
+        stall = _StallWatch(request, spec, client)
         await _relay(
             request,
             response,
             client,
             outcome,
-            on_heartbeat=lambda: leases.renew(user_id, lease_id),
+            on_heartbeat=lambda: _on_heartbeat(leases.renew(user_id, lease_id), stall),
         )
         return response
     except asyncio.CancelledError:
@@ -123,6 +126,37 @@ async def _read_replay(request: web.Request, job_id: str, after_seq: int) -> lis
     names = request.app[appkeys.SETTINGS].connections.names
     logged = await replay_log.read_after(request.app[appkeys.REDIS], names, job_id, after_seq)
     return [frame_from_event(event) for event in logged]
+
+
+class _StallWatch:
+    """Notices a running job that has gone silent for JOB_STALL_S, and ends it once."""
+
+    def __init__(self, request: web.Request, spec: StreamRequest, client: ClientStream) -> None:
+        self._app = request.app
+        self._spec = spec
+        self._client = client
+        self._loop = asyncio.get_running_loop()
+        self._seen_seq = client.queued_seq
+        self._quiet_since = self._loop.time()
+        self._done = False
+
+    async def check(self) -> None:
+        if self._client.queued_seq != self._seen_seq:
+            self._seen_seq, self._quiet_since = self._client.queued_seq, self._loop.time()
+            return
+        stall_s = self._app[appkeys.SETTINGS].job_stall_s
+        if self._done or self._seen_seq == 0 or self._loop.time() - self._quiet_since < stall_s:
+            return
+        self._done = True
+        ended = await self._app[appkeys.STALLS].fail(
+            self._spec.job_id, self._spec.message_id, self._seen_seq, stall_s
+        )
+        log.warning("job.stalled", job_id=self._spec.job_id, after_seq=self._seen_seq, ended=ended)
+
+
+async def _on_heartbeat(renewal: Awaitable[None], stall: _StallWatch) -> None:
+    await renewal
+    await stall.check()
 
 
 class _SlowClientError(Exception):

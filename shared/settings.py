@@ -229,6 +229,8 @@ class GatewaySettings:
     slow_client_buffer_bytes: int = 256 * 1024
     # A write to a client that takes longer than this means the client stopped reading.
     send_timeout_s: float = 10.0
+    # A running job with no event for this long is ended with an error for its clients.
+    job_stall_s: float = 120.0
     default_pipeline: str = "rag"
     rate_limit_per_minute: int = 600
     max_streams_per_user: int = 5
@@ -256,6 +258,7 @@ class GatewaySettings:
             sse_retry_ms=env.integer("SSE_RETRY_MS", 2000),
             max_body_bytes=env.integer("MAX_BODY_BYTES", 64 * 1024, minimum=1),
             send_timeout_s=env.number("SEND_TIMEOUT_S", 10.0, minimum=0.05),
+            job_stall_s=env.number("JOB_STALL_S", 120.0, minimum=0.1),
             slow_client_buffer_bytes=env.integer(
                 "SLOW_CLIENT_BUFFER_BYTES", 256 * 1024, minimum=1024
             ),

@@ -8,11 +8,16 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError
 
 from shared import replay_log
 from shared.names import Names
 from shared.settings import EventLogSettings
 from shared.wire import Event, encode_event
+
+class EventLogConflictError(Exception):
+    """Someone else has written the job's next event; this run must stop."""
+
 
 Staging = Callable[[Pipeline], Awaitable[None]]
 
@@ -62,6 +67,11 @@ class JobEventLog:
             )
             pipe.expire(self._log_key, self._settings.replay_ttl_s)
             pipe.publish(self._channel, raw)
-            await pipe.execute()
+            try:
+                await pipe.execute()
+            except ResponseError as e:
+                # The log already holds this seq: a gateway ended the job as stalled, or
+                # another worker took it over. This run no longer owns the stream.
+                raise EventLogConflictError(self._job_id) from e
         self.published += 1
         return event

@@ -21,7 +21,7 @@ from shared.settings import WorkerSettings
 from shared.tasks import cancel_and_wait
 from shared.wire import Job, WireError, decode_job
 from worker.cancellation import Cancellation, CancelSignals
-from worker.event_log import JobEventLog
+from worker.event_log import EventLogConflictError, JobEventLog
 from worker.history import SessionHistory
 from worker.job_run import JobCancelledError, JobRun
 from worker.pipelines import Pipeline, PipelineError, PipelineResult
@@ -127,6 +127,10 @@ class Worker:
         )
         try:
             outcome = await self._run(job, redelivered=delivery.redelivered)
+        except EventLogConflictError:
+            log.warning("job.superseded", reason="another writer owns the job's stream")
+            await asyncio.shield(delivery.ack())
+            return
         except asyncio.CancelledError:
             # Shutdown ran out of grace: the broker gives the job to another worker.
             await asyncio.shield(delivery.requeue())
@@ -177,7 +181,7 @@ class Worker:
             return "error"
         try:
             result = await self._run_cancellable(pipeline, run, run.cancellation)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, EventLogConflictError):
             raise
         except PipelineError as e:
             log.warning("job.pipeline_error", code=e.code, error=e.message)

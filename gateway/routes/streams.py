@@ -54,7 +54,13 @@ async def attach_stream(request: web.Request) -> web.StreamResponse:
         if job.ended and after_seq >= last_seq:
             return await closed_stream(request, job)
     return await stream_job(
-        request, StreamRequest(job_id=job.job_id, session_id=job.session_id, after_seq=after_seq)
+        request,
+        StreamRequest(
+            job_id=job.job_id,
+            session_id=job.session_id,
+            message_id=job.message_id,
+            after_seq=after_seq,
+        ),
     )
 
 
