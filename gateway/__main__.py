@@ -46,6 +46,8 @@ def main() -> None:
         print=None,
         # A client that leaves cancels its handler at once, releasing its subscription.
         handler_cancellation=True,
+        # Streams close over DRAIN_S on SIGTERM; the rest of shutdown needs a little more.
+        shutdown_timeout=settings.drain_s + 5,
         loop=uvloop.new_event_loop(),
     )
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from gateway import appkeys
 from gateway.cancel import JobCanceller
 from gateway.docs_ingest import ingest_docs
+from gateway.drain import StreamDrain
 from gateway.fanout import EventFanout
 from gateway.limits import RateLimiter, StreamLeases
 from gateway.middlewares import authentication, echo_request_id, error_format, request_context
@@ -48,6 +49,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
     # Without a configured secret, tickets are good only on the gateway that issued them.
     app[appkeys.TICKET_SECRET] = settings.stream_ticket_secret or secrets.token_urlsafe(32)
     app.on_response_prepare.append(echo_request_id)
+    app[appkeys.DRAIN] = StreamDrain(settings.drain_s)
+    app.on_shutdown.append(_drain_streams)
     if settings.connections.embedded:
         app[appkeys.EMBEDDED] = EmbeddedServers()
         app.cleanup_ctx.extend(
@@ -62,6 +65,10 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.add_routes(projects.routes)
     app.add_routes(static.routes)
     return app
+
+
+async def _drain_streams(app: web.Application) -> None:
+    await app[appkeys.DRAIN].drain()
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:

@@ -6,6 +6,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from gateway.cancel import JobCanceller
+from gateway.drain import StreamDrain
 from gateway.fanout import EventFanout
 from gateway.limits import RateLimiter, StreamLeases
 from gateway.stalls import StallBreaker
@@ -28,6 +29,7 @@ TICKET_SECRET = web.AppKey("ticket_secret", str)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 STREAM_LEASES = web.AppKey("stream_leases", StreamLeases)
 STALLS = web.AppKey("stalls", StallBreaker)
+DRAIN = web.AppKey("drain", StreamDrain)
 
 # Request-scoped values, set by the middlewares.
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -27,6 +27,7 @@ class ClientStream:
         self._held: list[Frame] | None = None
         self._ready = asyncio.Event()
         self.overflowed = False
+        self.draining = False
         self.merged_frames = 0
 
     @property
@@ -85,9 +86,14 @@ class ClientStream:
         self._frames = merged
         self._buffered_bytes = sum(len(frame.wire) for frame in merged)
 
+    def close_for_drain(self) -> None:
+        """Ask the relay to end this stream (the gateway is shutting down)."""
+        self.draining = True
+        self._ready.set()
+
     async def wait(self, timeout_s: float) -> bool:
-        """Wait up to ``timeout_s`` for frames; whether any are ready."""
-        if not self._frames and not self.overflowed:
+        """Wait up to ``timeout_s`` for frames; whether any are ready (or the stream must end)."""
+        if not self._frames and not self.overflowed and not self.draining:
             self._ready.clear()
             try:
                 async with asyncio.timeout(timeout_s):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -46,7 +46,7 @@ class EventFanout:
         self._listener: asyncio.Task[None] | None = None
         self._subscribers: defaultdict[str, set[Subscriber]] = defaultdict(set)
         self._subscribed: set[str] = set()
-        self._confirmations: dict[str, asyncio.Future[None]] = {}
+        self._confirmations: defaultdict[str, deque[asyncio.Future[None]]] = defaultdict(deque)
         self._commands = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
 
@@ -101,26 +101,35 @@ class EventFanout:
             log.warning("fanout.unsubscribe_failed", channel=channel, error=str(e))
 
     async def _sync(self, channel: str) -> None:
-        """Bring Redis in line with the registry for one channel. Commands go out one at a time,
-        so a leave and a rejoin of the same channel cannot overtake each other."""
+        """Bring Redis in line with the registry for one channel. Commands go out one at a
+        time, in order, so a leave and a rejoin of the same channel cannot overtake each other;
+        confirmations are awaited outside the lock, so many streams can start at once."""
         assert self._pubsub is not None
+        confirmed: asyncio.Future[None] | None = None
         async with self._commands:
             wanted = channel in self._subscribers
             if wanted and channel not in self._subscribed:
                 confirmed = asyncio.get_running_loop().create_future()
-                self._confirmations[channel] = confirmed
-                try:
-                    async with asyncio.timeout(self._timeout_s):
-                        await self._pubsub.subscribe(channel)
-                        await confirmed
-                except (TimeoutError, RedisError, OSError) as e:
-                    raise FanoutUnavailableError(f"Redis did not confirm {channel}") from e
-                finally:
-                    self._confirmations.pop(channel, None)
+                # Redis confirms each SUBSCRIBE in the order it was sent.
+                self._confirmations[channel].append(confirmed)
                 self._subscribed.add(channel)
-            elif not wanted and channel in self._subscribed:
+                try:
+                    await self._pubsub.subscribe(channel)
+                except (RedisError, OSError) as e:
+                    self._subscribed.discard(channel)
+                    raise FanoutUnavailableError(f"Redis did not take {channel}") from e
+            elif wanted:
+                pending = self._confirmations.get(channel)
+                confirmed = pending[-1] if pending else None
+            elif channel in self._subscribed:
                 self._subscribed.discard(channel)
                 await self._pubsub.unsubscribe(channel)
+        if confirmed is not None:
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    await asyncio.shield(confirmed)
+            except TimeoutError as e:
+                raise FanoutUnavailableError(f"Redis did not confirm {channel}") from e
 
     async def _listen(self) -> None:
         assert self._pubsub is not None
@@ -151,6 +160,10 @@ class EventFanout:
             for subscriber in tuple(subscribers):
                 subscriber.deliver(frame)
         elif kind == "subscribe":
-            confirmed = self._confirmations.get(channel)
-            if confirmed is not None and not confirmed.done():
-                confirmed.set_result(None)
+            pending = self._confirmations.get(channel)
+            if pending:
+                confirmed = pending.popleft()
+                if not pending:
+                    del self._confirmations[channel]
+                if not confirmed.done():
+                    confirmed.set_result(None)

@@ -57,10 +57,13 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
     client = ClientStream(
         max_buffer_bytes=settings.slow_client_buffer_bytes, after_seq=spec.after_seq
     )
+    drain = app[appkeys.DRAIN]
+    drain.register(client)
     client.hold_live()
     try:
         await fanout.subscribe(spec.job_id, client)
     except FanoutUnavailableError as e:
+        drain.unregister(client)
         await leases.release(user_id, lease_id)
         raise unavailable("the event store cannot be reached") from e
     outcome = _Outcome()
@@ -95,6 +98,7 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
         raise
     finally:
         fanout.unsubscribe(spec.job_id, client)
+        drain.unregister(client)
         log.info(
             "stream.closed",
             job_id=spec.job_id,
@@ -186,13 +190,13 @@ async def _relay(
     outcome.close_reason = "streaming"
     try:
         while True:
-            has_frames = await client.wait(max(0.0, next_heartbeat - loop.time()))
+            await client.wait(max(0.0, next_heartbeat - loop.time()))
             if client.overflowed:
                 outcome.close_reason = "slow_client"
                 await send(_slow_client_frame())
                 return
-            if has_frames:
-                frames = client.take()
+            frames = client.take()
+            if frames:
                 await send(b"".join(frame.wire for frame in frames))
                 outcome.events += len(frames)
                 if outcome.first_token_at is None and any(f.type == events.TOKEN for f in frames):
@@ -201,6 +205,11 @@ async def _relay(
                     outcome.close_reason = frames[-1].type
                     await response.write_eof()
                     return
+            if client.draining:
+                # The client reconnects with Last-Event-ID, to another gateway.
+                outcome.close_reason = "drain"
+                await response.write_eof()
+                return
             if loop.time() >= next_heartbeat:
                 phase = "running" if client.queued_seq > 0 else "queued"
                 await send(sse.data_frame(sse.json_line(events.heartbeat_payload(phase))))

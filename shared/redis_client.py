@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -15,15 +15,20 @@ def connect_redis(settings: ConnectionSettings) -> Redis:
     """A pooled client for the real Redis; it connects lazily, so creating it never fails."""
     if settings.redis_url is None:
         raise ValueError("connect_redis needs REDIS_URL; embedded mode uses EmbeddedServers")
-    return Redis.from_url(
+    # A blocking pool: under a burst, a command waits briefly for a free connection instead
+    # of failing with "Too many connections".
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=max(settings.connect_timeout_s, 5.0),
         socket_connect_timeout=settings.connect_timeout_s,
         # A command waits at most this long for Redis; a request must fail fast, not hang.
         socket_timeout=max(settings.connect_timeout_s, 5.0),
         health_check_interval=30,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.25), retries=1),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    return Redis.from_pool(pool)
 
 
 def as_text(value: object) -> str:

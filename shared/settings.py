@@ -93,6 +93,7 @@ class ConnectionSettings:
     amqp_url: str | None = None
     namespace: str = DEFAULT_NAMESPACE
     connect_timeout_s: float = 1.0
+    redis_max_connections: int = 512
 
     @property
     def embedded(self) -> bool:
@@ -116,6 +117,7 @@ class ConnectionSettings:
             amqp_url=amqp_url,
             namespace=env.text("CHATSTREAM_NAMESPACE", DEFAULT_NAMESPACE),
             connect_timeout_s=env.number("CONNECT_TIMEOUT_S", 1.0, minimum=0.05),
+            redis_max_connections=env.integer("REDIS_MAX_CONNECTIONS", 512, minimum=4),
         )
 
 
@@ -231,6 +233,8 @@ class GatewaySettings:
     send_timeout_s: float = 10.0
     # A running job with no event for this long is ended with an error for its clients.
     job_stall_s: float = 120.0
+    # On SIGTERM, open streams are closed at random moments over this many seconds.
+    drain_s: float = 10.0
     default_pipeline: str = "rag"
     rate_limit_per_minute: int = 600
     max_streams_per_user: int = 5
@@ -259,6 +263,7 @@ class GatewaySettings:
             max_body_bytes=env.integer("MAX_BODY_BYTES", 64 * 1024, minimum=1),
             send_timeout_s=env.number("SEND_TIMEOUT_S", 10.0, minimum=0.05),
             job_stall_s=env.number("JOB_STALL_S", 120.0, minimum=0.1),
+            drain_s=env.number("DRAIN_S", 10.0),
             slow_client_buffer_bytes=env.integer(
                 "SLOW_CLIENT_BUFFER_BYTES", 256 * 1024, minimum=1024
             ),

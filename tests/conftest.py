@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from gateway.app import create_app
 from shared.amqp import AmqpJobQueue
 from shared.names import Names
+from shared.redis_client import connect_redis
 from shared.settings import ConnectionSettings, EventLogSettings, GatewaySettings, WorkerSettings
 from worker.worker import Worker
 
@@ -130,7 +131,7 @@ async def start_worker() -> AsyncIterator[WorkerFactory]:
     async def start(connections: ConnectionSettings, **overrides: Any) -> Worker:
         settings = worker_settings(connections, **overrides)
         assert connections.redis_url is not None and connections.amqp_url is not None
-        redis = Redis.from_url(connections.redis_url)
+        redis = connect_redis(connections)
         queue = AmqpJobQueue(connections.amqp_url, connections.names, timeout_s=2.0)
         queue.start()
         worker = Worker(settings, redis, queue)

@@ -15,6 +15,7 @@ from shared.names import Names
 from shared.settings import EventLogSettings
 from shared.wire import Event, encode_event
 
+
 class EventLogConflictError(Exception):
     """Someone else has written the job's next event; this run must stop."""
 
