@@ -13,7 +13,7 @@ from aiohttp import web
 from gateway import appkeys, sse
 from gateway.auth import user_of
 from gateway.errors import not_found
-from gateway.relay import StreamRequest, stream_job
+from gateway.relay import SSE_ENCODING, Encoding, StreamRequest, stream_job
 from shared import events
 from shared.ids import new_id
 from shared.messages import Turn
@@ -31,6 +31,7 @@ class TurnRequest:
     options: dict[str, Any] = field(default_factory=dict)
     # Seed 004's front end expects the conversation as a named `snapshot` event first.
     snapshot: bool = False
+    encoding: Encoding = SSE_ENCODING
 
 
 async def resolve_session(request: web.Request, session_id: str | None, text: str) -> Session:
@@ -47,7 +48,8 @@ async def resolve_session(request: web.Request, session_id: str | None, text: st
     return existing
 
 
-async def stream_turn(request: web.Request, turn: TurnRequest) -> web.StreamResponse:
+async def start_turn(request: web.Request, turn: TurnRequest) -> Job:
+    """Store the turn's messages and build its job (not yet sent)."""
     session = await resolve_session(request, turn.session_id, turn.text)
     job = _build_job(request, session.id, turn)
     messages = request.app[appkeys.MESSAGES]
@@ -61,7 +63,12 @@ async def stream_turn(request: web.Request, turn: TurnRequest) -> web.StreamResp
             text=turn.text,
         )
     )
-    opening = await _snapshot_frame(request, session.id) if turn.snapshot else b""
+    return job
+
+
+async def stream_turn(request: web.Request, turn: TurnRequest) -> web.StreamResponse:
+    job = await start_turn(request, turn)
+    opening = await _snapshot_frame(request, job.session_id) if turn.snapshot else b""
     publisher = request.app[appkeys.JOB_PUBLISHER]
 
     async def submit() -> None:
@@ -69,7 +76,13 @@ async def stream_turn(request: web.Request, turn: TurnRequest) -> web.StreamResp
 
     return await stream_job(
         request,
-        StreamRequest(job_id=job.job_id, session_id=session.id, opening=opening, submit=submit),
+        StreamRequest(
+            job_id=job.job_id,
+            session_id=job.session_id,
+            opening=opening,
+            submit=submit,
+            encoding=turn.encoding,
+        ),
     )
 
 

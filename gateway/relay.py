@@ -31,6 +31,28 @@ SSE_HEADERS = {
 }
 
 
+def sse_frame(frame: Frame) -> bytes:
+    return frame.wire
+
+
+def sse_heartbeat(phase: str) -> bytes:
+    return sse.data_frame(sse.json_line(events.heartbeat_payload(phase)))
+
+
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """How frames and heartbeats go on the wire: chatstream's events by default; the /v1
+    routes map them to OpenAI chunks and keep-alive comments instead."""
+
+    frame: Callable[[Frame], bytes] = sse_frame
+    heartbeat: Callable[[str], bytes] = sse_heartbeat
+    # OpenAI clients parse a ``retry:``-only message as an empty chunk, so theirs has none.
+    retry: bool = True
+
+
+SSE_ENCODING = Encoding()
+
+
 @dataclass(frozen=True, slots=True)
 class StreamRequest:
     job_id: str
@@ -41,6 +63,7 @@ class StreamRequest:
     opening: bytes = b""
     # Sends the job once the stream is subscribed, so that no event can be missed.
     submit: Callable[[], Awaitable[None]] | None = None
+    encoding: Encoding = SSE_ENCODING
 
 
 async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamResponse:
@@ -76,10 +99,12 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
             headers={**SSE_HEADERS, "X-Job-Id": spec.job_id, "X-Session-Id": spec.session_id},
         )
         await response.prepare(request)
-        await response.write(sse.retry_frame(settings.sse_retry_ms) + spec.opening)
+        retry = sse.retry_frame(settings.sse_retry_ms) if spec.encoding.retry else b""
+        await response.write(retry + spec.opening)
         await _relay(
             response,
             client,
+            spec.encoding,
             settings.heartbeat_interval_s,
             outcome,
             on_heartbeat=lambda: leases.renew(user_id, lease_id),
@@ -125,6 +150,7 @@ async def _read_replay(request: web.Request, job_id: str, after_seq: int) -> lis
 async def _relay(
     response: web.StreamResponse,
     client: ClientStream,
+    encoding: Encoding,
     heartbeat_s: float,
     outcome: _Outcome,
     *,
@@ -143,7 +169,7 @@ async def _relay(
                 return
             if has_frames:
                 frames = client.take()
-                await response.write(b"".join(frame.wire for frame in frames))
+                await response.write(b"".join(encoding.frame(frame) for frame in frames))
                 outcome.events += len(frames)
                 if outcome.first_token_at is None and any(f.type == events.TOKEN for f in frames):
                     outcome.first_token_at = time.monotonic()
@@ -153,7 +179,7 @@ async def _relay(
                     return
             if loop.time() >= next_heartbeat:
                 phase = "running" if client.queued_seq > 0 else "queued"
-                await response.write(sse.data_frame(sse.json_line(events.heartbeat_payload(phase))))
+                await response.write(encoding.heartbeat(phase))
                 next_heartbeat += heartbeat_s
                 await on_heartbeat()
     except (ConnectionResetError, ConnectionError):
