@@ -15,7 +15,7 @@ from gateway.cancel import JobCanceller
 from gateway.fanout import EventFanout
 from gateway.limits import RateLimiter, StreamLeases
 from gateway.middlewares import authentication, echo_request_id, error_format, request_context
-from gateway.routes import chat, health, openai_compat, sessions, streams
+from gateway.routes import batch, chat, health, openai_compat, sessions, streams
 from shared.amqp import AmqpJobQueue
 from shared.embedded import EmbeddedServers
 from shared.logging import get_logger
@@ -58,6 +58,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.add_routes(chat.routes)
     app.add_routes(streams.routes)
     app.add_routes(openai_compat.routes)
+    app.add_routes(batch.routes)
     return app
 
 
