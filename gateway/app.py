@@ -12,6 +12,7 @@ from aiohttp import web
 
 from gateway import appkeys
 from gateway.cancel import JobCanceller
+from gateway.cors import enable_cors
 from gateway.fanout import EventFanout
 from gateway.limits import RateLimiter, StreamLeases
 from gateway.middlewares import authentication, echo_request_id, error_format, request_context
@@ -59,6 +60,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.add_routes(streams.routes)
     app.add_routes(openai_compat.routes)
     app.add_routes(batch.routes)
+    enable_cors(app, settings.cors_origins)
     return app
 
 
