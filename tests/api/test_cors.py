@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
 from shared.settings import ConnectionSettings
@@ -21,6 +21,10 @@ def preflight_headers(origin: str, method: str = "POST") -> dict[str, str]:
         "Access-Control-Request-Method": method,
         "Access-Control-Request-Headers": "authorization, content-type, last-event-id",
     }
+
+
+def assert_no_cors(response: ClientResponse) -> None:
+    assert not any(h.lower().startswith("access-control-") for h in response.headers)
 
 
 async def cors_gateway(start_gateway: GatewayFactory, connections: ConnectionSettings) -> Client:
@@ -77,10 +81,10 @@ async def test_a_disallowed_origin_gets_no_cors_headers(
     client = await cors_gateway(start_gateway, connections)
     preflight = await client.options("/api/v1/chat/stream", headers=preflight_headers(OTHER))
     assert preflight.status == 403
-    assert not any(h.lower().startswith("access-control-") for h in preflight.headers)
+    assert_no_cors(preflight)
     response = await client.get("/api/v1/sessions", headers={**AUTH, "Origin": OTHER})
     assert response.status == 200
-    assert not any(h.lower().startswith("access-control-") for h in response.headers)
+    assert_no_cors(response)
 
 
 async def test_without_configured_origins_there_is_no_cors(
@@ -89,10 +93,10 @@ async def test_without_configured_origins_there_is_no_cors(
     client = await start_gateway(connections)
     preflight = await client.options("/api/v1/chat/stream", headers=preflight_headers(ALLOWED))
     assert preflight.status == 405
-    assert not any(h.lower().startswith("access-control-") for h in preflight.headers)
+    assert_no_cors(preflight)
     response = await client.get("/api/v1/sessions", headers={**AUTH, "Origin": ALLOWED})
     assert response.status == 200
-    assert not any(h.lower().startswith("access-control-") for h in response.headers)
+    assert_no_cors(response)
 
 
 async def test_preflight_of_a_path_with_an_id_and_of_the_openai_face(
