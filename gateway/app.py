@@ -16,6 +16,7 @@ from gateway.cors import enable_cors
 from gateway.fanout import EventFanout
 from gateway.limits import RateLimiter, StreamLeases
 from gateway.middlewares import authentication, echo_request_id, error_format, request_context
+from gateway.openapi import routes as openapi_routes
 from gateway.routes import batch, chat, health, openai_compat, sessions, streams
 from shared.amqp import AmqpJobQueue
 from shared.embedded import EmbeddedServers
@@ -60,6 +61,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.add_routes(streams.routes)
     app.add_routes(openai_compat.routes)
     app.add_routes(batch.routes)
+    app.add_routes(openapi_routes)
     enable_cors(app, settings.cors_origins)
     return app
 
