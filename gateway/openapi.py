@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from gateway import openapi_models as out
+from gateway.openapi_events import chat_event_schema, completion_chunk_schema
 from gateway.routes import batch, chat, health, openai_compat, sessions, streams
 from gateway.schemas import (
     ChatStreamBody,
@@ -40,7 +41,18 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 EVENT_STREAM: Final = "text/event-stream"
 NO_BODY: Final = "no body"
 
-Reply = type[BaseModel] | str
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A ``text/event-stream`` reply; ``message`` is the schema of each SSE message."""
+
+    message: dict[str, Any]
+
+
+CHAT_EVENTS = Stream(chat_event_schema())
+COMPLETION_CHUNKS = Stream(completion_chunk_schema())
+
+Reply = type[BaseModel] | Stream | str
 
 _ERROR_DESCRIPTIONS: Mapping[int, str] = {
     400: "invalid_json: the body is not a JSON object (or batch_too_large)",
@@ -79,7 +91,7 @@ class Operation:
     tags: tuple[str, ...] = ()
 
 
-_STREAM = {200: EVENT_STREAM}
+_STREAM = {200: CHAT_EVENTS}
 _RESUME_PARAMETERS = (
     {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}},
     {"name": "lastEventId", "in": "query", "required": False, "schema": {"type": "string"}},
@@ -149,7 +161,7 @@ OPERATIONS: Mapping[Handler, Operation] = {
     ),
     openai_compat.chat_completions: Operation(
         "OpenAI chat completion; model names a pipeline",
-        {200: (out.ChatCompletionOut, EVENT_STREAM)},
+        {200: (out.ChatCompletionOut, COMPLETION_CHUNKS)},
         body=openai_compat.ChatCompletionBody,
         errors=(404, 502, 504),
         tags=("openai",),
@@ -242,8 +254,8 @@ def _reply(
     for reply in replies if isinstance(replies, tuple) else (replies,):
         if reply == NO_BODY:
             return {"description": "no content"}
-        if reply == EVENT_STREAM:
-            content[EVENT_STREAM] = {"schema": {"type": "string"}}
+        if isinstance(reply, Stream):
+            content[EVENT_STREAM] = {"schema": reply.message}
         elif isinstance(reply, str):
             content[reply] = {"schema": {"type": "object"}}
         else:
