@@ -6,10 +6,12 @@ import time
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import AUTH, OTHER_AUTH
+from shared.settings import ConnectionSettings
+from tests.conftest import AUTH, OTHER_AUTH, GatewayFactory, WorkerFactory
 
 Client = TestClient[web.Request, web.Application]
 
@@ -194,3 +196,21 @@ async def test_a_batch_needs_a_token_and_a_valid_body(gateway: Client) -> None:
         "/api/v1/batch", data="[", headers={**AUTH, "Content-Type": "application/json"}
     )
     assert not_json.status == 400
+
+
+async def test_the_requests_of_a_batch_run_concurrently(
+    connections: ConnectionSettings, start_gateway: GatewayFactory, start_worker: WorkerFactory
+) -> None:
+    """Two slow completions in one batch: both jobs start before either finishes (the order
+    of the worker's log lines, not a clock, shows it)."""
+    slow = {"echo_token_delay_ms": 200}
+    gateway = await start_gateway(connections, worker=slow)
+    if not connections.embedded:
+        await start_worker(connections, **slow)
+    completion = {"model": "echo", "messages": [{"role": "user", "content": "one two three"}]}
+    item = {"method": "POST", "path": "/v1/chat/completions", "body": completion}
+    with structlog.testing.capture_logs() as logs:
+        responses = await run_batch(gateway, [item, item])
+    assert [r["status"] for r in responses] == [200, 200]
+    job_lines = [line["event"] for line in logs if line["event"] in ("job.started", "job.finished")]
+    assert job_lines == ["job.started", "job.started", "job.finished", "job.finished"]

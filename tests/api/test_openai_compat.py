@@ -71,8 +71,17 @@ async def test_the_completion_is_stored_as_a_turn_of_the_callers_session(gateway
         ("user", "kept in a session", "complete"),
         ("assistant", "kept in a session", "complete"),
     ]
-    other = await gateway.get(f"/api/v1/sessions/{session_id}/messages", headers=OTHER_AUTH)
-    assert other.status == 404
+    job_id = response.headers["X-Job-Id"]
+    assert messages[1]["jobId"] == job_id
+    for path in (
+        f"/api/v1/sessions/{session_id}",
+        f"/api/v1/sessions/{session_id}/messages",
+        f"/api/v1/streams/{job_id}",
+    ):
+        other = await gateway.get(path, headers=OTHER_AUTH)
+        assert other.status == 404, path
+    other_cancel = await gateway.post(f"/api/v1/streams/{job_id}/cancel", headers=OTHER_AUTH)
+    assert other_cancel.status == 404
 
 
 async def test_openai_client_lists_the_pipelines_as_models(gateway: Client) -> None:
