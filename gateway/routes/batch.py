@@ -8,6 +8,9 @@ be on its own. aiohttp has no public API for this; the least private way in aioh
   read (``clone`` refuses a request whose body has been read);
 - the item's body set as the clone's already-read body (``_read_bytes``), so that
   ``request.read()`` returns it and the shared, consumed payload stream is never touched;
+- a writer of its own for the clone (``_payload_writer``) that refuses every write, so that
+  no item can touch the socket (and its chunking and compression state) the batch reply goes
+  out on;
 - ``app._handle(sub_request)``, which resolves the route and runs the middlewares, as the
   server does for a request off the socket.
 
@@ -21,9 +24,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from multidict import CIMultiDict
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from gateway import appkeys
@@ -42,6 +47,7 @@ MAX_ITEM_PATH_CHARS = 8 * 1024
 FORWARDED_HEADERS = ("Authorization", "Accept-Language", "User-Agent")
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+NOT_BATCHABLE = "not_batchable"
 
 
 def _upper(value: object) -> object:
@@ -133,14 +139,43 @@ def _sub_request(template: web.Request, item: BatchItem, index: int) -> web.Requ
         headers["Content-Length"] = str(len(raw))
     sub = template.clone(method=item.method, rel_url=item.path, headers=headers)
     sub._read_bytes = raw
+    sub._payload_writer = _NoSocket()
     return sub
+
+
+class _NoSocket(AbstractStreamWriter):
+    """An item's writer: its response must never reach the socket it would otherwise share
+    with the batch. Streaming routes are refused before they run; this stops one not yet known
+    to :mod:`gateway.streaming_routes` when it prepares its response, before anything is
+    written (as a 400 ``not_batchable`` for that item)."""
+
+    def _refuse(self) -> NoReturn:
+        raise ApiError(400, "this route streams and cannot run in a batch", code=NOT_BATCHABLE)
+
+    async def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        self._refuse()
+
+    async def write_eof(self, chunk: bytes = b"") -> None:
+        self._refuse()
+
+    async def drain(self) -> None:
+        self._refuse()
+
+    def enable_compression(self, encoding: str = "deflate", strategy: int | None = None) -> None:
+        self._refuse()
+
+    def enable_chunking(self) -> None:
+        self._refuse()
+
+    async def write_headers(self, status_line: str, headers: CIMultiDict[str]) -> None:
+        self._refuse()
 
 
 def _refused(item: BatchItem, message: str) -> dict[str, Any]:
     return {
         "id": item.id,
         "status": 400,
-        "error": {"code": "not_batchable", "message": message, "details": None},
+        "error": {"code": NOT_BATCHABLE, "message": message, "details": None},
     }
 
 

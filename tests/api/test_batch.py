@@ -10,8 +10,15 @@ import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from gateway.app import create_app
 from shared.settings import ConnectionSettings
-from tests.conftest import AUTH, OTHER_AUTH, GatewayFactory, WorkerFactory
+from tests.conftest import (
+    AUTH,
+    OTHER_AUTH,
+    GatewayFactory,
+    WorkerFactory,
+    gateway_settings,
+)
 
 Client = TestClient[web.Request, web.Application]
 
@@ -214,3 +221,28 @@ async def test_the_requests_of_a_batch_run_concurrently(
     assert [r["status"] for r in responses] == [200, 200]
     job_lines = [line["event"] for line in logs if line["event"] in ("job.started", "job.finished")]
     assert job_lines == ["job.started", "job.started", "job.finished", "job.finished"]
+
+
+async def test_a_stream_not_known_as_one_is_stopped_before_it_reaches_the_socket(
+    connections: ConnectionSettings, aiohttp_client: Any
+) -> None:
+    app = create_app(gateway_settings(connections))
+
+    async def surprise_stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"data: this must not leak into the batch reply\n\n")
+        return response
+
+    app.router.add_get("/api/v1/surprise-stream", surprise_stream)
+    client: Client = await aiohttp_client(app)
+    response = await client.post(
+        "/api/v1/batch",
+        json={"requests": [{"method": "GET", "path": "/api/v1/surprise-stream"}]},
+        headers=AUTH,
+    )
+    assert response.status == 200
+    raw = await response.read()
+    assert b"must not leak" not in raw
+    [item] = (await response.json())["data"]["responses"]
+    assert item["status"] == 400 and item["error"]["code"] == "not_batchable"
