@@ -115,7 +115,8 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
         raise
     finally:
         fanout.unsubscribe(spec.job_id, client)
-        await asyncio.shield(leases.release(user_id, lease_id))
+        # Logged before the release: a client that closes once it has read the end cancels
+        # this handler, and the cancellation lands on the await below.
         log.info(
             "stream.closed",
             job_id=spec.job_id,
@@ -126,6 +127,7 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
             duration_ms=round((time.monotonic() - request[appkeys.STARTED_AT]) * 1000),
             resumed_from=spec.after_seq,
         )
+        await asyncio.shield(leases.release(user_id, lease_id))
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -23,6 +24,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.conftest import AUTH
+
+pytestmark = pytest.mark.process
 
 # Few examples per operation and mode: the run checks the document's truth, and stays well
 # under a minute on a shared 2-core machine.
