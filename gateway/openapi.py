@@ -169,6 +169,9 @@ OPERATIONS: Mapping[Handler, Operation] = {
     openai_compat.list_models: Operation(
         "The pipelines, as OpenAI models", {200: out.ModelList}, tags=("openai",)
     ),
+    openai_compat.get_model: Operation(
+        "One pipeline, as an OpenAI model", {200: out.ModelOut}, tags=("openai",)
+    ),
 }
 
 

@@ -101,14 +101,18 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     )
 
 
+def model_object(name: str) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": MODEL_OWNER}
+
+
 @routes.get("/v1/models")
 async def list_models(_: web.Request) -> web.Response:
-    return web.json_response(
-        {
-            "object": "list",
-            "data": [
-                {"id": name, "object": "model", "created": 0, "owned_by": MODEL_OWNER}
-                for name in PIPELINES
-            ],
-        }
-    )
+    return web.json_response({"object": "list", "data": [model_object(n) for n in PIPELINES]})
+
+
+@routes.get("/v1/models/{model}")
+async def get_model(request: web.Request) -> web.Response:
+    name = request.match_info["model"]
+    if name not in PIPELINES:
+        raise not_found(f"model {name!r}")
+    return web.json_response(model_object(name))

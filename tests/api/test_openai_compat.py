@@ -89,6 +89,11 @@ async def test_openai_client_lists_the_pipelines_as_models(gateway: Client) -> N
         models = [model async for model in client.models.list()]
     assert [model.id for model in models] == list(PIPELINES)
     assert all(model.object == "model" for model in models)
+    async with openai_client(gateway) as client:
+        echo = await client.models.retrieve("echo")
+        assert echo.id == "echo" and echo.owned_by == "chatstream"
+        with pytest.raises(openai.NotFoundError):
+            await client.models.retrieve("gpt-nothing")
 
 
 async def test_unknown_model_is_not_found(gateway: Client) -> None:
