@@ -102,14 +102,14 @@ async def batch(request: web.Request) -> web.Response:
 
 
 async def _run_item(template: web.Request, item: BatchItem, index: int) -> dict[str, Any]:
-    sub = _sub_request(template, item, index)
-    match = await template.app.router.resolve(sub)
-    if match.http_exception is None:
-        if match.handler is batch:
-            return _refused(item, "a batch cannot contain another batch")
-        if streams_reply(match.handler, item.body):
-            return _refused(item, "a streaming route cannot run in a batch; call it directly")
     try:
+        sub = _sub_request(template, item, index)
+        match = await template.app.router.resolve(sub)
+        if match.http_exception is None:
+            if match.handler is batch:
+                return _refused(item, "a batch cannot contain another batch")
+            if streams_reply(match.handler, item.body):
+                return _refused(item, "a streaming route cannot run in a batch; call it directly")
         response = await template.app._handle(sub)
     except web.HTTPException as e:
         # Redirects are raised past the error middleware, which formats only failures.
@@ -117,7 +117,8 @@ async def _run_item(template: web.Request, item: BatchItem, index: int) -> dict[
     except asyncio.CancelledError:
         raise
     except Exception:
-        # The error middleware answers every failure of a handler; this is a bug in ours.
+        # The error middleware answers every failure of a handler: this is a bug in the batch
+        # machinery itself, and it fails this item only.
         log.exception("batch.item_failed", path=item.path)
         return {
             "id": item.id,

@@ -246,3 +246,9 @@ async def test_a_stream_not_known_as_one_is_stopped_before_it_reaches_the_socket
     assert b"must not leak" not in raw
     [item] = (await response.json())["data"]["responses"]
     assert item["status"] == 400 and item["error"]["code"] == "not_batchable"
+
+
+async def test_odd_paths_fail_as_their_own_items(gateway: Client) -> None:
+    paths = ["/", "/%", "/a b", "/api/v1/sessions/%zz", "/api/v1/sessions?limit=%", "/[::1]"]
+    responses = await run_batch(gateway, [{"method": "GET", "path": p} for p in paths])
+    assert [r["status"] for r in responses] == [404, 404, 404, 404, 422, 404]
