@@ -12,12 +12,14 @@ from aiohttp import web
 
 from gateway import appkeys
 from gateway.cancel import JobCanceller
+from gateway.cors import enable_cors
 from gateway.docs_ingest import ingest_docs
 from gateway.drain import StreamDrain
 from gateway.fanout import EventFanout
 from gateway.limits import RateLimiter, StreamLeases
 from gateway.middlewares import authentication, echo_request_id, error_format, request_context
-from gateway.routes import chat, health, projects, sessions, static, streams
+from gateway.openapi import routes as openapi_routes
+from gateway.routes import batch, chat, health, openai_compat, projects, sessions, static, streams
 from gateway.stalls import StallBreaker
 from shared.amqp import AmqpJobQueue
 from shared.embedded import EmbeddedServers
@@ -64,6 +66,10 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.add_routes(streams.routes)
     app.add_routes(projects.routes)
     app.add_routes(static.routes)
+    app.add_routes(openai_compat.routes)
+    app.add_routes(batch.routes)
+    app.add_routes(openapi_routes)
+    enable_cors(app, settings.cors_origins)
     return app
 
 

@@ -5,6 +5,7 @@ route is a thin mapping onto :func:`stream_turn`."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,7 @@ from aiohttp import web
 from gateway import appkeys, sse
 from gateway.auth import user_of
 from gateway.errors import not_found
-from gateway.relay import StreamRequest, stream_job
+from gateway.relay import SSE_ENCODING, Encoding, StreamRequest, stream_job
 from shared import events
 from shared.ids import new_id
 from shared.jobqueue import QueueUnavailableError
@@ -32,6 +33,7 @@ class TurnRequest:
     options: dict[str, Any] = field(default_factory=dict)
     # Seed 004's front end expects the conversation as a named `snapshot` event first.
     snapshot: bool = False
+    encoding: Encoding = SSE_ENCODING
 
 
 async def resolve_session(request: web.Request, session_id: str | None, text: str) -> Session:
@@ -48,10 +50,20 @@ async def resolve_session(request: web.Request, session_id: str | None, text: st
     return existing
 
 
-async def stream_turn(request: web.Request, turn: TurnRequest) -> web.StreamResponse:
+@dataclass(frozen=True, slots=True)
+class StartedTurn:
+    """A stored turn and its job, ready to be sent once the caller is subscribed."""
+
+    job: Job
+    submit: Callable[[], Awaitable[None]]
+
+
+async def start_turn(request: web.Request, turn: TurnRequest) -> StartedTurn:
+    """Store the turn's messages and build its job (not yet sent)."""
     session = await resolve_session(request, turn.session_id, turn.text)
     job = _build_job(request, session.id, turn)
     messages = request.app[appkeys.MESSAGES]
+    publisher = request.app[appkeys.JOB_PUBLISHER]
     stored = Turn(
         session_id=session.id,
         user_id=job.user_id,
@@ -61,24 +73,31 @@ async def stream_turn(request: web.Request, turn: TurnRequest) -> web.StreamResp
         text=turn.text,
     )
     await messages.store_turn(stored)
-    opening = await _snapshot_frame(request, session.id) if turn.snapshot else b""
-    publisher = request.app[appkeys.JOB_PUBLISHER]
 
     async def submit() -> None:
         try:
             await publisher.publish(job)
         except QueueUnavailableError:
+            # The job never left: its answer is an error, not forever streaming.
             await messages.abandon_turn(stored)
             raise
 
+    return StartedTurn(job, submit)
+
+
+async def stream_turn(request: web.Request, turn: TurnRequest) -> web.StreamResponse:
+    started = await start_turn(request, turn)
+    job = started.job
+    opening = await _snapshot_frame(request, job.session_id) if turn.snapshot else b""
     return await stream_job(
         request,
         StreamRequest(
             job_id=job.job_id,
-            session_id=session.id,
+            session_id=job.session_id,
             message_id=job.message_id,
             opening=opening,
-            submit=submit,
+            submit=started.submit,
+            encoding=turn.encoding,
         ),
     )
 

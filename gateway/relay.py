@@ -31,6 +31,28 @@ SSE_HEADERS = {
 }
 
 
+def sse_frame(frame: Frame) -> bytes:
+    return frame.wire
+
+
+def sse_heartbeat(phase: str) -> bytes:
+    return sse.data_frame(sse.json_line(events.heartbeat_payload(phase)))
+
+
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """How frames and heartbeats go on the wire: chatstream's events by default; the /v1
+    routes map them to OpenAI chunks and keep-alive comments instead."""
+
+    frame: Callable[[Frame], bytes] = sse_frame
+    heartbeat: Callable[[str], bytes] = sse_heartbeat
+    # OpenAI clients parse a ``retry:``-only message as an empty chunk, so theirs has none.
+    retry: bool = True
+
+
+SSE_ENCODING = Encoding()
+
+
 @dataclass(frozen=True, slots=True)
 class StreamRequest:
     job_id: str
@@ -43,6 +65,7 @@ class StreamRequest:
     opening: bytes = b""
     # Sends the job once the stream is subscribed, so that no event can be missed.
     submit: Callable[[], Awaitable[None]] | None = None
+    encoding: Encoding = SSE_ENCODING
 
 
 async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamResponse:
@@ -83,12 +106,14 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
             headers={**SSE_HEADERS, "X-Job-Id": spec.job_id, "X-Session-Id": spec.session_id},
         )
         await response.prepare(request)
-        await response.write(sse.retry_frame(settings.sse_retry_ms) + spec.opening)
+        retry = sse.retry_frame(settings.sse_retry_ms) if spec.encoding.retry else b""
+        await response.write(retry + spec.opening)
         stall = _StallWatch(request, spec, client)
         await _relay(
             request,
             response,
             client,
+            spec.encoding,
             outcome,
             on_heartbeat=lambda: _on_heartbeat(leases.renew(user_id, lease_id), stall),
         )
@@ -99,6 +124,8 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
     finally:
         fanout.unsubscribe(spec.job_id, client)
         drain.unregister(client)
+        # Logged before the release: a client that closes once it has read the end cancels
+        # this handler, and the cancellation lands on the await below.
         log.info(
             "stream.closed",
             job_id=spec.job_id,
@@ -171,6 +198,7 @@ async def _relay(
     request: web.Request,
     response: web.StreamResponse,
     client: ClientStream,
+    encoding: Encoding,
     outcome: _Outcome,
     *,
     on_heartbeat: Callable[[], Awaitable[None]],
@@ -197,7 +225,7 @@ async def _relay(
                 return
             frames = client.take()
             if frames:
-                await send(b"".join(frame.wire for frame in frames))
+                await send(b"".join(encoding.frame(frame) for frame in frames))
                 outcome.events += len(frames)
                 if outcome.first_token_at is None and any(f.type == events.TOKEN for f in frames):
                     outcome.first_token_at = time.monotonic()
@@ -212,7 +240,7 @@ async def _relay(
                 return
             if loop.time() >= next_heartbeat:
                 phase = "running" if client.queued_seq > 0 else "queued"
-                await send(sse.data_frame(sse.json_line(events.heartbeat_payload(phase))))
+                await send(encoding.heartbeat(phase))
                 next_heartbeat += heartbeat_s
                 await on_heartbeat()
     except _SlowClientError:

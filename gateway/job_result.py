@@ -1,0 +1,59 @@
+"""Waiting for a job's final event without streaming it (the non-streaming OpenAI completion).
+
+The job's frames come through the same fanout and :class:`ClientStream` a stream uses; only the
+consumer differs: it keeps the last frame instead of writing each one to a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from gateway import appkeys
+from gateway.client_stream import ClientStream
+from gateway.errors import unavailable
+from gateway.fanout import FanoutUnavailableError
+from gateway.frames import Frame
+from gateway.jobs import StartedTurn
+from shared import events
+from shared.jobqueue import QueueUnavailableError
+
+
+class JobTimeoutError(Exception):
+    """The job did not end within the time the caller would wait."""
+
+
+async def run_to_end(request: web.Request, started: StartedTurn, timeout_s: float) -> Frame:
+    """Send the turn's job and return its ``end`` or ``error`` frame."""
+    job = started.job
+    app = request.app
+    fanout = app[appkeys.FANOUT]
+    client = ClientStream(max_buffer_bytes=app[appkeys.SETTINGS].slow_client_buffer_bytes)
+    try:
+        # Subscribed before the job is sent, so that no event can be missed.
+        await fanout.subscribe(job.job_id, client)
+    except FanoutUnavailableError as e:
+        raise unavailable("the event store cannot be reached") from e
+    try:
+        try:
+            await asyncio.shield(started.submit())
+        except QueueUnavailableError as e:
+            raise unavailable("the job queue cannot be reached") from e
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await _final_frame(client)
+        except TimeoutError as e:
+            raise JobTimeoutError(job.job_id) from e
+    finally:
+        fanout.unsubscribe(job.job_id, client)
+
+
+async def _final_frame(client: ClientStream) -> Frame:
+    # The buffer is drained on every wake-up, so its size limit never matters here; the
+    # caller's timeout bounds the loop.
+    while True:
+        if await client.wait(timeout_s=60.0):
+            for frame in client.take():
+                if frame.type in events.TERMINAL_TYPES:
+                    return frame

@@ -1,0 +1,313 @@
+"""The OpenAPI 3.1 document of the gateway, served at ``GET /api/v1/openapi.json``.
+
+It is built from the app's own router, so every registered route is in it: each handler's
+operation (request body or query model, replies, the errors it can answer) is described in
+:data:`OPERATIONS`, and the JSON schemas come from the pydantic models (``model_json_schema``).
+A route whose handler is not described still appears, marked ``x-undocumented``, and a test
+fails on it. HEAD (implied by every GET) and OPTIONS (CORS preflights) are left out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from gateway import openapi_models as out
+from gateway.openapi_events import chat_event_schema, completion_chunk_schema
+from gateway.routes import batch, chat, health, openai_compat, sessions, streams
+from gateway.schemas import (
+    ChatStreamBody,
+    CreateSessionBody,
+    ListQuery,
+    ProjectChatBody,
+    QuestionStreamQuery,
+    RenameSessionBody,
+    SessionMessageStreamBody,
+)
+from gateway.streaming_routes import always_streams
+
+routes = web.RouteTableDef()
+
+OPENAPI_PATH = "/api/v1/openapi.json"
+SKIPPED_METHODS = frozenset({"HEAD", "OPTIONS"})
+REF_TEMPLATE = "#/components/schemas/{model}"
+EVENT_STREAM: Final = "text/event-stream"
+NO_BODY: Final = "no body"
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A ``text/event-stream`` reply; ``message`` is the schema of each SSE message."""
+
+    message: dict[str, Any]
+
+
+CHAT_EVENTS = Stream(chat_event_schema())
+COMPLETION_CHUNKS = Stream(completion_chunk_schema())
+
+Reply = type[BaseModel] | Stream | str
+
+_ERROR_DESCRIPTIONS: Mapping[int, str] = {
+    400: "invalid_json: the body is not a JSON object (or batch_too_large)",
+    401: "unauthorized: no token, a bad one, or an expired one",
+    404: "not_found: no such resource, or another user's",
+    409: "conflict",
+    410: "gone: the stream's events and its message are gone",
+    413: "payload_too_large",
+    415: "unsupported_media_type: the body must be application/json",
+    422: "validation_error: details lists each field's problem",
+    429: "rate_limited: too many requests or open streams",
+    502: "the pipeline failed",
+    503: "unavailable: the broker or the store cannot be reached",
+    504: "the answer took too long",
+}
+_ERROR_HEADERS: Mapping[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
+    429: {"Retry-After": {"required": True, "schema": {"type": "string"}}},
+    503: {"Retry-After": {"required": True, "schema": {"type": "string"}}},
+}
+_STREAM_HEADERS = {
+    name: {"required": True, "schema": {"type": "string"}} for name in ("X-Job-Id", "X-Session-Id")
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    summary: str
+    replies: Mapping[int, Reply | tuple[Reply, ...]]
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    # Errors besides those that follow from the rest (auth, body, query, path ids).
+    errors: tuple[int, ...] = ()
+    public: bool = False
+    parameters: tuple[dict[str, Any], ...] = field(default=())
+    tags: tuple[str, ...] = ()
+
+
+_STREAM = {200: CHAT_EVENTS}
+_RESUME_PARAMETERS = (
+    {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}},
+    {"name": "lastEventId", "in": "query", "required": False, "schema": {"type": "string"}},
+    {"name": "ticket", "in": "query", "required": False, "schema": {"type": "string"}},
+)
+
+
+@routes.get(OPENAPI_PATH)
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(build_document(request.app))
+
+
+OPERATIONS: Mapping[Handler, Operation] = {
+    health.healthz: Operation("The process serves", {200: out.HealthOut}, public=True),
+    health.readyz: Operation(
+        "Redis and the job queue answer", {200: out.ReadyOut}, errors=(503,), public=True
+    ),
+    openapi_document: Operation("This document", {200: "application/json"}, public=True),
+    sessions.create_session: Operation(
+        "Create a session, or get one the caller already owns",
+        {200: out.SessionOut, 201: out.SessionOut},
+        body=CreateSessionBody,
+        errors=(409,),
+    ),
+    sessions.list_sessions: Operation(
+        "The caller's sessions, most recently updated first",
+        {200: out.SessionList},
+        query=ListQuery,
+    ),
+    sessions.get_session: Operation("One session", {200: out.SessionOut}),
+    sessions.rename_session: Operation(
+        "Rename a session", {200: out.SessionOut}, body=RenameSessionBody
+    ),
+    sessions.delete_session: Operation(
+        "Delete a session and its messages; a running job is cancelled", {204: NO_BODY}
+    ),
+    sessions.list_messages: Operation("A session's messages, oldest first", {200: out.MessageList}),
+    chat.session_message_stream: Operation(
+        "Seed 002: a message into a session, streamed", _STREAM, body=SessionMessageStreamBody
+    ),
+    chat.chat_stream: Operation(
+        "Seed 004: a chat turn, opening with a snapshot", _STREAM, body=ChatStreamBody
+    ),
+    chat.question_stream: Operation(
+        "Seeds 000/001: a question on a GET, streamed", _STREAM, query=QuestionStreamQuery
+    ),
+    chat.project_chat_stream: Operation(
+        "Seed 003: a chat turn answered from a project's collection",
+        _STREAM,
+        body=ProjectChatBody,
+    ),
+    streams.create_ticket: Operation(
+        "A ticket that opens one job's stream without a header",
+        {201: out.TicketOut},
+        body=streams.TicketBody,
+        errors=(404,),
+    ),
+    streams.attach_stream: Operation(
+        "Attach to a job's stream, replaying after Last-Event-ID",
+        _STREAM,
+        errors=(410, 422),
+        parameters=_RESUME_PARAMETERS,
+    ),
+    streams.cancel_stream: Operation("Stop a running job", {202: out.CancelOut}, errors=(409,)),
+    batch.batch: Operation(
+        "Up to 20 requests in one call", {200: out.BatchOut}, body=batch.BatchBody
+    ),
+    openai_compat.chat_completions: Operation(
+        "OpenAI chat completion; model names a pipeline",
+        {200: (out.ChatCompletionOut, COMPLETION_CHUNKS)},
+        body=openai_compat.ChatCompletionBody,
+        errors=(404, 502, 504),
+        tags=("openai",),
+    ),
+    openai_compat.list_models: Operation(
+        "The pipelines, as OpenAI models", {200: out.ModelList}, tags=("openai",)
+    ),
+    openai_compat.get_model: Operation(
+        "One pipeline, as an OpenAI model", {200: out.ModelOut}, tags=("openai",)
+    ),
+}
+
+
+def build_document(app: web.Application) -> dict[str, Any]:
+    schemas = _SchemaCollector()
+    paths: dict[str, dict[str, Any]] = {}
+    for route in app.router.routes():
+        if route.method in SKIPPED_METHODS or route.resource is None:
+            continue
+        path = route.resource.canonical
+        paths.setdefault(path, {})[route.method.lower()] = _operation(
+            route.method, path, route.handler, schemas
+        )
+    definitions = schemas.definitions()
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "chatstream", "version": "1"},
+        "paths": paths,
+        "components": {
+            "schemas": definitions,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+def _operation(
+    method: str, path: str, handler: Handler, schemas: _SchemaCollector
+) -> dict[str, Any]:
+    op = OPERATIONS.get(handler)
+    if op is None:
+        return {
+            "operationId": _operation_id(method, path),
+            "x-undocumented": True,
+            "responses": {"default": {"description": "not described"}},
+        }
+    path_names = re.findall(r"{([^}:]+)", path)
+    errors = set(op.errors)
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in path_names
+    ]
+    if path_names:
+        errors.add(404)
+    if op.query is not None:
+        parameters.extend(_query_parameters(op.query))
+        errors.add(422)
+    parameters.extend(op.parameters)
+    document: dict[str, Any] = {
+        "operationId": _operation_id(method, path),
+        "summary": op.summary,
+        "parameters": parameters,
+    }
+    if op.tags:
+        document["tags"] = list(op.tags)
+    if op.body is not None:
+        document["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": schemas.ref(op.body, "validation")}},
+        }
+        errors.update({400, 413, 415, 422})
+    if op.public:
+        document["security"] = []
+    else:
+        errors.update({401, 429, 503})
+    responses = {
+        str(status): _reply(reply, handler, schemas) for status, reply in op.replies.items()
+    }
+    for status in sorted(errors):
+        responses[str(status)] = {
+            "description": _ERROR_DESCRIPTIONS[status],
+            "headers": _ERROR_HEADERS.get(status, {}),
+            "content": {"application/json": {"schema": schemas.ref(out.ErrorBody)}},
+        }
+    document["responses"] = responses
+    return document
+
+
+def _reply(
+    replies: Reply | tuple[Reply, ...], handler: Handler, schemas: _SchemaCollector
+) -> dict[str, Any]:
+    content: dict[str, Any] = {}
+    for reply in replies if isinstance(replies, tuple) else (replies,):
+        if reply == NO_BODY:
+            return {"description": "no content"}
+        if isinstance(reply, Stream):
+            content[EVENT_STREAM] = {"schema": reply.message}
+        elif isinstance(reply, str):
+            content[reply] = {"schema": {"type": "object"}}
+        else:
+            content["application/json"] = {"schema": schemas.ref(reply)}
+    document: dict[str, Any] = {"description": "success", "content": content}
+    if always_streams(handler):
+        document["headers"] = _STREAM_HEADERS
+    return document
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": _not_null(prop)}
+        for name, prop in schema["properties"].items()
+    ]
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter is absent rather than null: drop ``null`` from its schema."""
+    options = [s for s in schema.get("anyOf", ()) if s.get("type") != "null"]
+    if len(options) == 1:
+        rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
+        return {**rest, **options[0]}
+    return {k: v for k, v in schema.items() if k != "default" or v is not None}
+
+
+def _operation_id(method: str, path: str) -> str:
+    return method.lower() + re.sub(r"[^A-Za-z0-9]+", "_", path).rstrip("_")
+
+
+class _SchemaCollector:
+    """The models the document refers to. A reference is handed out at once and filled in by
+    :meth:`definitions`, because pydantic names each schema only once it has seen them all
+    (a model used both as input and output may get two)."""
+
+    def __init__(self) -> None:
+        self._refs: list[tuple[type[BaseModel], JsonSchemaMode, dict[str, Any]]] = []
+
+    def ref(self, model: type[BaseModel], mode: JsonSchemaMode = "serialization") -> dict[str, Any]:
+        placeholder: dict[str, Any] = {}
+        self._refs.append((model, mode, placeholder))
+        return placeholder
+
+    def definitions(self) -> dict[str, Any]:
+        wanted = list(dict.fromkeys((model, mode) for model, mode, _ in self._refs))
+        refs, top = models_json_schema(wanted, ref_template=REF_TEMPLATE)
+        for model, mode, placeholder in self._refs:
+            placeholder.update(refs[(model, mode)])
+        definitions: dict[str, Any] = top.get("$defs", {})
+        return definitions

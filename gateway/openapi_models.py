@@ -1,0 +1,128 @@
+"""The JSON bodies the API answers with, as pydantic models. They exist for the OpenAPI
+document (``model_json_schema()``); the handlers build their replies from the stores' own
+``to_json`` and must match these, which the schemathesis run in the tests checks."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    """Every error: ``{"error": {"code", "message", "details"}}``."""
+
+    error: ErrorDetail
+
+
+class SessionOut(BaseModel):
+    id: str
+    title: str
+    userId: str
+    createdAt: str
+    updatedAt: str
+    messageCount: int
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionOut]
+    nextCursor: str | None
+
+
+class MessageOut(BaseModel):
+    id: str
+    role: Literal["user", "assistant"]
+    content: str
+    status: Literal["complete", "streaming", "cancelled", "error"]
+    createdAt: str
+    jobId: str | None = None
+    citations: list[Any] | None = None
+    usage: dict[str, Any] | None = None
+
+
+class MessageList(BaseModel):
+    messages: list[MessageOut]
+
+
+class TicketOut(BaseModel):
+    ticket: str
+    expiresAt: str
+
+
+class CancelOut(BaseModel):
+    jobId: str
+    status: Literal["cancelling"]
+
+
+class BatchItemOut(BaseModel):
+    id: str | int | None
+    status: int
+    data: Any = None
+    error: Any = None
+
+
+class BatchData(BaseModel):
+    responses: list[BatchItemOut]
+    count: int
+    timestamp: int = Field(description="epoch milliseconds")
+
+
+class BatchOut(BaseModel):
+    success: Literal[True]
+    data: BatchData
+
+
+class CompletionMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    message: CompletionMessage
+    logprobs: None = None
+    finish_reason: str
+
+
+class CompletionUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletionOut(BaseModel):
+    """OpenAI's ``chat.completion``."""
+
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: CompletionUsage
+
+
+class ModelOut(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelOut]
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ReadyOut(BaseModel):
+    status: str
+    checks: dict[str, bool]
