@@ -21,7 +21,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from gateway import openapi_models as out
 from gateway.openapi_events import chat_event_schema, completion_chunk_schema
-from gateway.routes import batch, chat, health, openai_compat, sessions, streams
+from gateway.routes import batch, chat, health, openai_compat, projects, sessions, static, streams
 from gateway.schemas import (
     ChatStreamBody,
     CreateSessionBody,
@@ -171,6 +171,26 @@ OPERATIONS: Mapping[Handler, Operation] = {
     ),
     openai_compat.get_model: Operation(
         "One pipeline, as an OpenAI model", {200: out.ModelOut}, tags=("openai",)
+    ),
+    projects.add_document: Operation(
+        "Add a document to a project's collection (the first upload claims the project)",
+        {201: out.DocumentOut},
+        body=projects.DocumentBody,
+        tags=("projects",),
+    ),
+    projects.list_documents: Operation(
+        "A project's documents", {200: out.DocumentList}, tags=("projects",)
+    ),
+    projects.delete_document: Operation(
+        "Remove a document from a project", {204: NO_BODY}, tags=("projects",)
+    ),
+    static.index: Operation("The chat page", {200: "text/html"}, public=True, tags=("page",)),
+    static.static_file: Operation(
+        "The chat page's scripts and styles",
+        {200: ("text/javascript", "text/css", "text/plain")},
+        errors=(404,),
+        public=True,
+        tags=("page",),
     ),
 }
 

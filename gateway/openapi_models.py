@@ -126,3 +126,18 @@ class HealthOut(BaseModel):
 class ReadyOut(BaseModel):
     status: str
     checks: dict[str, bool]
+
+
+class DocumentOut(BaseModel):
+    id: str
+    project: str
+    name: str
+    format: Literal["markdown", "text", "html"]
+    chunks: int
+    chars: int
+    createdAt: str
+
+
+class DocumentList(BaseModel):
+    project: str
+    documents: list[DocumentOut]

@@ -66,10 +66,31 @@ class SessionMessageStreamBody(_StreamBody):
     _content = field_validator("content")(check_message_text)
 
 
+# msgpack carries integers of at most 64 bits; JSON has no such bound.
+_WIRE_INT_MIN, _WIRE_INT_MAX = -(2**63), 2**64 - 1
+
+
+def check_wire_safe(value: Any) -> Any:
+    """Client JSON that travels inside a job must fit the msgpack wire format."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not _WIRE_INT_MIN <= value <= _WIRE_INT_MAX:
+        raise ValueError("numbers must fit in 64 bits")
+    if isinstance(value, dict):
+        for item in value.values():
+            check_wire_safe(item)
+    elif isinstance(value, list):
+        for item in value:
+            check_wire_safe(item)
+    return value
+
+
 class ChatMetadata(_Body):
     client: str | None = None
     tags: list[str] = Field(default_factory=list)
     extras: dict[str, Any] = Field(default_factory=dict)
+
+    _extras = field_validator("extras")(check_wire_safe)
 
 
 class ChatStreamBody(_StreamBody):

@@ -45,6 +45,13 @@ class Event:
 
 
 def encode_job(job: Job) -> bytes:
+    try:
+        return _pack_job(job)
+    except (OverflowError, TypeError, ValueError) as e:
+        raise WireError(f"job cannot be encoded: {e}") from e
+
+
+def _pack_job(job: Job) -> bytes:
     return msgpack.packb(
         {
             "v": WIRE_VERSION,

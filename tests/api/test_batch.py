@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
-from shared.settings import ConnectionSettings
+from shared.settings import PIPELINES, ConnectionSettings
 from tests.conftest import (
     AUTH,
     OTHER_AUTH,
@@ -96,7 +96,7 @@ async def test_twenty_mixed_requests_answer_in_order_and_one_failure_fails_alone
     assert by_id["bobs"]["error"]["code"] == "not_found"
     assert by_id["bad-title"]["error"]["details"][0]["field"] == "title"
     assert by_id["wrong-method"]["error"]["code"] == "method_not_allowed"
-    assert [m["id"] for m in by_id["models"]["data"]["data"]] == ["echo"]
+    assert [m["id"] for m in by_id["models"]["data"]["data"]] == list(PIPELINES)
     assert by_id["no-body"]["error"]["code"] == "unsupported_media_type"
     completion = by_id["completion"]["data"]
     assert completion["object"] == "chat.completion"
@@ -249,6 +249,13 @@ async def test_a_stream_not_known_as_one_is_stopped_before_it_reaches_the_socket
 
 
 async def test_odd_paths_fail_as_their_own_items(gateway: Client) -> None:
-    paths = ["/", "/%", "/a b", "/api/v1/sessions/%zz", "/api/v1/sessions?limit=%", "/[::1]"]
+    paths = [
+        "/no-such-page",
+        "/%",
+        "/a b",
+        "/api/v1/sessions/%zz",
+        "/api/v1/sessions?limit=%",
+        "/[::1]",
+    ]
     responses = await run_batch(gateway, [{"method": "GET", "path": p} for p in paths])
     assert [r["status"] for r in responses] == [404, 404, 404, 404, 422, 404]

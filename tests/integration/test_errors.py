@@ -112,3 +112,13 @@ async def test_health_needs_no_token(client: Client) -> None:
     ready = await client.get("/readyz")
     assert ready.status == 200
     assert (await ready.json())["checks"] == {"redis": True, "queue": True}
+
+
+async def test_metadata_with_a_number_too_big_for_msgpack_is_422_not_500(client: Client) -> None:
+    response = await client.post(
+        STREAM,
+        json={"text": "hi", "metadata": {"extras": {"n": [1, {"deep": 2**70}]}}},
+        headers=AUTH,
+    )
+    error = await error_of(response, 422, "validation_error")
+    assert error["details"][0]["field"] == "metadata.extras"
