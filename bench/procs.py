@@ -22,8 +22,15 @@ from redis.asyncio import Redis
 
 from shared.names import Names
 
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+# The servers: BENCH_* from `make bench`, else TEST_* from `make test` (the smoke test).
+REDIS_URL = os.environ.get(
+    "BENCH_REDIS_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+)
+AMQP_URL = os.environ.get(
+    "BENCH_AMQP_URL", os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+)
+# Every namespace the bench creates starts with this (the smoke test passes its own).
+NAMESPACE_PREFIX = os.environ.get("BENCH_NAMESPACE_PREFIX", "bench")
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 # The bench's users: a few keys, so per-user limits (when they exist) are set high instead.
@@ -42,7 +49,7 @@ def free_port() -> int:
 
 
 def new_namespace(label: str) -> str:
-    return f"bench.{label}.{uuid.uuid4().hex[:10]}"
+    return f"{NAMESPACE_PREFIX}.{label}.{uuid.uuid4().hex[:10]}"
 
 
 @dataclass
