@@ -19,12 +19,21 @@ from bench.scale import SCALES
 from bench.scenarios import SCENARIOS, Context
 
 
-async def run(scale_name: str, out_root: Path, only: list[str]) -> tuple[dict[str, Any], Path]:
+async def run(
+    scale_name: str,
+    out_root: Path,
+    only: list[str],
+    *,
+    profile: bool = False,
+    levels: list[int] | None = None,
+) -> tuple[dict[str, Any], Path]:
     scale = SCALES[scale_name]
+    if levels:
+        scale = dataclasses.replace(scale, levels=tuple(levels))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = out_root / stamp
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = Context(scale=scale, out_dir=out_dir)
+    ctx = Context(scale=scale, out_dir=out_dir, profile=profile)
     result: dict[str, Any] = {
         "started_at": stamp,
         "scale": scale_name,
@@ -58,8 +67,16 @@ def main() -> None:
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument("--only", nargs="*", default=[], choices=sorted(SCENARIOS))
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="record each gateway with py-spy (speedscope JSON beside the results)",
+    )
+    parser.add_argument("--levels", nargs="*", type=int, help="concurrent streams to measure at")
     args = parser.parse_args()
-    result, json_path = uvloop.run(run(args.scale, args.out, args.only))
+    result, json_path = uvloop.run(
+        run(args.scale, args.out, args.only, profile=args.profile, levels=args.levels)
+    )
     print(report.table(result))
     print(f"\n  results: {json_path}" + (f", plot: {result['plot']}" if result["plot"] else ""))
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -62,7 +63,10 @@ class Stack:
     env: Mapping[str, str] = field(default_factory=dict)
     namespace: str = ""
     port: int = 0
+    # Record the gateway with py-spy (speedscope format) for as long as it runs.
+    profile: bool = False
     gateway: asyncio.subprocess.Process | None = None
+    profiler: asyncio.subprocess.Process | None = None
     worker_procs: list[asyncio.subprocess.Process] = field(default_factory=list)
 
     @property
@@ -94,6 +98,22 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = {**self.base_env(), "GATEWAY_PORT": str(self.port)}
         self.gateway = await _spawn([sys.executable, "-m", "gateway"], env, self._log("gateway"))
+        if self.profile:
+            self.profiler = await _spawn(
+                [
+                    *py_spy(),
+                    "record",
+                    "--pid",
+                    str(self.gateway.pid),
+                    "--format",
+                    "speedscope",
+                    "--nonblocking",
+                    "--output",
+                    str(self.log_dir / f"{self.label}-gateway.speedscope.json"),
+                ],
+                os.environ,
+                self._log("py-spy"),
+            )
         for i in range(self.workers):
             worker_env = {**self.base_env(), "WORKER_ID": f"bench-worker-{i}"}
             self.worker_procs.append(
@@ -125,8 +145,18 @@ class Stack:
     async def stop(self) -> None:
         processes = [p for p in [*self.worker_procs, self.gateway] if p is not None]
         await stop_all(processes)
+        if self.profiler is not None:
+            # py-spy writes its profile once the gateway has exited.
+            await stop_all([self.profiler])
         if self.namespace:
             await purge_namespace(self.names)
+
+
+def py_spy() -> list[str]:
+    found = shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if found is None:
+        raise RuntimeError("py-spy is not installed: `make bench` installs the bench group")
+    return [found]
 
 
 async def _spawn(

@@ -36,7 +36,7 @@ class SyntheticJobs:
         self._next = 0
         self.published = 0
 
-    async def publish(self, count: int, event_type: str = events.TOKEN) -> None:
+    async def publish(self, count: int) -> None:
         """Publish ``count`` events, round-robin over the jobs, in one round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
             stamp = str(time.monotonic_ns())
@@ -44,8 +44,8 @@ class SyntheticJobs:
                 job_id = self._job_ids[self._next % len(self._job_ids)]
                 self._next += 1
                 self._seqs[job_id] += 1
-                payload = events.token_payload(stamp) if event_type == events.TOKEN else {}
-                raw = encode_event(Event(job_id, self._seqs[job_id], event_type, payload))
+                payload = events.token_payload(stamp)
+                raw = encode_event(Event(job_id, self._seqs[job_id], events.TOKEN, payload))
                 log_key = self._names.job_replay_log(job_id)
                 pipe.xadd(
                     log_key,
@@ -86,9 +86,6 @@ async def main() -> None:
         jobs = SyntheticJobs(redis, Names(spec["namespace"]), job_ids)
         elapsed_s = await publish_for(jobs, float(spec["rate"]), float(spec["duration_s"]))
         tokens = jobs.published
-        if spec.get("end", False):
-            for start in range(0, len(job_ids), MAX_BATCH):
-                await jobs.publish(min(MAX_BATCH, len(job_ids) - start), events.END)
     finally:
         await redis.aclose()
     toolio.emit(

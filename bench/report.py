@@ -115,8 +115,14 @@ def table(result: dict[str, Any]) -> str:
     lines.append(
         f"  gateway delivered ev/s ({_fmt(throughput.get('streams'))} streams): "
         f"{_fmt(throughput.get('delivered_events_per_s'))}, gateway CPU-s per 1,000 events: "
-        f"{_fmt(throughput.get('gateway_cpu_s_per_1000_events'))}"
+        f"{_fmt(throughput.get('gateway_cpu_s_per_1000_events'))} "
+        f"(one whole core: {_fmt(throughput.get('events_per_s_at_one_core'))} ev/s)"
     )
+    for streams, phase in (_get(result, "synthetic_relay", "latency") or {}).items():
+        lines.append(
+            f"  gateway CPU-s per 1,000 events at {streams} streams, {_fmt(phase['rate'])} ev/s: "
+            f"{_fmt(phase.get('gateway_cpu_s_per_1000_events'))}"
+        )
     idle = _get(result, "idle_streams") or {}
     lines.append(
         f"  idle streams held: {_fmt(idle.get('held'))} of {_fmt(idle.get('streams'))}, "
