@@ -63,10 +63,7 @@ class Stack:
     env: Mapping[str, str] = field(default_factory=dict)
     namespace: str = ""
     port: int = 0
-    # Record the gateway with py-spy (speedscope format) for as long as it runs.
-    profile: bool = False
     gateway: asyncio.subprocess.Process | None = None
-    profiler: asyncio.subprocess.Process | None = None
     worker_procs: list[asyncio.subprocess.Process] = field(default_factory=list)
 
     @property
@@ -98,22 +95,6 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = {**self.base_env(), "GATEWAY_PORT": str(self.port)}
         self.gateway = await _spawn([sys.executable, "-m", "gateway"], env, self._log("gateway"))
-        if self.profile:
-            self.profiler = await _spawn(
-                [
-                    *py_spy(),
-                    "record",
-                    "--pid",
-                    str(self.gateway.pid),
-                    "--format",
-                    "speedscope",
-                    "--nonblocking",
-                    "--output",
-                    str(self.log_dir / f"{self.label}-gateway.speedscope.json"),
-                ],
-                os.environ,
-                self._log("py-spy"),
-            )
         for i in range(self.workers):
             worker_env = {**self.base_env(), "WORKER_ID": f"bench-worker-{i}"}
             self.worker_procs.append(
@@ -145,9 +126,6 @@ class Stack:
     async def stop(self) -> None:
         processes = [p for p in [*self.worker_procs, self.gateway] if p is not None]
         await stop_all(processes)
-        if self.profiler is not None:
-            # py-spy writes its profile once the gateway has exited.
-            await stop_all([self.profiler])
         if self.namespace:
             await purge_namespace(self.names)
 
@@ -157,6 +135,27 @@ def py_spy() -> list[str]:
     if found is None:
         raise RuntimeError("py-spy is not installed: `make bench` installs the bench group")
     return [found]
+
+
+async def profile(pid: int, duration_s: float, output: Path) -> asyncio.subprocess.Process:
+    """Record ``pid`` with py-spy for ``duration_s`` (speedscope JSON at ``output``)."""
+    return await _spawn(
+        [
+            *py_spy(),
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, round(duration_s))),
+            "--format",
+            "speedscope",
+            "--nonblocking",
+            "--output",
+            str(output),
+        ],
+        os.environ,
+        output.with_suffix(".log"),
+    )
 
 
 async def _spawn(
@@ -247,15 +246,3 @@ class Tool:
     async def close(self) -> None:
         if self.process is not None:
             await stop_all([self.process])
-
-
-async def run_tool(
-    module: str, spec: Mapping[str, Any], log_path: Path, timeout_s: float
-) -> dict[str, Any]:
-    """Run a tool to completion and return its one result line."""
-    tool = Tool(module, spec, log_path)
-    await tool.start()
-    try:
-        return await tool.read(timeout_s)
-    finally:
-        await tool.close()

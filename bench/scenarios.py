@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import usage
+from bench import procs, usage
 from bench.procs import REDIS_URL, Stack, Tool, api_keys, new_namespace, purge_namespace
 from bench.scale import Scale
 from bench.stats import summarize_ns
@@ -31,9 +31,7 @@ class Context:
         return self.out_dir / name
 
     def stack(self, label: str, workers: int = 0, **env: str) -> Stack:
-        return Stack(
-            label=label, log_dir=self.out_dir, workers=workers, env=env, profile=self.profile
-        )
+        return Stack(label=label, log_dir=self.out_dir, workers=workers, env=env)
 
     def tool(self, module: str, label: str, spec: dict[str, Any]) -> Tool:
         return Tool(module, {"redis_url": REDIS_URL, **spec}, self.path(f"{label}.log"))
@@ -152,7 +150,15 @@ async def _relay_phase(
         assert client.process is not None
         groups = {"gateway": stack.pids()["gateway"], "client": [client.process.pid]}
         before = usage.cpu_seconds(groups)
+        profiler = None
+        if ctx.profile:
+            output = ctx.path(f"relay-{streams}-{int(rate)}.speedscope.json")
+            profiler = await procs.profile(groups["gateway"][0], duration_s, output)
         published = await _publish(ctx, stack.namespace, ids_file, rate, duration_s)
+        if profiler is not None:
+            # py-spy stops by itself after the phase, and only then writes its profile.
+            async with asyncio.timeout(READY_TIMEOUT_S):
+                await profiler.wait()
         await asyncio.sleep(DRAIN_S)
         after = usage.cpu_seconds(groups)
         client.tell("stop")
