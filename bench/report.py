@@ -135,6 +135,14 @@ def table(result: dict[str, Any]) -> str:
             f"{_fmt(chats['elapsed_s'])} s, errors {chats['errors']}, CPU ms per chat "
             f"{chats['cpu_ms_per_chat']}"
         )
+    micro = _get(result, "micro")
+    if micro and "error" not in micro:
+        lines.append(
+            "  relay hot path, CPU us per operation: "
+            + ", ".join(
+                f"{name.removesuffix('_us')} {_fmt(value)}" for name, value in micro.items()
+            )
+        )
     lines.append("")
     lines.append(f"  {'target':<44}{'value':>11}{'bound':>13}  met")
     for row in result.get("targets", []):
@@ -189,7 +197,8 @@ def plot(result: dict[str, Any], path: Path) -> bool:
     ax.set_ylabel("publish to client receipt (ms)")
     ax.set_title("chatstream relay latency against concurrency")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

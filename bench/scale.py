@@ -27,6 +27,7 @@ class Scale:
     redis_channels: int
     redis_rates: tuple[float, ...]
     redis_s: float
+    micro_ops: int
 
 
 FULL = Scale(
@@ -49,6 +50,7 @@ FULL = Scale(
     redis_channels=100,
     redis_rates=(2000, 30_000),
     redis_s=4,
+    micro_ops=50_000,
 )
 
 SMOKE = Scale(
@@ -71,6 +73,7 @@ SMOKE = Scale(
     redis_channels=4,
     redis_rates=(100,),
     redis_s=0.5,
+    micro_ops=500,
 )
 
 SCALES = {"full": FULL, "smoke": SMOKE}

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import micro as relay_micro
 from bench import procs, usage
 from bench.procs import REDIS_URL, Stack, Tool, api_keys, new_namespace, purge_namespace
 from bench.scale import Scale
@@ -367,7 +368,13 @@ async def short_chats(ctx: Context) -> dict[str, Any]:
     return results
 
 
+async def micro(ctx: Context) -> dict[str, Any]:
+    """The relay's hot path timed in-process (see bench/micro.py)."""
+    return await relay_micro.run_all(ctx.scale.micro_ops)
+
+
 SCENARIOS = {
+    "micro": micro,
     "redis_limit": redis_limit,
     "synthetic_relay": synthetic_relay,
     "time_to_first_token": time_to_first_token,
