@@ -129,11 +129,14 @@ async def streams(spec: dict[str, Any], http: aiohttp.ClientSession) -> dict[str
     toolio.write_job_ids(spec["job_ids_file"], job_ids)
     toolio.emit({"ready": True, "opened": len(job_ids), "open_s": round(open_s, 3)})
     stop = asyncio.ensure_future(toolio.wait_for_stop(stdin, float(spec["timeout_s"])))
-    all_ended = asyncio.ensure_future(asyncio.gather(*readers))
-    await asyncio.wait([stop, all_ended], return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait([stop, *readers], return_when=asyncio.FIRST_COMPLETED)
+    while not stop.done() and any(not reader.done() for reader in readers):
+        await asyncio.wait([stop, *readers], return_when=asyncio.FIRST_COMPLETED)
     still_open = sum(1 for reader in readers if not reader.done())
     stop.cancel()
-    all_ended.cancel()
+    for reader in readers:
+        reader.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
     return {
         "opened": len(job_ids),
         "open_errors": len(open_errors),
