@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import aiohttp
-from redis.asyncio import Redis
 
 from shared.names import Names
+from shared.purge import purge_namespace as purge
 
 # The servers: BENCH_* from `make bench`, else TEST_* from `make test` (the smoke test).
 REDIS_URL = os.environ.get(
@@ -182,19 +181,7 @@ async def stop_all(processes: list[asyncio.subprocess.Process]) -> None:
 
 async def purge_namespace(names: Names) -> None:
     """Delete every Redis key and AMQP entity the benchmark's namespace created."""
-    redis = Redis.from_url(REDIS_URL)
-    try:
-        async for key in redis.scan_iter(match=names.key_pattern, count=1000):
-            await redis.delete(key)
-    finally:
-        await redis.aclose()
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        for queue in (names.jobs_queue, names.dead_letter_queue):
-            await channel.queue_delete(queue)
-        for exchange in (names.jobs_exchange, names.dead_letter_exchange):
-            await channel.exchange_delete(exchange)
+    await purge(names, REDIS_URL, AMQP_URL)
 
 
 class Tool:
