@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import micro as relay_micro
-from bench import procs, usage
+from bench import procs, toolio, usage
 from bench.procs import REDIS_URL, Stack, Tool, api_keys, new_namespace, purge_namespace
 from bench.scale import Scale
 from bench.stats import summarize_ns
@@ -83,22 +83,43 @@ async def _publish(
     ids_file: Path,
     rate: float,
     duration_s: float,
+    *,
+    processes: int = 1,
 ) -> dict[str, Any]:
-    publisher = ctx.tool(
-        "bench.publisher",
-        "publisher",
-        {
-            "namespace": namespace,
-            "job_ids_file": str(ids_file),
-            "rate": rate,
-            "duration_s": duration_s,
-        },
-    )
-    await publisher.start()
+    """Publish for ``duration_s`` from ``processes`` publishers, each with its share of the
+    jobs (one Python publisher tops out below what a gateway delivers)."""
+    job_ids = toolio.read_job_ids(str(ids_file))
+    shares = [job_ids[i::processes] for i in range(processes) if job_ids[i::processes]]
+    publishers = []
+    for i, share in enumerate(shares):
+        share_file = ids_file.with_suffix(f".{i}.txt")
+        toolio.write_job_ids(str(share_file), share)
+        publishers.append(
+            ctx.tool(
+                "bench.publisher",
+                f"publisher-{i}",
+                {
+                    "namespace": namespace,
+                    "job_ids_file": str(share_file),
+                    "rate": rate / len(shares),
+                    "duration_s": duration_s,
+                },
+            )
+        )
     try:
-        return await publisher.read(duration_s + READY_TIMEOUT_S)
+        for publisher in publishers:
+            await publisher.start()
+        reports = [await p.read(duration_s + READY_TIMEOUT_S) for p in publishers]
     finally:
-        await publisher.close()
+        for publisher in publishers:
+            await publisher.close()
+    return {
+        "processes": len(reports),
+        "published": sum(r["published"] for r in reports),
+        "elapsed_s": max(r["elapsed_s"] for r in reports),
+        "rate": round(sum(r["rate"] for r in reports), 1),
+        "cpu_s": round(sum(r["cpu_s"] for r in reports), 3),
+    }
 
 
 async def synthetic_relay(ctx: Context) -> dict[str, Any]:
@@ -113,7 +134,12 @@ async def synthetic_relay(ctx: Context) -> dict[str, Any]:
                 ctx, stack, streams, ctx.scale.relay_rate, ctx.scale.relay_s
             )
         throughput = await _relay_phase(
-            ctx, stack, ctx.scale.throughput_streams, 0, ctx.scale.throughput_s
+            ctx,
+            stack,
+            ctx.scale.throughput_streams,
+            0,
+            ctx.scale.throughput_s,
+            publishers=ctx.scale.throughput_publishers,
         )
         delivered = throughput["client"]["events"]
         active_s = max(throughput["client"]["active_s"], 1e-9)
@@ -132,7 +158,13 @@ async def synthetic_relay(ctx: Context) -> dict[str, Any]:
 
 
 async def _relay_phase(
-    ctx: Context, stack: Stack, streams: int, rate: float, duration_s: float
+    ctx: Context,
+    stack: Stack,
+    streams: int,
+    rate: float,
+    duration_s: float,
+    *,
+    publishers: int = 1,
 ) -> dict[str, Any]:
     ids_file = ctx.path(f"relay-{streams}-jobs.txt")
     client = ctx.tool(
@@ -157,7 +189,9 @@ async def _relay_phase(
         if ctx.profile:
             output = ctx.path(f"relay-{streams}-{int(rate)}.speedscope.json")
             profiler = await procs.profile(groups["gateway"][0], duration_s, output)
-        published = await _publish(ctx, stack.namespace, ids_file, rate, duration_s)
+        published = await _publish(
+            ctx, stack.namespace, ids_file, rate, duration_s, processes=publishers
+        )
         if profiler is not None:
             # py-spy stops by itself after the phase, and only then writes its profile.
             async with asyncio.timeout(READY_TIMEOUT_S):
