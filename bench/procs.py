@@ -99,7 +99,12 @@ class Stack:
             self.worker_procs.append(
                 await _spawn([sys.executable, "-m", "worker"], worker_env, self._log(f"worker{i}"))
             )
-        await self._wait_ready()
+        try:
+            await self._wait_ready()
+        except BaseException:
+            # The caller only stops a stack that started: leave no process behind.
+            await self.stop()
+            raise
 
     def pids(self) -> dict[str, list[int]]:
         assert self.gateway is not None
