@@ -12,6 +12,7 @@ REDIS_URL_LOCAL ?= redis://127.0.0.1:6379/0
 AMQP_URL_LOCAL ?= amqp://guest:guest@127.0.0.1:5672/
 WORKERS ?= 2
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: install run stack test lint typecheck unit bench fmt clean
 
@@ -50,6 +51,12 @@ test: lint typecheck
 
 unit: install
 	$(PY) -m pytest -m "not real and not process" $(PYTEST_ARGS)
+
+## make bench: the benchmark (about five minutes): bench-results/<timestamp>.json, a PNG, a table.
+bench: install
+	$(UV) sync --frozen --group bench
+	BENCH_REDIS_URL=$${BENCH_REDIS_URL:-$(REDIS_URL_LOCAL)} \
+	BENCH_AMQP_URL=$${BENCH_AMQP_URL:-$(AMQP_URL_LOCAL)} $(PY) -m bench $(BENCH_ARGS)
 
 fmt: install
 	.venv/bin/ruff format .

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-import aio_pika
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -19,6 +18,7 @@ from redis.asyncio import Redis
 from gateway.app import create_app
 from shared.amqp import AmqpJobQueue
 from shared.names import Names
+from shared.purge import purge_namespace as purge
 from shared.redis_client import connect_redis
 from shared.settings import ConnectionSettings, EventLogSettings, GatewaySettings, WorkerSettings
 from worker.worker import Worker
@@ -39,19 +39,7 @@ def unique_namespace(label: str) -> str:
 
 async def purge_namespace(names: Names) -> None:
     """Delete every Redis key and AMQP entity of a test namespace."""
-    redis = Redis.from_url(REDIS_URL)
-    try:
-        async for key in redis.scan_iter(match=names.key_pattern, count=500):
-            await redis.delete(key)
-    finally:
-        await redis.aclose()
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        for queue in (names.jobs_queue, names.dead_letter_queue):
-            await channel.queue_delete(queue)
-        for exchange in (names.jobs_exchange, names.dead_letter_exchange):
-            await channel.exchange_delete(exchange)
+    await purge(names, REDIS_URL, AMQP_URL)
 
 
 @pytest.fixture

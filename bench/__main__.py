@@ -1,0 +1,85 @@
+"""``python -m bench``: run the measurements, write ``bench-results/<timestamp>.json`` and a PNG
+plot beside it, and print the table. ``--scale smoke`` runs everything tiny (the smoke test)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from bench import report, toolio
+from bench.scale import SCALES
+from bench.scenarios import SCENARIOS, Context
+
+
+async def run(
+    scale_name: str,
+    out_root: Path,
+    only: list[str],
+    *,
+    profile: bool = False,
+    levels: list[int] | None = None,
+) -> tuple[dict[str, Any], Path]:
+    scale = SCALES[scale_name]
+    if levels:
+        scale = dataclasses.replace(scale, levels=tuple(levels))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out_dir = out_root / stamp
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx = Context(scale=scale, out_dir=out_dir, profile=profile)
+    result: dict[str, Any] = {
+        "started_at": stamp,
+        "scale": scale_name,
+        "config": dataclasses.asdict(scale),
+        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "fd_limit": toolio.raise_fd_limit(),
+    }
+    for name, scenario in SCENARIOS.items():
+        if only and name not in only:
+            continue
+        started = time.monotonic()
+        print(f"bench: {name} ...", flush=True)
+        try:
+            result[name] = await scenario(ctx)
+        except Exception as e:  # one failed measurement must not lose the others
+            result[name] = {"error": repr(e)}
+            print(f"bench: {name} failed: {e!r}", flush=True)
+        result.setdefault("durations_s", {})[name] = round(time.monotonic() - started, 1)
+    result["targets"] = report.targets(result)
+    json_path = out_root / f"{stamp}.json"
+    json_path.write_text(json.dumps(result, indent=2))
+    result["plot"] = str(out_root / f"{stamp}.png")
+    if not report.plot(result, Path(result["plot"])):
+        result["plot"] = None
+    json_path.write_text(json.dumps(result, indent=2))
+    return result, json_path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--scale", choices=sorted(SCALES), default="full")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument("--only", nargs="*", default=[], choices=sorted(SCENARIOS))
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="record each gateway with py-spy (speedscope JSON beside the results)",
+    )
+    parser.add_argument("--levels", nargs="*", type=int, help="concurrent streams to measure at")
+    args = parser.parse_args()
+    result, json_path = uvloop.run(
+        run(args.scale, args.out, args.only, profile=args.profile, levels=args.levels)
+    )
+    print(report.table(result))
+    print(f"\n  results: {json_path}" + (f", plot: {result['plot']}" if result["plot"] else ""))
+
+
+if __name__ == "__main__":
+    main()

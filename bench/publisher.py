@@ -1,0 +1,102 @@
+"""``python -m bench.publisher``: a synthetic worker. It publishes token events for jobs that no
+worker runs, exactly as ``worker/event_log.py`` does (XADD to the replay log, EXPIRE and PUBLISH
+of the same msgpack bytes, ``seq`` rising per job), so the gateway cannot tell the difference.
+
+Each token's content is the publish time (``time.monotonic_ns()``, one clock for every process
+on the machine), so a client computes publish-to-receipt latency. The events due in one tick go
+out in one pipeline, as several workers' concurrent publishes would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import uvloop
+from redis.asyncio import Redis
+
+from bench import toolio
+from shared import events, replay_log
+from shared.names import Names
+from shared.settings import EventLogSettings
+from shared.wire import Event, encode_event
+
+TICK_S = 0.001
+# At most this many events per pipeline, so that a burst cannot become one huge write.
+MAX_BATCH = 256
+
+
+class SyntheticJobs:
+    def __init__(self, redis: Redis, names: Names, job_ids: list[str]) -> None:
+        self._redis = redis
+        self._names = names
+        self._settings = EventLogSettings()
+        self._job_ids = job_ids
+        self._seqs = dict.fromkeys(job_ids, 0)
+        self._next = 0
+        self.published = 0
+
+    async def publish(self, count: int) -> None:
+        """Publish ``count`` events, round-robin over the jobs, in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            stamp = str(time.monotonic_ns())
+            for _ in range(count):
+                job_id = self._job_ids[self._next % len(self._job_ids)]
+                self._next += 1
+                self._seqs[job_id] += 1
+                payload = events.token_payload(stamp)
+                raw = encode_event(Event(job_id, self._seqs[job_id], events.TOKEN, payload))
+                log_key = self._names.job_replay_log(job_id)
+                pipe.xadd(
+                    log_key,
+                    {replay_log.EVENT_FIELD: raw},
+                    id=replay_log.entry_id(self._seqs[job_id]),
+                    maxlen=self._settings.replay_max_events,
+                    approximate=True,
+                )
+                pipe.expire(log_key, self._settings.replay_ttl_s)
+                pipe.publish(self._names.job_channel(job_id), raw)
+            await pipe.execute()
+        self.published += count
+
+
+async def publish_for(jobs: SyntheticJobs, rate: float, duration_s: float) -> float:
+    """Publish at ``rate`` events/s (0: as fast as one process can) for ``duration_s``."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    deadline = started + duration_s
+    while (now := loop.time()) < deadline:
+        if rate <= 0:
+            await jobs.publish(MAX_BATCH)
+            continue
+        due = int(rate * (now - started)) - jobs.published
+        if due > 0:
+            await jobs.publish(min(due, MAX_BATCH))
+        else:
+            await asyncio.sleep(TICK_S)
+    return loop.time() - started
+
+
+async def main() -> None:
+    spec = toolio.spec()
+    job_ids = toolio.read_job_ids(spec["job_ids_file"])
+    redis = Redis.from_url(spec["redis_url"])
+    cpu_before = time.process_time()
+    try:
+        jobs = SyntheticJobs(redis, Names(spec["namespace"]), job_ids)
+        elapsed_s = await publish_for(jobs, float(spec["rate"]), float(spec["duration_s"]))
+        tokens = jobs.published
+    finally:
+        await redis.aclose()
+    toolio.emit(
+        {
+            "published": tokens,
+            "elapsed_s": round(elapsed_s, 3),
+            "rate": round(tokens / elapsed_s, 1) if elapsed_s else 0,
+            "cpu_s": round(time.process_time() - cpu_before, 3),
+        }
+    )
+
+
+if __name__ == "__main__":
+    uvloop.run(main())

@@ -1,0 +1,208 @@
+"""The benchmark's outputs: the targets checked against a result, the printed table, and the
+PNG plot of latency against concurrency (matplotlib, from the bench group; skipped without it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+KIB = 1024
+
+
+def _get(result: dict[str, Any], *path: str) -> Any:
+    """The value at ``path``, or None where it is missing or its measurement failed."""
+    value: Any = result
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+        if isinstance(value, dict) and "error" in value:
+            return None
+    return value
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of the issue: the measured value, the bound, and whether it was met."""
+    level = "1000"
+    chats = _get(result, "short_chats") or {}
+    best_chats = max((c for c in chats.values()), key=lambda c: c["chats_per_s"], default=None)
+    rows = [
+        (
+            "relay p50 at 1,000 streams (ms)",
+            _get(result, "synthetic_relay", "latency", level, "client", "latency", "p50_ms"),
+            "<=",
+            0.8,
+        ),
+        (
+            "relay p99 at 1,000 streams (ms)",
+            _get(result, "synthetic_relay", "latency", level, "client", "latency", "p99_ms"),
+            "<=",
+            3.0,
+        ),
+        (
+            "delivered events/s, 1,000 streams",
+            _get(result, "synthetic_relay", "throughput", "delivered_events_per_s"),
+            ">=",
+            20_000,
+        ),
+        ("idle streams held", _get(result, "idle_streams", "held"), ">=", 10_000),
+        (
+            "memory per idle stream (KiB)",
+            _kib(_get(result, "idle_streams", "bytes_per_connection")),
+            "<=",
+            12.0,
+        ),
+        ("added TTFT p50 (ms)", _get(result, "time_to_first_token", "ttft", "p50_ms"), "<=", 5.0),
+        ("added TTFT p99 (ms)", _get(result, "time_to_first_token", "ttft", "p99_ms"), "<=", 15.0),
+        ("short chats/s end to end", best_chats and best_chats["chats_per_s"], ">=", 300),
+        ("errors in the sustained chat run", _sustained_errors(result), "<=", 0),
+    ]
+    checked = []
+    for name, value, op, bound in rows:
+        met = None if value is None else (value <= bound if op == "<=" else value >= bound)
+        checked.append({"target": name, "value": value, "bound": f"{op} {bound}", "met": met})
+    return checked
+
+
+def _kib(value: int | None) -> float | None:
+    return None if value is None else round(value / KIB, 2)
+
+
+def _sustained_errors(result: dict[str, Any]) -> int | None:
+    chats = _get(result, "short_chats")
+    sustained = _get(result, "config", "sustain_workers")
+    if not chats or sustained is None or str(sustained) not in chats:
+        return None
+    errors: int = chats[str(sustained)]["errors"]
+    return errors
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _latency_row(label: str, summary: dict[str, Any] | None) -> str:
+    summary = summary or {}
+    cells = [_fmt(summary.get(k)) for k in ("p50_ms", "p99_ms", "p999_ms", "count")]
+    return f"  {label:<44}" + "".join(f"{c:>11}" for c in cells)
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = ["", "chatstream benchmark " + str(result.get("started_at", "")), ""]
+    lines.append(f"  {'latency (ms)':<44}{'p50':>11}{'p99':>11}{'p99.9':>11}{'samples':>11}")
+    redis = _get(result, "redis_limit", "rates") or {}
+    for rate, phase in redis.items():
+        if rate != "max":
+            lines.append(_latency_row(f"redis pub/sub alone, {rate} ev/s", phase["latency"]))
+    for streams, phase in (_get(result, "synthetic_relay", "latency") or {}).items():
+        label = f"relay, synthetic, {streams} streams, {_fmt(phase['rate'])} ev/s"
+        lines.append(_latency_row(label, phase["client"]["latency"]))
+    for streams, phase in (_get(result, "echo_relay") or {}).items():
+        lines.append(_latency_row(f"relay, echo workers, {streams} streams", phase["latency"]))
+    lines.append(
+        _latency_row(
+            "time to first token (echo, no delay)", _get(result, "time_to_first_token", "ttft")
+        )
+    )
+    lines.append("")
+    throughput = _get(result, "synthetic_relay", "throughput") or {}
+    lines.append(
+        f"  redis pub/sub alone, max ev/s: {_fmt(_get(result, 'redis_limit', 'max_events_per_s'))}"
+    )
+    lines.append(
+        f"  gateway delivered ev/s ({_fmt(throughput.get('streams'))} streams): "
+        f"{_fmt(throughput.get('delivered_events_per_s'))}, gateway CPU-s per 1,000 events: "
+        f"{_fmt(throughput.get('gateway_cpu_s_per_1000_events'))} "
+        f"(one whole core: {_fmt(throughput.get('events_per_s_at_one_core'))} ev/s)"
+    )
+    for streams, phase in (_get(result, "synthetic_relay", "latency") or {}).items():
+        lines.append(
+            f"  gateway CPU-s per 1,000 events at {streams} streams, {_fmt(phase['rate'])} ev/s: "
+            f"{_fmt(phase.get('gateway_cpu_s_per_1000_events'))}"
+        )
+    idle = _get(result, "idle_streams") or {}
+    lines.append(
+        f"  idle streams held: {_fmt(idle.get('held'))} of {_fmt(idle.get('streams'))}, "
+        f"memory per stream: {_fmt(_kib(idle.get('bytes_per_connection')))} KiB, "
+        f"heartbeats received: {_fmt(_get(idle, 'client', 'heartbeats'))}"
+    )
+    for workers, chats in (_get(result, "short_chats") or {}).items():
+        lines.append(
+            f"  short chats, {workers} worker(s): {_fmt(chats['chats_per_s'])}/s over "
+            f"{_fmt(chats['elapsed_s'])} s, errors {chats['errors']}, CPU ms per chat "
+            f"{chats['cpu_ms_per_chat']}"
+        )
+    micro = _get(result, "micro")
+    if micro and "error" not in micro:
+        lines.append(
+            "  relay hot path, CPU us per operation: "
+            + ", ".join(
+                f"{name.removesuffix('_us')} {_fmt(value)}" for name, value in micro.items()
+            )
+        )
+    lines.append("")
+    lines.append(f"  {'target':<44}{'value':>11}{'bound':>13}  met")
+    for row in result.get("targets", []):
+        met = {True: "yes", False: "NO", None: "-"}[row["met"]]
+        lines.append(f"  {row['target']:<44}{_fmt(row['value']):>11}{row['bound']:>13}  {met}")
+    return "\n".join(lines)
+
+
+def plot(result: dict[str, Any], path: Path) -> bool:
+    """Latency percentiles against concurrent streams; False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(8, 5))
+    series = {
+        "synthetic": {
+            int(k): v["client"]["latency"]
+            for k, v in (_get(result, "synthetic_relay", "latency") or {}).items()
+        },
+        "echo workers": {
+            int(k): v["latency"] for k, v in (_get(result, "echo_relay") or {}).items()
+        },
+    }
+    styles = {"p50_ms": "-", "p99_ms": "--", "p999_ms": ":"}
+    for name, points in series.items():
+        xs = sorted(x for x, s in points.items() if s.get("count"))
+        for pct, style in styles.items():
+            if xs:
+                ax.plot(
+                    xs, [points[x][pct] for x in xs], style, marker="o", label=f"{name} {pct[:-3]}"
+                )
+    redis = _get(result, "redis_limit", "rates") or {}
+    for rate, phase in redis.items():
+        if rate != "max" and phase["latency"].get("count"):
+            ax.axhline(phase["latency"]["p99_ms"], color="grey", linewidth=0.8)
+            ax.annotate(
+                f"redis alone p99 @{rate}/s",
+                (1, phase["latency"]["p99_ms"]),
+                xycoords=("axes fraction", "data"),
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color="grey",
+            )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent streams")
+    ax.set_ylabel("publish to client receipt (ms)")
+    ax.set_title("chatstream relay latency against concurrency")
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

@@ -1,0 +1,423 @@
+"""Each measurement the report prints: it starts what it measures, drives the load generators,
+and returns a JSON-ready result. Every phase is bounded in time and count."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import micro as relay_micro
+from bench import procs, toolio, usage
+from bench.procs import REDIS_URL, Stack, Tool, api_keys, new_namespace, purge_namespace
+from bench.scale import Scale
+from bench.stats import summarize_ns
+from shared.names import Names
+
+# Bounds on waiting for a load generator beyond the phase it runs.
+READY_TIMEOUT_S = 120.0
+DRAIN_S = 1.0
+ECHO_WORKERS = 2
+ECHO_RUNNING_JOBS = 100
+TEN_WORDS = "the quick brown fox jumps over the lazy sleeping dog"
+
+
+@dataclass
+class Context:
+    scale: Scale
+    out_dir: Path
+    profile: bool = False
+
+    def path(self, name: str) -> Path:
+        return self.out_dir / name
+
+    def stack(self, label: str, workers: int = 0, **env: str) -> Stack:
+        return Stack(label=label, log_dir=self.out_dir, workers=workers, env=env)
+
+    def tool(self, module: str, label: str, spec: dict[str, Any]) -> Tool:
+        return Tool(module, {"redis_url": REDIS_URL, **spec}, self.path(f"{label}.log"))
+
+
+def _client_spec(stack: Stack, **spec: Any) -> dict[str, Any]:
+    return {"url": stack.url, "keys": list(api_keys()), "text": "bench", **spec}
+
+
+async def redis_limit(ctx: Context) -> dict[str, Any]:
+    """The physical limit: a bare redis-py subscriber on the same channels, same events."""
+    names = Names(new_namespace("redis"))
+    results: dict[str, Any] = {"channels": ctx.scale.redis_channels, "rates": {}}
+    try:
+        for rate in (*ctx.scale.redis_rates, 0):
+            # Fresh jobs per phase: each job's seq (the replay log's entry id) starts at 1.
+            ids_file = ctx.path(f"redis-{int(rate)}-jobs.txt")
+            ids = (uuid.uuid4().hex for _ in range(ctx.scale.redis_channels))
+            ids_file.write_text("\n".join(ids))
+            sub = ctx.tool(
+                "bench.redis_sub",
+                "redis-sub",
+                {"namespace": names.namespace, "job_ids_file": str(ids_file), "timeout_s": 60},
+            )
+            await sub.start()
+            try:
+                await sub.read(READY_TIMEOUT_S)
+                published = await _publish(ctx, names.namespace, ids_file, rate, ctx.scale.redis_s)
+                await asyncio.sleep(DRAIN_S)
+                sub.tell("stop")
+                received = await sub.read(READY_TIMEOUT_S)
+            finally:
+                await sub.close()
+            key = "max" if rate == 0 else str(int(rate))
+            results["rates"][key] = {"publisher": published, **received}
+        best = results["rates"]["max"]
+        results["max_events_per_s"] = round(best["received"] / max(best["active_s"], 1e-9))
+    finally:
+        await purge_namespace(names)
+    return results
+
+
+async def _publish(
+    ctx: Context,
+    namespace: str,
+    ids_file: Path,
+    rate: float,
+    duration_s: float,
+    *,
+    processes: int = 1,
+) -> dict[str, Any]:
+    """Publish for ``duration_s`` from ``processes`` publishers, each with its share of the
+    jobs (one Python publisher tops out below what a gateway delivers)."""
+    job_ids = toolio.read_job_ids(str(ids_file))
+    shares = [job_ids[i::processes] for i in range(processes) if job_ids[i::processes]]
+    publishers = []
+    for i, share in enumerate(shares):
+        share_file = ids_file.with_suffix(f".{i}.txt")
+        toolio.write_job_ids(str(share_file), share)
+        publishers.append(
+            ctx.tool(
+                "bench.publisher",
+                f"publisher-{i}",
+                {
+                    "namespace": namespace,
+                    "job_ids_file": str(share_file),
+                    "rate": rate / len(shares),
+                    "duration_s": duration_s,
+                },
+            )
+        )
+    try:
+        for publisher in publishers:
+            await publisher.start()
+        reports = [await p.read(duration_s + READY_TIMEOUT_S) for p in publishers]
+    finally:
+        for publisher in publishers:
+            await publisher.close()
+    return {
+        "processes": len(reports),
+        "published": sum(r["published"] for r in reports),
+        "elapsed_s": max(r["elapsed_s"] for r in reports),
+        "rate": round(sum(r["rate"] for r in reports), 1),
+        "cpu_s": round(sum(r["cpu_s"] for r in reports), 3),
+    }
+
+
+async def synthetic_relay(ctx: Context) -> dict[str, Any]:
+    """Relay latency at each concurrency (2,000 events/s in all), then the most events/s one
+    gateway delivers, with synthetic events published straight into Redis."""
+    stack = ctx.stack("relay")
+    await stack.start()
+    results: dict[str, Any] = {"latency": {}}
+    try:
+        for streams in ctx.scale.levels:
+            results["latency"][str(streams)] = await _relay_phase(
+                ctx, stack, streams, ctx.scale.relay_rate, ctx.scale.relay_s
+            )
+        throughput = await _relay_phase(
+            ctx,
+            stack,
+            ctx.scale.throughput_streams,
+            0,
+            ctx.scale.throughput_s,
+            publishers=ctx.scale.throughput_publishers,
+        )
+        delivered = throughput["client"]["events"]
+        active_s = max(throughput["client"]["active_s"], 1e-9)
+        per_1000 = throughput["gateway_cpu_s_per_1000_events"]
+        results["throughput"] = {
+            **throughput,
+            "delivered_events_per_s": round(delivered / active_s),
+            "gateway_cpu_s_per_1000_events": per_1000,
+            # What one gateway process would deliver with a whole core to itself: on two shared
+            # cores the publisher, the client and Redis take the rest, so this is the ceiling.
+            "events_per_s_at_one_core": round(1000 / per_1000) if per_1000 else None,
+        }
+    finally:
+        await stack.stop()
+    return results
+
+
+async def _relay_phase(
+    ctx: Context,
+    stack: Stack,
+    streams: int,
+    rate: float,
+    duration_s: float,
+    *,
+    publishers: int = 1,
+) -> dict[str, Any]:
+    ids_file = ctx.path(f"relay-{streams}-jobs.txt")
+    client = ctx.tool(
+        "bench.sse_load",
+        f"client-relay-{streams}",
+        _client_spec(
+            stack,
+            mode="streams",
+            count=streams,
+            stamp="payload",
+            job_ids_file=str(ids_file),
+            timeout_s=duration_s + READY_TIMEOUT_S,
+        ),
+    )
+    await client.start()
+    try:
+        ready = await client.read(READY_TIMEOUT_S)
+        assert client.process is not None
+        groups = {"gateway": stack.pids()["gateway"], "client": [client.process.pid]}
+        before = usage.cpu_seconds(groups)
+        profiler = None
+        if ctx.profile:
+            output = ctx.path(f"relay-{streams}-{int(rate)}.speedscope.json")
+            profiler = await procs.profile(groups["gateway"][0], duration_s, output)
+        published = await _publish(
+            ctx, stack.namespace, ids_file, rate, duration_s, processes=publishers
+        )
+        if profiler is not None:
+            # py-spy stops by itself after the phase, and only then writes its profile.
+            async with asyncio.timeout(READY_TIMEOUT_S):
+                await profiler.wait()
+        await asyncio.sleep(DRAIN_S)
+        after = usage.cpu_seconds(groups)
+        client.tell("stop")
+        received = await client.read(READY_TIMEOUT_S)
+    finally:
+        await client.close()
+    cpu = usage.cpu_delta(before, after)
+    delivered = received["events"]
+    return {
+        "streams": streams,
+        "rate": rate,
+        "gateway_cpu_s_per_1000_events": (
+            round(cpu["gateway"] / delivered * 1000, 4) if cpu and delivered else None
+        ),
+        "open": ready,
+        "publisher": published,
+        "client": received,
+        "cpu_s": cpu,
+    }
+
+
+async def idle_streams(ctx: Context) -> dict[str, Any]:
+    """Idle SSE connections (waiting for a job no worker takes) held by one gateway, with
+    heartbeats flowing, and the gateway's memory per connection."""
+    heartbeat_s = ctx.scale.idle_heartbeat_s
+    stack = ctx.stack("idle", HEARTBEAT_INTERVAL_S=str(heartbeat_s))
+    await stack.start()
+    try:
+        gateway_pid = stack.pids()["gateway"][0]
+        rss_before = usage.rss_bytes(gateway_pid)
+        client = ctx.tool(
+            "bench.sse_load",
+            "client-idle",
+            _client_spec(
+                stack,
+                mode="streams",
+                count=ctx.scale.idle_streams,
+                stamp="payload",
+                open_concurrency=200,
+                job_ids_file=str(ctx.path("idle-jobs.txt")),
+                timeout_s=ctx.scale.idle_hold_s + READY_TIMEOUT_S,
+            ),
+        )
+        await client.start()
+        try:
+            ready = await client.read(READY_TIMEOUT_S)
+            await asyncio.sleep(ctx.scale.idle_hold_s)
+            rss_after = usage.rss_bytes(gateway_pid)
+            client.tell("stop")
+            received = await client.read(READY_TIMEOUT_S)
+        finally:
+            await client.close()
+    finally:
+        await stack.stop()
+    held = received["still_open"]
+    per_connection = (
+        round((rss_after - rss_before) / ready["opened"])
+        if rss_after is not None and rss_before is not None and ready["opened"]
+        else None
+    )
+    return {
+        "streams": ctx.scale.idle_streams,
+        "held": held,
+        "heartbeat_s": heartbeat_s,
+        "hold_s": ctx.scale.idle_hold_s,
+        "open": ready,
+        "client": received,
+        "gateway_rss_before_bytes": rss_before,
+        "gateway_rss_after_bytes": rss_after,
+        "bytes_per_connection": per_connection,
+    }
+
+
+async def time_to_first_token(ctx: Context) -> dict[str, Any]:
+    """Request to first ``token``, one chat at a time, ``echo`` with no delay."""
+    stack = ctx.stack("ttft", workers=1, ECHO_TOKEN_DELAY_MS="0")
+    await stack.start()
+    try:
+        client = ctx.tool(
+            "bench.sse_load",
+            "client-ttft",
+            _client_spec(stack, mode="ttft", count=ctx.scale.ttft_chats, text=TEN_WORDS),
+        )
+        await client.start()
+        try:
+            return await client.read(READY_TIMEOUT_S + ctx.scale.ttft_chats)
+        finally:
+            await client.close()
+    finally:
+        await stack.stop()
+
+
+async def echo_relay(ctx: Context) -> dict[str, Any]:
+    """Relay latency through real workers: each event's arrival at a Redis subscriber (the probe)
+    joined with its arrival at the client. The echo delay spreads the tokens so that all the
+    streams together produce about ``echo_events_per_s``."""
+    results: dict[str, Any] = {}
+    for streams in ctx.scale.levels:
+        # Jobs running at once: more than about 50 per worker process exhausts its Redis
+        # connection pool (see docs/performance.md); the other streams wait in the queue.
+        running = min(streams, ECHO_RUNNING_JOBS)
+        delay_s = running / ctx.scale.echo_events_per_s
+        words = max(3, min(10, int(ctx.scale.echo_run_s * running / streams / delay_s)))
+        text = " ".join(TEN_WORDS.split()[:words])
+        stack = ctx.stack(
+            f"echo-{streams}",
+            workers=ECHO_WORKERS,
+            ECHO_TOKEN_DELAY_MS=str(round(delay_s * 1000)),
+            WORKER_CONCURRENCY=str(max(1, running // ECHO_WORKERS)),
+        )
+        await stack.start()
+        try:
+            results[str(streams)] = await _echo_phase(ctx, stack, streams, text, delay_s)
+        finally:
+            await stack.stop()
+    return results
+
+
+async def _echo_phase(
+    ctx: Context, stack: Stack, streams: int, text: str, delay_s: float
+) -> dict[str, Any]:
+    probe = ctx.tool(
+        "bench.redis_sub",
+        f"probe-{streams}",
+        {"namespace": stack.namespace, "probe": True, "timeout_s": READY_TIMEOUT_S * 2},
+    )
+    await probe.start()
+    try:
+        await probe.read(READY_TIMEOUT_S)
+        client = ctx.tool(
+            "bench.sse_load",
+            f"client-echo-{streams}",
+            _client_spec(
+                stack,
+                mode="streams",
+                count=streams,
+                text=text,
+                stamp="arrivals",
+                job_ids_file=str(ctx.path(f"echo-{streams}-jobs.txt")),
+                timeout_s=READY_TIMEOUT_S,
+            ),
+        )
+        await client.start()
+        try:
+            ready = await client.read(READY_TIMEOUT_S)
+            received = await client.read(READY_TIMEOUT_S)
+        finally:
+            await client.close()
+        probe.tell("stop")
+        probed = await probe.read(READY_TIMEOUT_S)
+    finally:
+        await probe.close()
+    at_redis: dict[str, int] = probed.pop("arrivals")
+    at_client: dict[str, int] = received.pop("arrivals")
+    latencies = [t - at_redis[key] for key, t in at_client.items() if key in at_redis]
+    return {
+        "streams": streams,
+        "words": len(text.split()),
+        "token_delay_ms": round(delay_s * 1000),
+        "open": ready,
+        "client": received,
+        "probe_received": probed["received"],
+        "latency": summarize_ns(latencies),
+    }
+
+
+async def short_chats(ctx: Context) -> dict[str, Any]:
+    """Short chats (``echo``, ten words, no delay) completed per second end to end, with 1, 2
+    and 4 workers, and the CPU each part of the system spent per chat."""
+    results: dict[str, Any] = {}
+    for workers in ctx.scale.chat_workers:
+        duration_s = (
+            ctx.scale.sustain_s if workers == ctx.scale.sustain_workers else ctx.scale.chat_s
+        )
+        stack = ctx.stack(f"chats-{workers}", workers=workers, ECHO_TOKEN_DELAY_MS="0")
+        await stack.start()
+        try:
+            client = ctx.tool(
+                "bench.sse_load",
+                f"client-chats-{workers}",
+                _client_spec(
+                    stack,
+                    mode="chats",
+                    text=TEN_WORDS,
+                    concurrency=ctx.scale.chat_concurrency,
+                    duration_s=duration_s,
+                ),
+            )
+            await client.start()
+            assert client.process is not None
+            groups = {**stack.pids(), **usage.server_pids(), "client": [client.process.pid]}
+            before = usage.cpu_seconds(groups)
+            try:
+                report = await client.read(duration_s + READY_TIMEOUT_S)
+            finally:
+                after = usage.cpu_seconds(groups)
+                await client.close()
+        finally:
+            await stack.stop()
+        cpu = usage.cpu_delta(before, after)
+        completed = report["completed"]
+        report["cpu_ms_per_chat"] = (
+            {group: round(s / completed * 1000, 3) for group, s in cpu.items()}
+            if cpu and completed
+            else None
+        )
+        report["workers"] = workers
+        results[str(workers)] = report
+    return results
+
+
+async def micro(ctx: Context) -> dict[str, Any]:
+    """The relay's hot path timed in-process (see bench/micro.py)."""
+    return await relay_micro.run_all(ctx.scale.micro_ops)
+
+
+SCENARIOS = {
+    "micro": micro,
+    "redis_limit": redis_limit,
+    "synthetic_relay": synthetic_relay,
+    "time_to_first_token": time_to_first_token,
+    "idle_streams": idle_streams,
+    "echo_relay": echo_relay,
+    "short_chats": short_chats,
+}

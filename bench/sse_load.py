@@ -1,0 +1,235 @@
+"""``python -m bench.sse_load``: the SSE load generator, in a process of its own.
+
+Modes (``spec["mode"]``):
+
+- ``streams``: open ``count`` chat streams, report ``ready`` with their job ids, then read them
+  until the runner says ``stop`` (or every stream ended), timing each event's arrival: against
+  the publish time carried in a synthetic token (``"stamp": "payload"``), or recorded per
+  ``job:seq`` to be joined with the Redis probe's arrival times (``"stamp": "arrivals"``).
+- ``ttft``: one chat at a time, the time from sending the request to the first ``token``.
+- ``chats``: a closed loop of short chats for ``duration_s``, each checked end to end.
+
+SSE is parsed here by hand, on purpose: the load generator must cost far less CPU than the
+gateway it measures, so it only splits frames and reads the few fields it times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import uvloop
+
+from bench import toolio
+from bench.stats import summarize_ns
+
+STREAM_PATH = "/api/v1/chat/stream"
+TOKEN_MARK = b'"type":"token"'
+HEARTBEAT_MARK = b'"type":"heartbeat"'
+TERMINAL_MARKS = (b'"type":"end"', b'"type":"error"')
+
+
+@dataclass
+class Tally:
+    latencies_ns: list[int] = field(default_factory=list)
+    arrivals: dict[str, int] = field(default_factory=dict)
+    events: int = 0
+    heartbeats: int = 0
+    ended: int = 0
+    failed: int = 0
+    first_ns: int = 0
+    last_ns: int = 0
+
+
+class Frames:
+    """Splits an SSE byte stream into frames (the gateway writes ``\\n\\n``-terminated ones)."""
+
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        *frames, self._rest = (self._rest + chunk).split(b"\n\n")
+        return frames
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def open_stream(
+    http: aiohttp.ClientSession, url: str, key: str, text: str
+) -> aiohttp.ClientResponse:
+    response = await http.post(
+        url + STREAM_PATH, json={"text": text, "pipeline": "echo"}, headers=_auth(key)
+    )
+    if response.status != 200:
+        body = await response.text()
+        response.release()
+        raise RuntimeError(f"{response.status}: {body[:200]}")
+    return response
+
+
+async def read_stream(
+    job_id: str, response: aiohttp.ClientResponse, tally: Tally, stamp: str
+) -> None:
+    frames = Frames()
+    try:
+        async for chunk in response.content.iter_any():
+            now = time.monotonic_ns()
+            for frame in frames.feed(chunk):
+                if not frame.startswith(b"id: "):
+                    if HEARTBEAT_MARK in frame:
+                        tally.heartbeats += 1
+                    continue
+                tally.events += 1
+                tally.first_ns = tally.first_ns or now
+                tally.last_ns = now
+                id_line, _, data = frame.partition(b"\ndata: ")
+                if stamp == "arrivals":
+                    tally.arrivals[f"{job_id}:{int(id_line[4:])}"] = now
+                elif TOKEN_MARK in data:
+                    tally.latencies_ns.append(now - int(json.loads(data)["content"]))
+                if any(mark in data for mark in TERMINAL_MARKS):
+                    tally.ended += 1
+                    return
+    except (TimeoutError, aiohttp.ClientError):
+        tally.failed += 1
+    finally:
+        response.release()
+
+
+async def streams(spec: dict[str, Any], http: aiohttp.ClientSession) -> dict[str, Any]:
+    stdin = await toolio.stdin_lines()
+    keys: list[str] = spec["keys"]
+    count = int(spec["count"])
+    gate = asyncio.Semaphore(int(spec.get("open_concurrency", 100)))
+    tally = Tally()
+    readers: list[asyncio.Task[None]] = []
+    job_ids: list[str] = []
+    open_errors: list[str] = []
+
+    async def open_one(i: int) -> None:
+        async with gate:
+            try:
+                response = await open_stream(http, spec["url"], keys[i % len(keys)], spec["text"])
+            except (TimeoutError, aiohttp.ClientError, RuntimeError) as e:
+                open_errors.append(repr(e))
+                return
+        job_id = response.headers["X-Job-Id"]
+        job_ids.append(job_id)
+        readers.append(asyncio.create_task(read_stream(job_id, response, tally, spec["stamp"])))
+
+    opened_at = time.monotonic()
+    await asyncio.gather(*(open_one(i) for i in range(count)))
+    open_s = time.monotonic() - opened_at
+    toolio.write_job_ids(spec["job_ids_file"], job_ids)
+    toolio.emit({"ready": True, "opened": len(job_ids), "open_s": round(open_s, 3)})
+    stop = asyncio.ensure_future(toolio.wait_for_stop(stdin, float(spec["timeout_s"])))
+    await asyncio.wait([stop, *readers], return_when=asyncio.FIRST_COMPLETED)
+    while not stop.done() and any(not reader.done() for reader in readers):
+        await asyncio.wait([stop, *readers], return_when=asyncio.FIRST_COMPLETED)
+    still_open = sum(1 for reader in readers if not reader.done())
+    stop.cancel()
+    for reader in readers:
+        reader.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+    return {
+        "opened": len(job_ids),
+        "open_errors": len(open_errors),
+        "open_error_sample": open_errors[:3],
+        "open_s": round(open_s, 3),
+        "still_open": still_open,
+        "events": tally.events,
+        "heartbeats": tally.heartbeats,
+        "ended": tally.ended,
+        "failed": tally.failed,
+        "active_s": round((tally.last_ns - tally.first_ns) / 1e9, 3),
+        "latency": summarize_ns(tally.latencies_ns),
+        **({"arrivals": tally.arrivals} if spec["stamp"] == "arrivals" else {}),
+    }
+
+
+async def ttft(spec: dict[str, Any], http: aiohttp.ClientSession) -> dict[str, Any]:
+    samples: list[int] = []
+    errors = 0
+    for i in range(int(spec["count"])):
+        started = time.monotonic_ns()
+        try:
+            response = await open_stream(http, spec["url"], spec["keys"][0], spec["text"])
+        except (aiohttp.ClientError, RuntimeError):
+            errors += 1
+            continue
+        frames = Frames()
+        first_token: int | None = None
+        async for chunk in response.content.iter_any():
+            if first_token is None and any(TOKEN_MARK in f for f in frames.feed(chunk)):
+                first_token = time.monotonic_ns() - started
+        response.release()
+        if first_token is None:
+            errors += 1
+        else:
+            samples.append(first_token)
+        if i % 50 == 49:
+            # Let the gateway's per-stream bookkeeping settle, as between real users.
+            await asyncio.sleep(0.01)
+    return {"ttft": summarize_ns(samples), "errors": errors}
+
+
+async def chats(spec: dict[str, Any], http: aiohttp.ClientSession) -> dict[str, Any]:
+    keys: list[str] = spec["keys"]
+    text: str = spec["text"]
+    deadline = time.monotonic() + float(spec["duration_s"])
+    completed = 0
+    errors: list[str] = []
+    durations: list[int] = []
+
+    async def one_user(i: int) -> None:
+        nonlocal completed
+        while time.monotonic() < deadline:
+            started = time.monotonic_ns()
+            try:
+                response = await open_stream(http, spec["url"], keys[i % len(keys)], text)
+                body = await response.read()
+            except (aiohttp.ClientError, RuntimeError) as e:
+                errors.append(repr(e))
+                continue
+            last = body.rstrip(b"\n").rsplit(b"\ndata: ", 1)[-1]
+            end = json.loads(last)
+            if end.get("type") == "end" and end.get("content") == text:
+                completed += 1
+                durations.append(time.monotonic_ns() - started)
+            else:
+                errors.append(f"unexpected last event: {last[:200]!r}")
+
+    started = time.monotonic()
+    await asyncio.gather(*(one_user(i) for i in range(int(spec["concurrency"]))))
+    elapsed_s = time.monotonic() - started
+    return {
+        "completed": completed,
+        "errors": len(errors),
+        "error_sample": errors[:3],
+        "elapsed_s": round(elapsed_s, 3),
+        "chats_per_s": round(completed / elapsed_s, 1),
+        "chat_latency": summarize_ns(durations),
+    }
+
+
+MODES = {"streams": streams, "ttft": ttft, "chats": chats}
+
+
+async def main() -> None:
+    spec = toolio.spec()
+    toolio.raise_fd_limit()
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        report = await MODES[spec["mode"]](spec, http)
+    toolio.emit(report)
+
+
+if __name__ == "__main__":
+    uvloop.run(main())

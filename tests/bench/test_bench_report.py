@@ -1,0 +1,66 @@
+"""The harness's pure parts: percentiles, and the targets checked against a result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import table, targets
+from bench.stats import percentile, summarize_ns
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    ordered = [float(i) for i in range(1, 101)]
+    assert percentile(ordered, 50) == 50
+    assert percentile(ordered, 99) == 99
+    assert percentile(ordered, 99.9) == 100
+    assert percentile([7.0], 99.9) == 7.0
+
+
+def test_summary_is_in_milliseconds_and_empty_samples_have_only_a_count() -> None:
+    summary = summarize_ns([1_000_000, 2_000_000, 3_000_000])
+    assert summary["count"] == 3
+    assert summary["p50_ms"] == 2.0 and summary["max_ms"] == 3.0 and summary["mean_ms"] == 2.0
+    assert summarize_ns([]) == {"count": 0}
+
+
+def _result(p99_ms: float, errors: int) -> dict[str, Any]:
+    latency = {"p50_ms": 0.5, "p99_ms": p99_ms, "p999_ms": 4.0, "count": 10}
+    return {
+        "config": {"sustain_workers": 2},
+        "synthetic_relay": {
+            "latency": {"1000": {"rate": 2000, "client": {"latency": latency}}},
+            "throughput": {"delivered_events_per_s": 25_000},
+        },
+        "idle_streams": {"held": 10_000, "bytes_per_connection": 14 * 1024},
+        "short_chats": {
+            "2": {
+                "chats_per_s": 310.0,
+                "errors": errors,
+                "elapsed_s": 60.0,
+                "cpu_ms_per_chat": None,
+            }
+        },
+    }
+
+
+def test_targets_compare_each_figure_with_its_bound() -> None:
+    met = {row["target"]: row["met"] for row in targets(_result(p99_ms=2.5, errors=0))}
+    assert met["relay p50 at 1,000 streams (ms)"] is True
+    assert met["relay p99 at 1,000 streams (ms)"] is True
+    assert met["delivered events/s, 1,000 streams"] is True
+    assert met["memory per idle stream (KiB)"] is False
+    assert met["added TTFT p50 (ms)"] is None
+    assert met["errors in the sustained chat run"] is True
+
+    missed = {row["target"]: row["met"] for row in targets(_result(p99_ms=3.5, errors=1))}
+    assert missed["relay p99 at 1,000 streams (ms)"] is False
+    assert missed["errors in the sustained chat run"] is False
+
+
+def test_a_failed_measurement_leaves_the_rest_of_the_table() -> None:
+    result = _result(p99_ms=2.5, errors=0)
+    result["echo_relay"] = {"error": "TimeoutError()"}
+    result["targets"] = targets(result)
+    printed = table(result)
+    assert "relay, synthetic, 1000 streams" in printed
+    assert "echo workers" not in printed
