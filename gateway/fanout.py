@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict, deque
+from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -18,6 +19,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from gateway.frames import Frame, frame_from_event
+from shared import replay_log
 from shared.logging import get_logger
 from shared.names import Names
 from shared.tasks import cancel_and_wait
@@ -29,7 +31,14 @@ LISTENER_RETRY_S = 0.5
 
 
 class Subscriber(Protocol):
+    @property
+    def queued_seq(self) -> int: ...
+
     def deliver(self, frame: Frame) -> None: ...
+
+    def hold_live(self) -> None: ...
+
+    def release_live(self, replayed: list[Frame]) -> None: ...
 
 
 class FanoutUnavailableError(ConnectionError):
@@ -49,6 +58,7 @@ class EventFanout:
         self._confirmations: defaultdict[str, deque[asyncio.Future[None]]] = defaultdict(deque)
         self._commands = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self._job_of: dict[str, str] = {}
 
     @property
     def channel_count(self) -> int:
@@ -75,6 +85,7 @@ class EventFanout:
         """Add ``subscriber`` to the job's channel; returns once Redis confirms the channel."""
         channel = self._names.job_channel(job_id)
         self._subscribers[channel].add(subscriber)
+        self._job_of[channel] = job_id
         try:
             await self._sync(channel)
         except BaseException:
@@ -90,14 +101,14 @@ class EventFanout:
         subscribers.discard(subscriber)
         if not subscribers:
             del self._subscribers[channel]
-            task = asyncio.get_running_loop().create_task(self._sync_quietly(channel))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._job_of.pop(channel, None)
+            self._spawn(self._sync_quietly(channel))
 
     async def _sync_quietly(self, channel: str) -> None:
         try:
             await self._sync(channel)
-        except (RedisError, ConnectionError, TimeoutError) as e:
+        except (RedisError, OSError, RuntimeError) as e:
+            # Also at shutdown, when the link is already closed.
             log.warning("fanout.unsubscribe_failed", channel=channel, error=str(e))
 
     async def _sync(self, channel: str) -> None:
@@ -133,17 +144,50 @@ class EventFanout:
 
     async def _listen(self) -> None:
         assert self._pubsub is not None
+        recovering = False
         while True:
             try:
                 if not self._pubsub.subscribed:
                     await self._pubsub.subscribe(self._control_channel)
                 while True:
                     message = await self._pubsub.get_message(timeout=None)
-                    if message is not None:
-                        self._dispatch(message)
+                    if message is None:
+                        continue
+                    if recovering:
+                        # The link is back and redis-py has resubscribed every channel (in one
+                        # command, so all of them at once): fetch what the outage swallowed.
+                        recovering = False
+                        self._spawn(self._backfill_all())
+                    self._dispatch(message)
             except (RedisError, OSError) as e:
+                recovering = True
                 log.warning("fanout.listener_error", error=str(e), retry_in_s=LISTENER_RETRY_S)
                 await asyncio.sleep(LISTENER_RETRY_S)
+
+    async def _backfill_all(self) -> None:
+        """Hand every stream the events published while the link was down, from the replay log,
+        merged with the live ones by seq."""
+        for channel, job_id in list(self._job_of.items()):
+            subscribers = tuple(self._subscribers.get(channel, ()))
+            if not subscribers:
+                continue
+            for subscriber in subscribers:
+                subscriber.hold_live()
+            after = min(subscriber.queued_seq for subscriber in subscribers)
+            try:
+                logged = await replay_log.read_after(self._redis, self._names, job_id, after)
+            except RedisError as e:
+                log.warning("fanout.backfill_failed", job_id=job_id, error=str(e))
+                logged = []
+            frames = [frame_from_event(event) for event in logged]
+            for subscriber in subscribers:
+                subscriber.release_live(frames)
+        log.info("fanout.recovered", channels=len(self._job_of))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         channel = message["channel"].decode()

@@ -4,6 +4,7 @@ frames with heartbeats until the job's final event, a slow-client cut, or a clie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from gateway.client_stream import ClientStream
 from gateway.errors import unavailable
 from gateway.fanout import FanoutUnavailableError
 from gateway.frames import Frame, frame_from_event
+from gateway.stalls import StallWatch, StreamUnavailableError
 from shared import events, replay_log
 from shared.jobqueue import QueueUnavailableError
 from shared.logging import get_logger
@@ -108,7 +110,7 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
         await response.prepare(request)
         retry = sse.retry_frame(settings.sse_retry_ms) if spec.encoding.retry else b""
         await response.write(retry + spec.opening)
-        stall = _StallWatch(request, spec, client)
+        stall = StallWatch(request.app, spec.job_id, spec.message_id, client)
         await _relay(
             request,
             response,
@@ -159,34 +161,10 @@ async def _read_replay(request: web.Request, job_id: str, after_seq: int) -> lis
     return [frame_from_event(event) for event in logged]
 
 
-class _StallWatch:
-    """Notices a running job that has gone silent for JOB_STALL_S, and ends it once."""
-
-    def __init__(self, request: web.Request, spec: StreamRequest, client: ClientStream) -> None:
-        self._app = request.app
-        self._spec = spec
-        self._client = client
-        self._loop = asyncio.get_running_loop()
-        self._seen_seq = client.queued_seq
-        self._quiet_since = self._loop.time()
-        self._done = False
-
-    async def check(self) -> None:
-        if self._client.queued_seq != self._seen_seq:
-            self._seen_seq, self._quiet_since = self._client.queued_seq, self._loop.time()
-            return
-        stall_s = self._app[appkeys.SETTINGS].job_stall_s
-        if self._done or self._seen_seq == 0 or self._loop.time() - self._quiet_since < stall_s:
-            return
-        self._done = True
-        ended = await self._app[appkeys.STALLS].fail(
-            self._spec.job_id, self._spec.message_id, self._seen_seq, stall_s
-        )
-        log.warning("job.stalled", job_id=self._spec.job_id, after_seq=self._seen_seq, ended=ended)
-
-
-async def _on_heartbeat(renewal: Awaitable[None], stall: _StallWatch) -> None:
-    await renewal
+async def _on_heartbeat(renewal: Awaitable[None], stall: StallWatch) -> None:
+    # A lease that cannot be renewed now is renewed at the next heartbeat.
+    with contextlib.suppress(RedisError):
+        await renewal
     await stall.check()
 
 
@@ -243,6 +221,9 @@ async def _relay(
                 await send(encoding.heartbeat(phase))
                 next_heartbeat += heartbeat_s
                 await on_heartbeat()
+    except StreamUnavailableError as e:
+        outcome.close_reason = "unavailable"
+        await send(_error_frame(str(e), "unavailable"))
     except _SlowClientError:
         # Its socket buffers are full: nothing more can reach it, so cut the connection.
         outcome.close_reason = "slow_client"
@@ -253,10 +234,12 @@ async def _relay(
 
 
 def _slow_client_frame() -> bytes:
-    payload = {
-        "type": events.ERROR,
-        **events.error_payload(
-            "the client reads too slowly; reconnect with Last-Event-ID to resume", "slow_client"
-        ),
-    }
+    return _error_frame(
+        "the client reads too slowly; reconnect with Last-Event-ID to resume", "slow_client"
+    )
+
+
+def _error_frame(message: str, code: str) -> bytes:
+    """An error for this client alone, outside the job's sequence (so without an id)."""
+    payload = {"type": events.ERROR, **events.error_payload(message, code)}
     return sse.data_frame(sse.json_line(payload))

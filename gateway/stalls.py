@@ -7,13 +7,22 @@ The append names the next seq as its replay-log entry id, so if the worker speak
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+import asyncio
 
+from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway import appkeys
+from gateway.client_stream import ClientStream
 from shared import events, replay_log
+from shared.logging import get_logger
 from shared.messages import JOB_ENDED, STATUS_ERROR
 from shared.names import Names
 from shared.settings import EventLogSettings
 from shared.wire import Event, encode_event
+
+log = get_logger(__name__)
 
 # KEYS: replay log, message hash, job meta.
 # ARGV: entry id, event, ttl, channel, max events, message status, job status, event field.
@@ -63,3 +72,42 @@ class StallBreaker:
             ],
         )
         return bool(added)
+
+
+class StreamUnavailableError(ConnectionError):
+    """A stream cannot go on: its job went silent and Redis cannot be reached to end it."""
+
+
+class StallWatch:
+    """One stream's watch on its job: ends the job once, after JOB_STALL_S of silence."""
+
+    def __init__(
+        self, app: web.Application, job_id: str, message_id: str, client: ClientStream
+    ) -> None:
+        self._app = app
+        self._job_id = job_id
+        self._message_id = message_id
+        self._client = client
+        self._loop = asyncio.get_running_loop()
+        self._seen_seq = client.queued_seq
+        self._quiet_since = self._loop.time()
+        self._done = False
+
+    async def check(self) -> None:
+        """Called at each heartbeat."""
+        if self._client.queued_seq != self._seen_seq:
+            self._seen_seq, self._quiet_since = self._client.queued_seq, self._loop.time()
+            return
+        stall_s = self._app[appkeys.SETTINGS].job_stall_s
+        if self._done or self._seen_seq == 0 or self._loop.time() - self._quiet_since < stall_s:
+            return
+        self._done = True
+        try:
+            ended = await self._app[appkeys.STALLS].fail(
+                self._job_id, self._message_id, self._seen_seq, stall_s
+            )
+        except RedisError as e:
+            raise StreamUnavailableError(
+                "the event store cannot be reached; reconnect with Last-Event-ID to resume"
+            ) from e
+        log.warning("job.stalled", job_id=self._job_id, after_seq=self._seen_seq, ended=ended)

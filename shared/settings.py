@@ -127,6 +127,8 @@ class EventLogSettings:
 
     replay_ttl_s: int = 600
     replay_max_events: int = 10_000
+    # How long a worker holds an event and retries while Redis is unreachable.
+    publish_retry_s: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EventLogSettings:
@@ -134,6 +136,7 @@ class EventLogSettings:
         return cls(
             replay_ttl_s=env.integer("REPLAY_TTL_S", 600, minimum=1),
             replay_max_events=env.integer("REPLAY_MAX_EVENTS", 10_000, minimum=10),
+            publish_retry_s=env.number("EVENT_PUBLISH_RETRY_S", 30.0),
         )
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 
 import structlog
+from aio_pika.exceptions import AMQPError
 from redis.asyncio import Redis
 
 from shared import events
@@ -21,7 +22,7 @@ from shared.settings import WorkerSettings
 from shared.tasks import cancel_and_wait
 from shared.wire import Job, WireError, decode_job
 from worker.cancellation import Cancellation, CancelSignals
-from worker.event_log import EventLogConflictError, JobEventLog
+from worker.event_log import EventLogConflictError, EventPublishError, JobEventLog
 from worker.history import SessionHistory
 from worker.job_run import JobCancelledError, JobRun
 from worker.pipelines import Pipeline, PipelineError, PipelineResult
@@ -116,7 +117,7 @@ class Worker:
             job = decode_job(delivery.body)
         except WireError as e:
             log.error("job.malformed", error=str(e), bytes=len(delivery.body))
-            await asyncio.shield(delivery.reject())
+            await self._settle(delivery.reject())
             return
         structlog.contextvars.bind_contextvars(
             job_id=job.job_id,
@@ -129,16 +130,30 @@ class Worker:
             outcome = await self._run(job, redelivered=delivery.redelivered)
         except EventLogConflictError:
             log.warning("job.superseded", reason="another writer owns the job's stream")
-            await asyncio.shield(delivery.ack())
+            await self._settle(delivery.ack())
+            return
+        except EventPublishError:
+            # Redis stayed away past the retry bound: another run (later) picks the job up.
+            log.error("job.requeued", reason="events cannot be published")
+            await self._settle(delivery.requeue())
             return
         except asyncio.CancelledError:
             # Shutdown ran out of grace: the broker gives the job to another worker.
-            await asyncio.shield(delivery.requeue())
+            await self._settle(delivery.requeue())
             log.warning("job.requeued", reason="shutdown")
             raise
-        await asyncio.shield(delivery.ack())
+        await self._settle(delivery.ack())
         self.jobs_done += 1
         log.debug("job.acked", outcome=outcome)
+
+    @staticmethod
+    async def _settle(decision: Awaitable[None]) -> None:
+        """Ack, reject or requeue, shielded from cancellation. If the broker link is gone, the
+        broker requeues the job by itself (and a rerun finds its finished log)."""
+        try:
+            await asyncio.shield(decision)
+        except (AMQPError, ConnectionError, RuntimeError) as e:
+            log.warning("job.settle_failed", error=repr(e))
 
     async def _run(self, job: Job, *, redelivered: bool) -> str:
         log.info("job.started", pipeline=job.pipeline, redelivered=redelivered)
@@ -181,7 +196,7 @@ class Worker:
             return "error"
         try:
             result = await self._run_cancellable(pipeline, run, run.cancellation)
-        except (asyncio.CancelledError, EventLogConflictError):
+        except (asyncio.CancelledError, EventLogConflictError, EventPublishError):
             raise
         except PipelineError as e:
             log.warning("job.pipeline_error", code=e.code, error=e.message)
