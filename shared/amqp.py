@@ -17,6 +17,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import AMQPError
+from aiormq.exceptions import ChannelInvalidStateError
 
 from shared.jobqueue import DeliveryHandler, QueueUnavailableError
 from shared.logging import get_logger
@@ -133,7 +134,8 @@ class AmqpJobQueue:
         try:
             async with asyncio.timeout(self._timeout_s):
                 await self._exchange.publish(message, routing_key=self._names.jobs_routing_key)
-        except (TimeoutError, AMQPError, ConnectionError) as e:
+        except (TimeoutError, AMQPError, ConnectionError, ChannelInvalidStateError) as e:
+            # The last: a robust channel that is reconnecting refuses to publish.
             raise QueueUnavailableError(f"the job was not confirmed: {e!r}") from e
 
     async def ping(self) -> bool:

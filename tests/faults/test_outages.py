@@ -1,0 +1,145 @@
+"""Redis killed and restarted, RabbitMQ cut and restored, while a stream is open. Services
+recover by themselves; the stream completes with every seq once (or ends with a clear error);
+new requests meanwhile get 503 with Retry-After; afterwards service returns, no restart."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from shared.settings import ConnectionSettings
+from tests.conftest import AUTH
+from tests.support.processes import ProcessGroup
+from tests.support.redis_server import PrivateRedis
+from tests.support.sse import SseMessage, iter_sse
+from tests.support.tcp_proxy import TcpProxy
+
+TEXT = " ".join(f"word{i}" for i in range(40))
+LIMITS = {"MAX_STREAMS_PER_USER": "10000", "RATE_LIMIT_PER_MINUTE": "1000000"}
+
+
+@pytest.fixture
+async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    await server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+async def amqp_proxy() -> AsyncIterator[TcpProxy]:
+    proxy = TcpProxy("127.0.0.1", 5672)
+    await proxy.start()
+    yield proxy
+    await proxy.close()
+
+
+def group(connections: ConnectionSettings, tmp_path: Path, **changes: Any) -> ProcessGroup:
+    return ProcessGroup(
+        replace(connections, **changes),
+        tmp_path,
+        env_extra={"AUTH_API_KEYS": "test-key-alice=alice", **LIMITS},
+    )
+
+
+async def post_during_outage(http: aiohttp.ClientSession, url: str) -> aiohttp.ClientResponse:
+    return await http.post(
+        f"{url}/api/v1/chat/stream",
+        json={"text": "anyone there", "pipeline": "echo"},
+        headers=AUTH,
+        timeout=aiohttp.ClientTimeout(total=5),
+    )
+
+
+def assert_whole_or_clear_error(seen: list[SseMessage]) -> None:
+    seqs = [int(m.id or 0) for m in seen]
+    assert seqs == sorted(set(seqs)), "a seq came twice or out of order"
+    assert seqs == list(range(1, len(seqs) + 1)), "a seq is missing"
+    last = seen[-1]
+    assert last.type in ("end", "error")
+    if last.type == "end":
+        assert last.json["content"] == TEXT
+
+
+async def test_redis_killed_and_restarted_mid_stream(
+    real_connections: ConnectionSettings, private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    processes = group(real_connections, tmp_path, redis_url=private_redis.url)
+    try:
+        gateway = await processes.gateway(CONNECT_TIMEOUT_S="0.5")
+        await processes.worker(ECHO_TOKEN_DELAY_MS="60")
+        async with aiohttp.ClientSession() as http:
+            response = await http.post(
+                f"{gateway.url}/api/v1/chat/stream",
+                json={"text": TEXT, "pipeline": "echo"},
+                headers=AUTH,
+            )
+            seen: list[SseMessage] = []
+            outage_status = None
+            async for message in iter_sse(response):
+                if message.id is None:
+                    continue
+                seen.append(message)
+                if message.type == "token" and outage_status is None and len(seen) > 12:
+                    private_redis.kill()
+                    refused = await post_during_outage(http, gateway.url)
+                    outage_status = (refused.status, refused.headers.get("Retry-After"))
+                    await asyncio.sleep(1.0)
+                    await private_redis.start()
+                if message.type in ("end", "error"):
+                    break
+            assert outage_status is not None and outage_status[0] == 503 and outage_status[1]
+            assert_whole_or_clear_error(seen)
+            after = await post_during_outage(http, gateway.url)
+            assert after.status == 200
+            await after.read()
+    finally:
+        processes.stop_all()
+
+
+async def test_rabbitmq_cut_and_restored_mid_stream(
+    real_connections: ConnectionSettings, amqp_proxy: TcpProxy, tmp_path: Path
+) -> None:
+    proxied = f"amqp://guest:guest@127.0.0.1:{amqp_proxy.port}/"
+    processes = group(real_connections, tmp_path, amqp_url=proxied)
+    try:
+        gateway = await processes.gateway(CONNECT_TIMEOUT_S="0.5")
+        await processes.worker(ECHO_TOKEN_DELAY_MS="60")
+        async with aiohttp.ClientSession() as http:
+            response = await http.post(
+                f"{gateway.url}/api/v1/chat/stream",
+                json={"text": TEXT, "pipeline": "echo"},
+                headers=AUTH,
+            )
+            seen: list[SseMessage] = []
+            outage_status = None
+            async for message in iter_sse(response):
+                if message.id is None:
+                    continue
+                seen.append(message)
+                if message.type == "token" and outage_status is None and len(seen) > 12:
+                    await amqp_proxy.cut()
+                    refused = await post_during_outage(http, gateway.url)
+                    outage_status = (refused.status, refused.headers.get("Retry-After"))
+                    await asyncio.sleep(1.0)
+                    await amqp_proxy.restore()
+                if message.type in ("end", "error"):
+                    break
+            assert outage_status is not None and outage_status[0] == 503 and outage_status[1]
+            assert_whole_or_clear_error(seen)
+            assert [m.type for m in seen].count("start") == 1
+            for _ in range(100):  # the robust connection comes back by itself
+                after = await post_during_outage(http, gateway.url)
+                if after.status == 200:
+                    break
+                await asyncio.sleep(0.1)
+            assert after.status == 200
+            assert [m.json["type"] async for m in iter_sse(after) if m.id][-1] == "end"
+    finally:
+        processes.stop_all()
