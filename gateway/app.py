@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway import appkeys
+from gateway import appkeys, metrics
 from gateway.fanout import EventFanout
 from gateway.middlewares import authentication, echo_request_id, error_format, request_context
 from gateway.routes import chat, health
@@ -18,6 +18,7 @@ from shared.embedded import EmbeddedServers
 from shared.logging import get_logger
 from shared.redis_client import connect_redis
 from shared.settings import GatewaySettings
+from worker.metrics import WorkerMetrics
 from worker.worker import Worker
 
 log = get_logger(__name__)
@@ -42,6 +43,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         app.cleanup_ctx.extend([_embedded_redis, _embedded_queue, _fanout, _embedded_worker])
     else:
         app.cleanup_ctx.extend([_redis, _amqp, _fanout])
+    metrics.setup(app, settings)
     app.add_routes(health.routes)
     app.add_routes(chat.routes)
     return app
@@ -95,7 +97,10 @@ async def _fanout(app: web.Application) -> AsyncIterator[None]:
 async def _embedded_worker(app: web.Application) -> AsyncIterator[None]:
     embedded = app[appkeys.EMBEDDED]
     redis = embedded.redis()
-    worker = Worker(app[appkeys.SETTINGS].embedded_worker, redis, embedded.job_queue)
+    settings = app[appkeys.SETTINGS].embedded_worker
+    # The embedded worker's series join the gateway's /metrics.
+    worker_metrics = WorkerMetrics(settings.worker_id, app[metrics.METRICS].registry)
+    worker = Worker(settings, redis, embedded.job_queue, metrics=worker_metrics)
     await worker.start()
     yield
     await worker.close()

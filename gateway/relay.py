@@ -16,6 +16,7 @@ from gateway.client_stream import ClientStream
 from gateway.errors import unavailable
 from gateway.fanout import FanoutUnavailableError
 from gateway.frames import Frame, frame_from_event
+from gateway.metrics import METRICS
 from shared import events, replay_log
 from shared.jobqueue import QueueUnavailableError
 from shared.logging import get_logger
@@ -71,7 +72,8 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
         )
         await response.prepare(request)
         await response.write(sse.retry_frame(settings.sse_retry_ms) + spec.opening)
-        await _relay(response, client, settings.heartbeat_interval_s, outcome)
+        with app[METRICS].relaying():
+            await _relay(response, client, settings.heartbeat_interval_s, outcome)
         return response
     except asyncio.CancelledError:
         outcome.close_reason = "client_gone"
@@ -86,6 +88,12 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
             events=outcome.events,
             ttft_ms=outcome.ttft_ms(request),
             duration_ms=round((time.monotonic() - request[appkeys.STARTED_AT]) * 1000),
+            resumed_from=spec.after_seq,
+        )
+        app[METRICS].stream_closed(
+            close_reason=outcome.close_reason,
+            events=outcome.events,
+            ttft_ms=outcome.ttft_ms(request),
             resumed_from=spec.after_seq,
         )
 

@@ -135,6 +135,9 @@ class WorkerSettings:
     echo_token_delay_ms: int = 20
     shutdown_grace_s: float = 30.0
     worker_id: str = ""
+    # Prometheus /metrics on a port of its own; 0 turns it off (several workers share a host).
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -147,6 +150,8 @@ class WorkerSettings:
             echo_token_delay_ms=env.integer("ECHO_TOKEN_DELAY_MS", 20),
             shutdown_grace_s=env.number("WORKER_SHUTDOWN_GRACE_S", 30.0),
             worker_id=env.text("WORKER_ID", ""),
+            metrics_port=env.integer("WORKER_METRICS_PORT", 0),
+            metrics_host=env.text("WORKER_METRICS_HOST", "127.0.0.1"),
         )
 
 
@@ -164,6 +169,8 @@ class GatewaySettings:
     max_body_bytes: int = 64 * 1024
     client_buffer_bytes: int = 256 * 1024
     default_pipeline: str = "echo"
+    # 0 serves /metrics on the API port; another port keeps it off the public one.
+    metrics_port: int = 0
     # Embedded mode runs the worker inside the gateway process with these settings.
     embedded_worker: WorkerSettings = field(default_factory=WorkerSettings)
 
@@ -184,6 +191,7 @@ class GatewaySettings:
             max_body_bytes=env.integer("MAX_BODY_BYTES", 64 * 1024, minimum=1),
             client_buffer_bytes=env.integer("CLIENT_BUFFER_BYTES", 256 * 1024, minimum=1024),
             default_pipeline=env.choice("DEFAULT_PIPELINE", "echo", PIPELINES),
+            metrics_port=env.integer("METRICS_PORT", 0),
             embedded_worker=WorkerSettings.from_env(environ),
         )
 

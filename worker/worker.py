@@ -20,6 +20,7 @@ from shared.settings import WorkerSettings
 from shared.wire import Job, WireError, decode_job
 from worker.event_log import JobEventLog
 from worker.job_run import JobRun
+from worker.metrics import WorkerMetrics
 from worker.pipelines import Pipeline
 from worker.pipelines.echo import EchoPipeline
 
@@ -39,12 +40,14 @@ class Worker:
         redis: Redis,
         queue: JobConsumer,
         pipelines: Mapping[str, Pipeline] | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self._settings = settings
         self._redis = redis
         self._queue = queue
         self._names = settings.connections.names
         self._pipelines = dict(pipelines or default_pipelines(settings))
+        self._metrics = metrics
         self._in_flight: set[asyncio.Task[None]] = set()
         self._last_activity = time.monotonic()
         self.jobs_done = 0
@@ -143,6 +146,14 @@ class Worker:
             events=event_log.published,
             queue_wait_ms=max(0, int(time.time() * 1000) - job.created_at_ms - run.duration_ms),
         )
+        if self._metrics is not None:
+            self._metrics.job_finished(
+                pipeline=job.pipeline,
+                outcome=outcome,
+                duration_ms=run.duration_ms,
+                ttft_ms=run.ttft_ms,
+                tokens=run.tokens,
+            )
         return outcome
 
     async def _run_pipeline(self, job: Job, run: JobRun) -> str:
