@@ -189,6 +189,25 @@ def test_dashboard_has_every_required_panel_on_exposed_series() -> None:
                 assert labels <= series[name], f"{expr}: {labels - series[name]}"
 
 
+def documented_series() -> set[str]:
+    """The series names of docs/logging.md's metrics table."""
+    text = (ROOT / "docs/logging.md").read_text()
+    return set(re.findall(r"^\|\s*`(chatstream_\w+)`", text, re.M))
+
+
+def test_docs_list_exactly_the_series_the_services_expose() -> None:
+    exposed = set()
+    for registry in (GatewayMetrics().registry, WorkerMetrics("w").registry):
+        for family in registry.collect():
+            if family.name.startswith("chatstream_"):
+                suffix = "_total" if family.type == "counter" else ""
+                exposed.add(family.name + suffix)
+    assert documented_series() == exposed
+    for expr in queries(load_dashboard(), "prometheus"):
+        for name in re.findall(r"\bchatstream_\w+", expr):
+            assert re.sub(r"_(bucket|count|sum)$", "", name) in documented_series(), name
+
+
 def test_dashboard_datasources_are_provisioned() -> None:
     provisioned = yaml.safe_load(
         (DEPLOY / "observability/grafana/provisioning/datasources/chatstream.yml").read_text()

@@ -124,6 +124,9 @@ async def test_tokens_arrive_one_by_one_through_nginx(stack: Stack) -> None:
             assert response.status == 200, await response.text()
             assert response.headers["Content-Type"] == "text/event-stream"
             await read_stream(response, received, redis=redis, names=names)
+            # Prometheus scrapes each process directly; the public proxy never shows /metrics.
+            async with http.get(f"{nginx.url}/metrics") as hidden:
+                assert hidden.status == 404
     finally:
         await redis.aclose()
 
