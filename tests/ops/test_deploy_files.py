@@ -258,6 +258,9 @@ def test_prometheus_scrapes_the_ports_compose_opens() -> None:
     promtail = yaml.safe_load((DEPLOY / "observability/promtail.yml").read_text())
     labels = promtail["scrape_configs"][0]["pipeline_stages"][1]["labels"]
     assert set(labels) == {"service", "event", "level"}
+    # Promtail keeps only this compose project's containers.
+    project_filter = promtail["scrape_configs"][0]["docker_sd_configs"][0]["filters"][0]
+    assert project_filter["values"] == [f"com.docker.compose.project={compose()['name']}"]
 
 
 @pytest.mark.real

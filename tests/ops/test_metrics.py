@@ -37,7 +37,7 @@ async def test_gateway_metrics_move_when_a_stream_runs(
 ) -> None:
     client = await start_gateway(real_connections)
     metrics = WorkerMetrics("metrics-test-worker")
-    async with _worker(real_connections, metrics):
+    async with RunningWorker(real_connections, metrics):
         before = await (await client.get("/metrics")).text()
         assert sample_value(before, "chatstream_gateway_open_streams") == 0
         assert sample_value(before, "chatstream_gateway_events_relayed_total") == 0
@@ -84,7 +84,10 @@ async def test_worker_metrics_port_serves_jobs_and_queue_depth(
         worker_settings(real_connections, worker_id="w-7"), metrics_port=free_port()
     )
     metrics = WorkerMetrics(settings.worker_id)
-    async with _worker(real_connections, metrics), metrics_endpoint(settings, metrics) as port:
+    async with (
+        RunningWorker(real_connections, metrics),
+        metrics_endpoint(settings, metrics) as port,
+    ):
         assert port == settings.metrics_port
         url = f"http://127.0.0.1:{port}/metrics"
         async with aiohttp.ClientSession() as http:
@@ -141,7 +144,7 @@ def _render(metrics: WorkerMetrics) -> str:
     return generate_latest(metrics.registry).decode()
 
 
-class _worker:
+class RunningWorker:
     """A real worker in this process, with metrics, for the length of a block."""
 
     def __init__(self, connections: ConnectionSettings, metrics: WorkerMetrics) -> None:
@@ -150,15 +153,15 @@ class _worker:
         self._redis = Redis.from_url(REDIS_URL)
         assert connections.amqp_url is not None
         self._queue = AmqpJobQueue(connections.amqp_url, connections.names, timeout_s=2.0)
-        self._worker: Worker | None = None
+        self.RunningWorker: Worker | None = None
 
     async def __aenter__(self) -> Worker:
         self._queue.start()
-        self._worker = Worker(self._settings, self._redis, self._queue, metrics=self._metrics)
-        await self._worker.start()
-        return self._worker
+        self.RunningWorker = Worker(self._settings, self._redis, self._queue, metrics=self._metrics)
+        await self.RunningWorker.start()
+        return self.RunningWorker
 
     async def __aexit__(self, *_: object) -> None:
-        assert self._worker is not None
-        await self._worker.close()
+        assert self.RunningWorker is not None
+        await self.RunningWorker.close()
         await self._redis.aclose()
