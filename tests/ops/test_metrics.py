@@ -153,15 +153,15 @@ class RunningWorker:
         self._redis = Redis.from_url(REDIS_URL)
         assert connections.amqp_url is not None
         self._queue = AmqpJobQueue(connections.amqp_url, connections.names, timeout_s=2.0)
-        self.RunningWorker: Worker | None = None
+        self._worker: Worker | None = None
 
     async def __aenter__(self) -> Worker:
         self._queue.start()
-        self.RunningWorker = Worker(self._settings, self._redis, self._queue, metrics=self._metrics)
-        await self.RunningWorker.start()
-        return self.RunningWorker
+        self._worker = Worker(self._settings, self._redis, self._queue, metrics=self._metrics)
+        await self._worker.start()
+        return self._worker
 
     async def __aexit__(self, *_: object) -> None:
-        assert self.RunningWorker is not None
-        await self.RunningWorker.close()
+        assert self._worker is not None
+        await self._worker.close()
         await self._redis.aclose()
