@@ -23,7 +23,10 @@ ENV PATH=/app/.venv/bin:$PATH \
     WORKER_METRICS_HOST=0.0.0.0 \
     WORKER_METRICS_PORT=9100
 RUN groupadd --system --gid 10001 chatstream \
-    && useradd --system --uid 10001 --gid chatstream --no-create-home --shell /usr/sbin/nologin chatstream
+    && useradd --system --uid 10001 --gid chatstream --no-create-home --shell /usr/sbin/nologin chatstream \
+    && printf '#!/bin/sh\nexec python -c "from shared.cli import main; main()" "$@"\n' \
+        > /usr/local/bin/chatstream \
+    && chmod 755 /usr/local/bin/chatstream
 WORKDIR /app
 COPY --from=build /app/.venv /app/.venv
 COPY shared ./shared
