@@ -22,9 +22,10 @@ def require_nginx() -> None:
 
 @pytest.fixture
 async def stack(namespace: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    """Two gateways and a worker (echo tokens 100 ms apart) behind nginx, all ready."""
+    """Two gateways and a worker (echo tokens 100 ms apart) behind nginx, all ready. A gateway
+    stopped with SIGTERM closes its streams within a second (DRAIN_S)."""
     require_nginx()
-    stack = Stack(tmp_path, namespace, env_overrides={"ECHO_TOKEN_DELAY_MS": "100"})
+    stack = Stack(tmp_path, namespace, env_overrides={"ECHO_TOKEN_DELAY_MS": "100", "DRAIN_S": "1"})
     try:
         gateways = [stack.start_gateway("gateway-1"), stack.start_gateway("gateway-2")]
         stack.start_worker("worker-1")

@@ -156,8 +156,25 @@ def has_resume_route() -> bool:
     )
 
 
+# A gateway that gets SIGTERM closes its streams over DRAIN_S (1 s in these tests).
+DRAINS = "drain_s" in GatewaySettings.__dataclass_fields__
+
+
 @pytest.mark.skipif(not has_resume_route(), reason="needs the resume route")
-async def test_client_resumes_through_nginx_when_its_gateway_dies(stack: Stack) -> None:
+@pytest.mark.parametrize(
+    "stop",
+    [
+        pytest.param(signal.SIGKILL, id="gateway-dies"),
+        pytest.param(
+            signal.SIGTERM,
+            id="gateway-drains",
+            marks=pytest.mark.skipif(not DRAINS, reason="needs the gateway's drain"),
+        ),
+    ],
+)
+async def test_client_resumes_through_nginx_on_the_other_gateway(
+    stack: Stack, stop: signal.Signals
+) -> None:
     nginx = stack.services["nginx"]
     names = Names(stack.namespace)
     redis = Redis.from_url(REDIS_URL)
@@ -178,7 +195,7 @@ async def test_client_resumes_through_nginx_when_its_gateway_dies(stack: Stack) 
                     if await open_streams(http, stack, name) == 1
                 ]
                 assert len(serving) == 1, serving
-                stack.kill(serving[0], signal.SIGKILL)
+                stack.kill(serving[0], stop)
                 # Whatever was in flight still arrives, then the connection breaks.
                 with contextlib.suppress(aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
                     await read_stream(response, first, redis=redis, names=names)
