@@ -33,6 +33,7 @@ class GatewayMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or new_registry()
+        self.render = metrics_handler(self.registry)
         self.open_streams = Gauge(
             "chatstream_gateway_open_streams",
             "SSE streams this gateway is relaying right now",
@@ -117,15 +118,18 @@ def setup(app: web.Application, settings: GatewaySettings) -> GatewayMetrics:
     if settings.metrics_port:
         app.cleanup_ctx.append(_separate_port)
     else:
-        app.router.add_get(METRICS_PATH, metrics_handler(metrics.registry))
+        app.router.add_get(METRICS_PATH, prometheus_metrics)
     return metrics
+
+
+async def prometheus_metrics(request: web.Request) -> web.StreamResponse:
+    """``GET /metrics``: this gateway's series as Prometheus text (no token needed)."""
+    return await request.app[METRICS].render(request)
 
 
 async def _separate_port(app: web.Application) -> AsyncIterator[None]:
     settings = app[appkeys.SETTINGS]
-    runner, _ = await start_metrics_site(
-        metrics_handler(app[METRICS].registry), settings.host, settings.metrics_port
-    )
+    runner, _ = await start_metrics_site(app[METRICS].render, settings.host, settings.metrics_port)
     yield
     await runner.cleanup()
 
