@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway import appkeys
+from gateway import appkeys, metrics
 from gateway.cancel import JobCanceller
 from gateway.cors import enable_cors
 from gateway.docs_ingest import ingest_docs
@@ -28,6 +28,7 @@ from shared.messages import MessageStore
 from shared.redis_client import connect_redis
 from shared.sessions import SessionStore
 from shared.settings import GatewaySettings
+from worker.metrics import WorkerMetrics
 from worker.worker import Worker
 
 log = get_logger(__name__)
@@ -60,6 +61,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         )
     else:
         app.cleanup_ctx.extend([_redis, _stores, _amqp, _fanout])
+    metrics.setup(app, settings)
     app.add_routes(health.routes)
     app.add_routes(sessions.routes)
     app.add_routes(chat.routes)
@@ -142,7 +144,10 @@ async def _fanout(app: web.Application) -> AsyncIterator[None]:
 async def _embedded_worker(app: web.Application) -> AsyncIterator[None]:
     embedded = app[appkeys.EMBEDDED]
     redis = embedded.redis()
-    worker = Worker(app[appkeys.SETTINGS].embedded_worker, redis, embedded.job_queue)
+    settings = app[appkeys.SETTINGS].embedded_worker
+    # The embedded worker's series join the gateway's /metrics.
+    worker_metrics = WorkerMetrics(settings.worker_id, app[metrics.METRICS].registry)
+    worker = Worker(settings, redis, embedded.job_queue, metrics=worker_metrics)
     await worker.start()
     yield
     await worker.close()

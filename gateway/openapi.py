@@ -19,6 +19,7 @@ from aiohttp.typedefs import Handler
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from gateway import metrics
 from gateway import openapi_models as out
 from gateway.openapi_events import chat_event_schema, completion_chunk_schema
 from gateway.routes import batch, chat, health, openai_compat, projects, sessions, static, streams
@@ -183,6 +184,9 @@ OPERATIONS: Mapping[Handler, Operation] = {
     ),
     projects.delete_document: Operation(
         "Remove a document from a project", {204: NO_BODY}, tags=("projects",)
+    ),
+    metrics.prometheus_metrics: Operation(
+        "Prometheus metrics (text exposition format)", {200: "text/plain"}, public=True
     ),
     static.index: Operation("The chat page", {200: "text/html"}, public=True, tags=("page",)),
     static.static_file: Operation(

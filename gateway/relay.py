@@ -18,6 +18,7 @@ from gateway.client_stream import ClientStream
 from gateway.errors import unavailable
 from gateway.fanout import FanoutUnavailableError
 from gateway.frames import Frame, frame_from_event
+from gateway.metrics import METRICS
 from gateway.stalls import StallWatch, StreamUnavailableError
 from shared import events, replay_log
 from shared.jobqueue import QueueUnavailableError
@@ -111,14 +112,15 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
         retry = sse.retry_frame(settings.sse_retry_ms) if spec.encoding.retry else b""
         await response.write(retry + spec.opening)
         stall = StallWatch(request.app, spec.job_id, spec.message_id, client)
-        await _relay(
-            request,
-            response,
-            client,
-            spec.encoding,
-            outcome,
-            on_heartbeat=lambda: _on_heartbeat(leases.renew(user_id, lease_id), stall),
-        )
+        with app[METRICS].relaying():
+            await _relay(
+                request,
+                response,
+                client,
+                spec.encoding,
+                outcome,
+                on_heartbeat=lambda: _on_heartbeat(leases.renew(user_id, lease_id), stall),
+            )
         return response
     except asyncio.CancelledError:
         outcome.close_reason = "client_gone"
@@ -136,6 +138,12 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
             events=outcome.events,
             ttft_ms=outcome.ttft_ms(request),
             duration_ms=round((time.monotonic() - request[appkeys.STARTED_AT]) * 1000),
+            resumed_from=spec.after_seq,
+        )
+        app[METRICS].stream_closed(
+            close_reason=outcome.close_reason,
+            events=outcome.events,
+            ttft_ms=outcome.ttft_ms(request),
             resumed_from=spec.after_seq,
         )
         # Last: in a cancelled handler this await raises at once (the release still runs).

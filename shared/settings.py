@@ -202,6 +202,9 @@ class WorkerSettings:
     disconnect_grace_s: float = 30.0
     worker_id: str = ""
     rag: RagSettings = field(default_factory=RagSettings)
+    # Prometheus /metrics on a port of its own; 0 turns it off (several workers share a host).
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -216,6 +219,8 @@ class WorkerSettings:
             disconnect_grace_s=env.number("DISCONNECT_GRACE_S", 30.0, minimum=0.05),
             worker_id=env.text("WORKER_ID", ""),
             rag=RagSettings.from_env(environ),
+            metrics_port=env.integer("WORKER_METRICS_PORT", 0),
+            metrics_host=env.text("WORKER_METRICS_HOST", "127.0.0.1"),
         )
 
 
@@ -246,6 +251,8 @@ class GatewaySettings:
     # Signs stream tickets; every gateway behind one balancer must share it.
     stream_ticket_secret: str = ""
     rag: RagSettings = field(default_factory=RagSettings)
+    # 0 serves /metrics on the API port; another port keeps it off the public one.
+    metrics_port: int = 0
     # Embedded mode runs the worker inside the gateway process with these settings.
     embedded_worker: WorkerSettings = field(default_factory=WorkerSettings)
 
@@ -279,6 +286,7 @@ class GatewaySettings:
                 "STREAM_TICKET_SECRET", env.optional("AUTH_JWT_SECRET") or ""
             ),
             rag=RagSettings.from_env(environ),
+            metrics_port=env.integer("METRICS_PORT", 0),
             embedded_worker=WorkerSettings.from_env(environ),
         )
 

@@ -16,6 +16,7 @@ from shared.amqp import AmqpJobQueue
 from shared.logging import configure_logging, get_logger
 from shared.redis_client import connect_redis
 from shared.settings import LoggingSettings, WorkerSettings
+from worker.metrics import WorkerMetrics, metrics_endpoint
 from worker.worker import Worker
 
 log = get_logger("worker")
@@ -36,10 +37,13 @@ async def serve(settings: WorkerSettings) -> None:
         connections.amqp_url, connections.names, timeout_s=connections.connect_timeout_s
     )
     queue.start()
-    worker = Worker(settings, redis, queue)
+    metrics = WorkerMetrics(settings.worker_id)
+    worker = Worker(settings, redis, queue, metrics=metrics)
     try:
         await worker.start()
-        await stop.wait()
+        async with metrics_endpoint(settings, metrics) as metrics_port:
+            log.info("worker.metrics", port=metrics_port)
+            await stop.wait()
         log.info("worker.signal", action="drain")
     finally:
         await worker.close()

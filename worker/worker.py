@@ -25,6 +25,7 @@ from worker.cancellation import Cancellation, CancelSignals
 from worker.event_log import EventLogConflictError, EventPublishError, JobEventLog
 from worker.history import SessionHistory
 from worker.job_run import JobCancelledError, JobRun
+from worker.metrics import WorkerMetrics
 from worker.pipelines import Pipeline, PipelineError, PipelineResult
 from worker.pipelines.echo import EchoPipeline
 from worker.pipelines.rag import RagPipeline
@@ -53,6 +54,7 @@ class Worker:
         redis: Redis,
         queue: JobConsumer,
         pipelines: Mapping[str, Pipeline] | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self._settings = settings
         self._redis = redis
@@ -63,6 +65,7 @@ class Worker:
             redis, self._names, disconnect_grace_s=settings.disconnect_grace_s
         )
         self._pipelines = dict(pipelines or default_pipelines(settings, redis))
+        self._metrics = metrics
         self._in_flight: set[asyncio.Task[None]] = set()
         self._last_activity = time.monotonic()
         self.jobs_done = 0
@@ -187,6 +190,14 @@ class Worker:
             events=event_log.published,
             queue_wait_ms=max(0, int(time.time() * 1000) - job.created_at_ms - run.duration_ms),
         )
+        if self._metrics is not None:
+            self._metrics.job_finished(
+                pipeline=job.pipeline,
+                outcome=outcome,
+                duration_ms=run.duration_ms,
+                ttft_ms=run.ttft_ms,
+                tokens=run.tokens,
+            )
         return outcome
 
     async def _run_pipeline(self, job: Job, run: JobRun) -> str:

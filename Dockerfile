@@ -1,0 +1,39 @@
+# chatstream: one image for the gateway and the worker; compose picks the command.
+# Dependencies sit in their own layer, rebuilt only when uv.lock changes.
+ARG PYTHON_VERSION=3.11
+
+FROM python:${PYTHON_VERSION}-slim-bookworm AS build
+ARG UV_VERSION=0.13.9
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+RUN pip install --no-cache-dir --disable-pip-version-check uv==${UV_VERSION}
+WORKDIR /app
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project
+
+FROM python:${PYTHON_VERSION}-slim-bookworm
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    LOG_FORMAT=json \
+    GATEWAY_HOST=0.0.0.0 \
+    GATEWAY_PORT=8080 \
+    WORKER_METRICS_HOST=0.0.0.0 \
+    WORKER_METRICS_PORT=9100
+RUN groupadd --system --gid 10001 chatstream \
+    && useradd --system --uid 10001 --gid chatstream --no-create-home --shell /usr/sbin/nologin chatstream \
+    && printf '#!/bin/sh\nexec python -c "from shared.cli import main; main()" "$@"\n' \
+        > /usr/local/bin/chatstream \
+    && chmod 755 /usr/local/bin/chatstream
+WORKDIR /app
+COPY --from=build /app/.venv /app/.venv
+COPY shared ./shared
+COPY gateway ./gateway
+COPY worker ./worker
+USER chatstream
+EXPOSE 8080 9090 9100
+# SIGTERM starts the drain (gateway) or the job grace period (worker); compose waits for it.
+STOPSIGNAL SIGTERM
+CMD ["python", "-m", "gateway"]

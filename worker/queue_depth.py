@@ -1,0 +1,44 @@
+"""How many jobs wait in the broker's queue, read from RabbitMQ itself at scrape time.
+
+A passive declare returns the queue's ready-message count. It runs on a connection and channel
+of its own: a failed passive declare closes its channel, and the consumer's must never close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+from aio_pika.abc import AbstractConnection
+from aio_pika.exceptions import AMQPError
+
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class QueueDepthProbe:
+    def __init__(self, url: str, queue: str, *, timeout_s: float) -> None:
+        self._url = url
+        self.queue = queue
+        self._timeout_s = timeout_s
+        self._connection: AbstractConnection | None = None
+
+    async def read(self) -> int | None:
+        """The ready jobs in the queue, or None when the broker cannot say."""
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                if self._connection is None or self._connection.is_closed:
+                    self._connection = await aio_pika.connect(self._url, timeout=self._timeout_s)
+                async with self._connection.channel() as channel:
+                    declared = await channel.declare_queue(self.queue, passive=True)
+        except (TimeoutError, AMQPError, OSError) as e:
+            log.warning("metrics.queue_depth_failed", queue=self.queue, error=repr(e))
+            return None
+        count = declared.declaration_result.message_count
+        return int(count) if count is not None else None
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
