@@ -6,7 +6,7 @@ from aiohttp import web
 
 from gateway.body import read_body, validate
 from gateway.jobs import TurnRequest, stream_turn
-from gateway.projects import require_readable_project
+from gateway.projects import require_project
 from gateway.routes.sessions import session_id_from_path
 from gateway.schemas import (
     ChatStreamBody,
@@ -72,7 +72,7 @@ async def question_stream(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/v1/projects/{project}/chat-stream")
 async def project_chat_stream(request: web.Request) -> web.StreamResponse:
     """Seed 003: ``{"message", "session_id"?}``, answered from the project's collection."""
-    project = await require_readable_project(request, request.match_info["project"])
+    project = await require_project(request, request.match_info["project"])
     body = await read_body(request, ProjectChatBody, pipelines=PIPELINES)
     return await stream_turn(
         request,

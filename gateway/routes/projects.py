@@ -16,7 +16,8 @@ from gateway import appkeys
 from gateway.auth import user_of
 from gateway.body import read_body
 from gateway.errors import not_found
-from shared.knowledge import KnowledgeStore, can_read, can_write, claim, knowledge_store
+from gateway.projects import require_project
+from shared.knowledge import KnowledgeStore, claim, knowledge_store
 
 routes = web.RouteTableDef()
 
@@ -45,19 +46,7 @@ def _store(request: web.Request) -> KnowledgeStore:
 
 async def _check(request: web.Request, *, write: bool) -> str:
     """The project of the route, or 404 when the caller may not read (or write) it."""
-    project = request.match_info["project"]
-    settings = request.app[appkeys.SETTINGS]
-    check = can_write if write else can_read
-    allowed = await check(
-        request.app[appkeys.REDIS],
-        settings.connections.names,
-        user_of(request),
-        project,
-        settings.rag.public_projects,
-    )
-    if not allowed:
-        raise not_found("project")
-    return project
+    return await require_project(request, request.match_info["project"], write=write)
 
 
 @routes.post("/api/v1/projects/{project}/documents")

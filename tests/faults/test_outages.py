@@ -5,7 +5,7 @@ new requests meanwhile get 503 with Retry-After; afterwards service returns, no 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,46 @@ def assert_whole_or_clear_error(seen: list[SseMessage]) -> None:
         assert last.json["content"] == TEXT
 
 
+async def stream_through_an_outage(
+    gateway_url: str,
+    break_it: Callable[[], Awaitable[None]],
+    mend_it: Callable[[], Awaitable[None]],
+) -> None:
+    """Stream an answer; after its twelfth event, break a server, check a new request gets 503,
+    mend the server a second later; the stream must end whole (or with a clear error), and
+    service must come back without a restart."""
+    async with aiohttp.ClientSession() as http:
+        response = await http.post(
+            f"{gateway_url}/api/v1/chat/stream",
+            json={"text": TEXT, "pipeline": "echo"},
+            headers=AUTH,
+        )
+        seen: list[SseMessage] = []
+        outage_status = None
+        async for message in iter_sse(response):
+            if message.id is None:
+                continue
+            seen.append(message)
+            if message.type == "token" and outage_status is None and len(seen) > 12:
+                await break_it()
+                refused = await post_during_outage(http, gateway_url)
+                outage_status = (refused.status, refused.headers.get("Retry-After"))
+                await asyncio.sleep(1.0)
+                await mend_it()
+            if message.type in ("end", "error"):
+                break
+        assert outage_status is not None and outage_status[0] == 503 and outage_status[1]
+        assert_whole_or_clear_error(seen)
+        assert [m.type for m in seen].count("start") == 1
+        for _ in range(100):  # the connections come back by themselves
+            after = await post_during_outage(http, gateway_url)
+            if after.status == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert after.status == 200
+        assert [m.json["type"] async for m in iter_sse(after) if m.id][-1] == "end"
+
+
 async def test_redis_killed_and_restarted_mid_stream(
     real_connections: ConnectionSettings, private_redis: PrivateRedis, tmp_path: Path
 ) -> None:
@@ -74,31 +114,11 @@ async def test_redis_killed_and_restarted_mid_stream(
     try:
         gateway = await processes.gateway(CONNECT_TIMEOUT_S="0.5")
         await processes.worker(ECHO_TOKEN_DELAY_MS="60")
-        async with aiohttp.ClientSession() as http:
-            response = await http.post(
-                f"{gateway.url}/api/v1/chat/stream",
-                json={"text": TEXT, "pipeline": "echo"},
-                headers=AUTH,
-            )
-            seen: list[SseMessage] = []
-            outage_status = None
-            async for message in iter_sse(response):
-                if message.id is None:
-                    continue
-                seen.append(message)
-                if message.type == "token" and outage_status is None and len(seen) > 12:
-                    private_redis.kill()
-                    refused = await post_during_outage(http, gateway.url)
-                    outage_status = (refused.status, refused.headers.get("Retry-After"))
-                    await asyncio.sleep(1.0)
-                    await private_redis.start()
-                if message.type in ("end", "error"):
-                    break
-            assert outage_status is not None and outage_status[0] == 503 and outage_status[1]
-            assert_whole_or_clear_error(seen)
-            after = await post_during_outage(http, gateway.url)
-            assert after.status == 200
-            await after.read()
+
+        async def kill() -> None:
+            private_redis.kill()
+
+        await stream_through_an_outage(gateway.url, kill, private_redis.start)
     finally:
         processes.stop_all()
 
@@ -111,35 +131,6 @@ async def test_rabbitmq_cut_and_restored_mid_stream(
     try:
         gateway = await processes.gateway(CONNECT_TIMEOUT_S="0.5")
         await processes.worker(ECHO_TOKEN_DELAY_MS="60")
-        async with aiohttp.ClientSession() as http:
-            response = await http.post(
-                f"{gateway.url}/api/v1/chat/stream",
-                json={"text": TEXT, "pipeline": "echo"},
-                headers=AUTH,
-            )
-            seen: list[SseMessage] = []
-            outage_status = None
-            async for message in iter_sse(response):
-                if message.id is None:
-                    continue
-                seen.append(message)
-                if message.type == "token" and outage_status is None and len(seen) > 12:
-                    await amqp_proxy.cut()
-                    refused = await post_during_outage(http, gateway.url)
-                    outage_status = (refused.status, refused.headers.get("Retry-After"))
-                    await asyncio.sleep(1.0)
-                    await amqp_proxy.restore()
-                if message.type in ("end", "error"):
-                    break
-            assert outage_status is not None and outage_status[0] == 503 and outage_status[1]
-            assert_whole_or_clear_error(seen)
-            assert [m.type for m in seen].count("start") == 1
-            for _ in range(100):  # the robust connection comes back by itself
-                after = await post_during_outage(http, gateway.url)
-                if after.status == 200:
-                    break
-                await asyncio.sleep(0.1)
-            assert after.status == 200
-            assert [m.json["type"] async for m in iter_sse(after) if m.id][-1] == "end"
+        await stream_through_an_outage(gateway.url, amqp_proxy.cut, amqp_proxy.restore)
     finally:
         processes.stop_all()
