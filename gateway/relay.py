@@ -86,14 +86,12 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
     drain = app[appkeys.DRAIN]
     drain.register(client)
     client.hold_live()
-    try:
-        await fanout.subscribe(spec.job_id, client)
-    except FanoutUnavailableError as e:
-        drain.unregister(client)
-        await leases.release(user_id, lease_id)
-        raise unavailable("the event store cannot be reached") from e
     outcome = _Outcome()
     try:
+        try:
+            await fanout.subscribe(spec.job_id, client)
+        except FanoutUnavailableError as e:
+            raise unavailable("the event store cannot be reached") from e
         try:
             replayed = await _read_replay(request, spec.job_id, spec.after_seq)
         except RedisError as e:
