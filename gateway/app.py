@@ -33,8 +33,10 @@ from worker.worker import Worker
 
 log = get_logger(__name__)
 
-# Request lines and headers up to 64 KiB, so a 16,000-character question fits in a GET URL.
-MAX_LINE_BYTES = 64 * 1024
+# A 16,000-character question must fit in a GET URL whatever its script: percent-encoded
+# UTF-8 takes up to 12 bytes a character. Header fields: up to 64 KiB each.
+MAX_LINE_BYTES = 256 * 1024
+MAX_FIELD_BYTES = 64 * 1024
 # A stream's lease on its user's stream quota outlives a few missed heartbeats.
 STREAM_LEASE_MIN_S = 30.0
 
@@ -45,7 +47,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[request_context, error_format, authentication],
-        handler_args={"max_line_size": MAX_LINE_BYTES, "max_field_size": MAX_LINE_BYTES},
+        handler_args={"max_line_size": MAX_LINE_BYTES, "max_field_size": MAX_FIELD_BYTES},
     )
     app[appkeys.SETTINGS] = settings
     app[appkeys.INSTANCE_ID] = uuid.uuid4().hex

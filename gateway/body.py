@@ -28,8 +28,12 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raise ApiError(400, "the request body is empty", code="invalid_json")
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
+        # A lone surrogate (``"\ud800"``) parses, but is no text Redis or a client can carry.
+        json.dumps(data, ensure_ascii=False).encode()
+    except (ValueError, UnicodeDecodeError, UnicodeEncodeError) as e:
         raise ApiError(400, "the request body is not valid JSON", code="invalid_json") from e
+    except RecursionError as e:
+        raise ApiError(400, "the request body nests too deeply", code="invalid_json") from e
     if not isinstance(data, dict):
         raise ApiError(400, "the request body must be a JSON object", code="invalid_json")
     return data

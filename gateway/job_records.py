@@ -20,6 +20,8 @@ class JobRecord:
     session_id: str
     message_id: str
     status: str
+    # The seq of the job's final event, once it has ended (0 before).
+    final_seq: int = 0
 
     @property
     def ended(self) -> bool:
@@ -38,4 +40,5 @@ async def owned_job(request: web.Request, job_id: str, user_id: str) -> JobRecor
         session_id=as_text(fields.get(b"sessionId", b"")),
         message_id=as_text(fields.get(b"messageId", b"")),
         status=as_text(fields.get(b"status", b"")),
+        final_seq=int(fields.get(b"finalSeq", b"0")),
     )

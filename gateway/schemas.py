@@ -13,6 +13,10 @@ MAX_TITLE_CHARS = 200
 
 
 def check_message_text(value: str) -> str:
+    try:
+        value.encode()
+    except UnicodeEncodeError as e:
+        raise ValueError("must be valid Unicode text") from e
     text = value.strip()
     if not text:
         raise ValueError("must not be empty")

@@ -25,7 +25,8 @@ from shared.wire import Event, encode_event
 log = get_logger(__name__)
 
 # KEYS: replay log, message hash, job meta.
-# ARGV: entry id, event, ttl, channel, max events, message status, job status, event field.
+# ARGV: entry id, event, ttl, channel, max events, message status, job status, event field,
+# the event's seq.
 _FAIL_IF_STILL_LAST = """
 local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], ARGV[1], ARGV[8], ARGV[2])
 if type(added) == 'table' and added.err then
@@ -36,7 +37,7 @@ redis.call('PUBLISH', ARGV[4], ARGV[2])
 if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('HSET', KEYS[2], 'status', ARGV[6])
 end
-redis.call('HSET', KEYS[3], 'status', ARGV[7])
+redis.call('HSET', KEYS[3], 'status', ARGV[7], 'finalSeq', ARGV[9])
 return 1
 """
 
@@ -69,6 +70,7 @@ class StallBreaker:
                 STATUS_ERROR,
                 JOB_ENDED,
                 replay_log.EVENT_FIELD,
+                event.seq,
             ],
         )
         return bool(added)

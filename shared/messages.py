@@ -224,6 +224,12 @@ class MessageStore:
     def stage_job_status(self, pipe: Pipeline, job_id: str, status: str) -> None:
         pipe.hset(self._names.job_meta(job_id), "status", status)
 
+    def stage_job_end(self, pipe: Pipeline, job_id: str, final_seq: int) -> None:
+        """The job is over; its final event's seq outlives the replay log (for late resumes)."""
+        pipe.hset(
+            self._names.job_meta(job_id), mapping={"status": JOB_ENDED, "finalSeq": final_seq}
+        )
+
 
 def _message_from(fields: Mapping[Any, Any], content: object) -> Message:
     def text(name: bytes) -> str | None:

@@ -15,7 +15,6 @@ from redis.asyncio.client import Pipeline
 
 from shared import events
 from shared.messages import (
-    JOB_ENDED,
     JOB_RUNNING,
     STATUS_CANCELLED,
     STATUS_COMPLETE,
@@ -121,14 +120,14 @@ class JobRun:
                 citations=payload["citations"],
                 usage=payload["usage"],
             )
-            self.messages.stage_job_status(pipe, self.job.job_id, JOB_ENDED)
+            self.messages.stage_job_end(pipe, self.job.job_id, self.log.last_seq)
 
         await self.log.emit(events.END, payload, persist=settle)
 
     async def fail(self, message: str, code: str) -> None:
         async def settle(pipe: Pipeline) -> None:
             await self._stage_message(pipe, STATUS_ERROR, content=self.content)
-            self.messages.stage_job_status(pipe, self.job.job_id, JOB_ENDED)
+            self.messages.stage_job_end(pipe, self.job.job_id, self.log.last_seq)
 
         await self.log.emit(events.ERROR, events.error_payload(message, code), persist=settle)
 

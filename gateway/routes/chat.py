@@ -53,8 +53,9 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
     )
 
 
-@routes.get("/api/v1/question/stream")
-@routes.get("/api/question/stream")
+# No HEAD: a HEAD would start a job whose stream nobody reads.
+@routes.get("/api/v1/question/stream", allow_head=False)
+@routes.get("/api/question/stream", allow_head=False)
 async def question_stream(request: web.Request) -> web.StreamResponse:
     """Seeds 000 and 001: ``?question=&session_id=&simple_language=`` on a GET."""
     query = validate(QuestionStreamQuery, dict(request.query), pipelines=PIPELINES)

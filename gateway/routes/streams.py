@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 from pydantic import BaseModel
 
@@ -16,6 +18,9 @@ from shared import events, replay_log
 from shared.messages import STATUS_CANCELLED
 
 routes = web.RouteTableDef()
+
+# ASCII digits only: str.isdigit() also admits "²" and other scripts' digits.
+LAST_EVENT_ID = re.compile(r"[0-9]{1,18}")
 
 
 class TicketBody(BaseModel):
@@ -37,7 +42,7 @@ async def create_ticket(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/api/v1/streams/{job_id}", name="attach_stream")
+@routes.get("/api/v1/streams/{job_id}", name="attach_stream", allow_head=False)
 async def attach_stream(request: web.Request) -> web.StreamResponse:
     """Every event after Last-Event-ID (0 or none: from the first), then the live ones."""
     job = await owned_job(request, request.match_info["job_id"], user_of(request))
@@ -67,7 +72,9 @@ async def attach_stream(request: web.Request) -> web.StreamResponse:
 @routes.post("/api/v1/streams/{job_id}/cancel")
 async def cancel_stream(request: web.Request) -> web.Response:
     job = await owned_job(request, request.match_info["job_id"], user_of(request))
-    if job.ended:
+    names = request.app[appkeys.SETTINGS].connections.names
+    if job.ended and not await request.app[appkeys.REDIS].exists(names.job_cancel_flag(job.job_id)):
+        # Ended by a cancel: a second press of the stop button is still accepted.
         raise ApiError(409, "the job has already ended")
     await request.app[appkeys.CANCELLER].cancel(job.job_id)
     return web.json_response({"jobId": job.job_id, "status": "cancelling"}, status=202)
@@ -77,7 +84,7 @@ def last_event_id(request: web.Request) -> int:
     raw = request.headers.get("Last-Event-ID", request.query.get("lastEventId", "0")).strip()
     if not raw:
         return 0
-    if not raw.isdigit():
+    if not LAST_EVENT_ID.fullmatch(raw):
         raise validation_error("lastEventId", "must be a whole number of 0 or more")
     return int(raw)
 
@@ -111,10 +118,17 @@ async def replay_window_passed(request: web.Request, job: JobRecord) -> web.Stre
             citations=message.citations,
         ),
     }
+    # `reset` has no seq of its own; `end` carries the job's final seq when it is known, so a
+    # client that reconnects after it asks for nothing more.
+    end_frame = (
+        sse.event_frame(job.final_seq, sse.json_line(end))
+        if job.final_seq
+        else sse.data_frame(sse.json_line(end))
+    )
     body = (
         sse.data_frame(sse.json_line(reset))
         + sse.named_frame(events.SNAPSHOT, sse.json_line(snapshot))
-        + sse.data_frame(sse.json_line(end))
+        + end_frame
     )
     return await closed_stream(request, job, body)
 

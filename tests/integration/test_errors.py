@@ -122,3 +122,20 @@ async def test_metadata_with_a_number_too_big_for_msgpack_is_422_not_500(client:
     )
     error = await error_of(response, 422, "validation_error")
     assert error["details"][0]["field"] == "metadata.extras"
+
+
+async def test_json_nested_too_deeply_is_400_not_500(gateway: Client) -> None:
+    raw = b"[" * 20_000 + b"]" * 20_000  # 40 KB: within the default body limit
+    for path in (STREAM, "/api/v1/sessions", "/api/v1/batch"):
+        response = await gateway.post(
+            path, data=raw, headers={**AUTH, "Content-Type": "application/json"}
+        )
+        await error_of(response, 400, "invalid_json")
+
+
+async def test_a_lone_surrogate_in_the_text_is_rejected_not_500(client: Client) -> None:
+    raw = b'{"text": "a\\ud800b", "pipeline": "echo"}'
+    response = await client.post(
+        STREAM, data=raw, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    await error_of(response, 400, "invalid_json")

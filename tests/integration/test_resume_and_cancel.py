@@ -90,6 +90,7 @@ async def test_past_the_replay_window_comes_reset_snapshot_end(make_stack: Stack
     assert messages[1].event == "snapshot" and messages[1].id is None
     assert messages[1].json["messages"][0]["content"] == "gone soon"
     assert messages[2].json["content"] == "gone soon" and messages[2].json["finishReason"] == "stop"
+    assert messages[0].id is None and messages[2].id == "12"  # `end` keeps the job's final seq
     assert (await gateway.delete(f"/api/v1/sessions/{sid}", headers=AUTH)).status == 204
     gone = await gateway.get(f"/api/v1/streams/{job_id}", headers=AUTH)
     assert gone.status == 410 and (await gone.json())["error"]["code"] == "gone"
@@ -168,8 +169,9 @@ async def test_cancel_stops_the_job_and_saves_what_it_had(make_stack: StackFacto
     assert 3 <= end["usage"]["tokens"] < 60
     assistant = (await messages_of(gateway, sid))[1]
     assert assistant["status"] == "cancelled" and assistant["content"] == end["content"]
-    after = await gateway.post(f"/api/v1/streams/{job_id}/cancel", headers=AUTH)
-    assert after.status == 409 and (await after.json())["error"]["code"] == "conflict"
+    # A second press of stop, after the cancel already ended the job, is still accepted.
+    again = await gateway.post(f"/api/v1/streams/{job_id}/cancel", headers=AUTH)
+    assert again.status == 202
     assert (
         await gateway.post(f"/api/v1/streams/{job_id}/cancel", headers=OTHER_AUTH)
     ).status == 404
@@ -204,3 +206,36 @@ async def test_a_queued_job_cancelled_twice_ends_cancelled_when_a_worker_takes_i
     assert [e["type"] for e in events] == ["start", "end"]
     assert events[-1]["finishReason"] == "cancelled" and events[-1]["content"] == ""
     assert (await messages_of(gateway, sid))[1]["status"] == "cancelled"
+
+
+async def test_cancelling_a_job_that_ended_by_itself_is_409(gateway: Client) -> None:
+    response = await gateway.post(
+        "/api/v1/chat/stream", json={"text": "quick one", "pipeline": "echo"}, headers=AUTH
+    )
+    await response.read()
+    late = await gateway.post(
+        f"/api/v1/streams/{response.headers['X-Job-Id']}/cancel", headers=AUTH
+    )
+    assert late.status == 409 and (await late.json())["error"]["code"] == "conflict"
+
+
+async def test_a_last_event_id_of_non_ascii_digits_is_422_not_500(gateway: Client) -> None:
+    response = await gateway.post(
+        "/api/v1/chat/stream", json={"text": "digits", "pipeline": "echo"}, headers=AUTH
+    )
+    await response.read()
+    job_id = response.headers["X-Job-Id"]
+    for raw in ("\u00b2", "\u0661\u0662", "-1", "1.5"):
+        bad = await gateway.get(
+            f"/api/v1/streams/{job_id}", params={"lastEventId": raw}, headers=AUTH
+        )
+        assert bad.status == 422, raw
+
+
+async def test_head_on_a_streaming_get_starts_nothing(gateway: Client) -> None:
+    response = await gateway.head(
+        "/api/v1/question/stream", params={"question": "hi", "pipeline": "echo"}, headers=AUTH
+    )
+    assert response.status == 405
+    listed = await (await gateway.get("/api/v1/sessions", headers=AUTH)).json()
+    assert listed["sessions"] == []

@@ -109,6 +109,16 @@ async def test_a_16000_character_question_fits_in_a_get_url(gateway: Client) -> 
     assert next(c for c in chunks if c["type"] == "end")["content"] == " ".join(question.split())
 
 
+async def test_a_16000_character_non_ascii_question_fits_in_a_get_url(gateway: Client) -> None:
+    question = "\u00e9" * 16_000  # 96 KB once percent-encoded
+    response = await gateway.get(
+        "/api/v1/question/stream", params={"question": question, "pipeline": "echo"}, headers=AUTH
+    )
+    assert response.status == 200
+    chunks = sse_data_lines(await response.read())
+    assert next(c for c in chunks if c["type"] == "end")["content"] == question
+
+
 async def test_seed_003_project_chat_stream_reports_all_eight_steps(gateway: Client) -> None:
     response = await gateway.post(
         "/api/v1/projects/docs/chat-stream",
