@@ -275,7 +275,7 @@ class GatewaySettings:
             job_stall_s=env.number("JOB_STALL_S", 120.0, minimum=0.1),
             drain_s=env.number("DRAIN_S", 10.0),
             slow_client_buffer_bytes=env.integer(
-                "SLOW_CLIENT_BUFFER_BYTES", 256 * 1024, minimum=1024
+                "SLOW_CLIENT_BUFFER_BYTES", 256 * 1024, minimum=64 * 1024
             ),
             default_pipeline=env.choice("DEFAULT_PIPELINE", "rag", PIPELINES),
             rate_limit_per_minute=env.integer("RATE_LIMIT_PER_MINUTE", 600, minimum=1),
