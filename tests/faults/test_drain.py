@@ -68,4 +68,4 @@ async def test_sigterm_drains_100_streams_onto_the_other_gateway(processes: Proc
     assert await draining.wait_exit(15) == 0
     closed = draining.events("stream.closed")
     assert sum(1 for line in closed if line["close_reason"] == "drain") > 0
-    assert other.events("stream.closed")
+    assert await other.wait_events("stream.closed", 1)
