@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from structlog.testing import capture_logs
+
 from shared.settings import ConnectionSettings
 from tests.conftest import AUTH, OTHER_AUTH, GatewayFactory, StackFactory, WorkerFactory
 from tests.support.chat import Client, create_session, messages_of, slow_words
@@ -152,19 +154,29 @@ async def test_an_expired_ticket_is_refused(make_stack: StackFactory) -> None:
     assert expired.status == 401
 
 
+def cancelled_lines(logs: list[dict[str, object]]) -> list[dict[str, object]]:
+    # capture_logs skips the contextvars processor, so the job's ids are not on the lines; the
+    # test runs one job only.
+    return [entry for entry in logs if entry.get("event") == "job.cancelled"]
+
+
 async def test_cancel_stops_the_job_and_saves_what_it_had(make_stack: StackFactory) -> None:
     gateway = await make_stack(worker={"echo_token_delay_ms": 80})
     sid, job_id, response = await start_slow(gateway, words=60)
     end = None
     tokens = 0
-    async for message in iter_sse(response):  # type: ignore[arg-type]
-        if message.type == "token":
-            tokens += 1
-            if tokens == 3:
-                cancel = await gateway.post(f"/api/v1/streams/{job_id}/cancel", headers=AUTH)
-                assert cancel.status == 202
-        if message.type == "end":
-            end = message.json
+    with capture_logs() as logs:
+        async for message in iter_sse(response):  # type: ignore[arg-type]
+            if message.type == "token":
+                tokens += 1
+                if tokens == 3:
+                    cancel = await gateway.post(f"/api/v1/streams/{job_id}/cancel", headers=AUTH)
+                    assert cancel.status == 202
+            if message.type == "end":
+                end = message.json
+    # The worker's log shows it stopped, and why.
+    [stopped] = cancelled_lines(logs)
+    assert stopped["reason"] == "requested"
     assert end is not None and end["finishReason"] == "cancelled"
     assert 3 <= end["usage"]["tokens"] < 60
     assistant = (await messages_of(gateway, sid))[1]
@@ -182,13 +194,16 @@ async def test_a_job_nobody_watches_is_cancelled_after_the_grace_period(
 ) -> None:
     gateway = await make_stack(worker={"echo_token_delay_ms": 50, "disconnect_grace_s": 0.3})
     sid, _job_id, response = await start_slow(gateway, words=200)
-    await read_until_seq(response, 10)
-    response.close()  # type: ignore[attr-defined]
-    for _ in range(100):
-        assistant = (await messages_of(gateway, sid))[1]
-        if assistant["status"] != "streaming":
-            break
-        await asyncio.sleep(0.1)
+    with capture_logs() as logs:
+        await read_until_seq(response, 10)
+        response.close()  # type: ignore[attr-defined]
+        for _ in range(100):
+            assistant = (await messages_of(gateway, sid))[1]
+            if assistant["status"] != "streaming":
+                break
+            await asyncio.sleep(0.1)
+    [stopped] = cancelled_lines(logs)
+    assert stopped["reason"] == "abandoned"
     assert assistant["status"] == "cancelled"
     assert 0 < len(assistant["content"]) < len(slow_words(200))
 
