@@ -4,6 +4,7 @@ user."""
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 import jwt
 from aiohttp import web
@@ -44,19 +45,36 @@ def _api_key_user(token: str, settings: GatewaySettings) -> str | None:
     return found
 
 
-def _jwt_user(token: str, secret: str, leeway_s: int) -> str:
+def decode_hs256(
+    token: str,
+    secret: str,
+    *,
+    what: str,
+    require: list[str],
+    audience: str | None = None,
+    leeway_s: int = 0,
+) -> dict[str, Any]:
+    """The claims of an HS256 token (a bearer JWT or a stream ticket), or 401 naming ``what``."""
     try:
-        claims = jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             secret,
             algorithms=["HS256"],
+            audience=audience,
             leeway=leeway_s,
-            options={"require": ["exp", "sub"]},
+            options={"require": require},
         )
     except jwt.ExpiredSignatureError as e:
-        raise unauthorized("the token has expired") from e
+        raise unauthorized(f"the {what} has expired") from e
     except jwt.InvalidTokenError as e:
-        raise unauthorized("the bearer token is not valid") from e
+        raise unauthorized(f"the {what} is not valid") from e
+    return claims
+
+
+def _jwt_user(token: str, secret: str, leeway_s: int) -> str:
+    claims = decode_hs256(
+        token, secret, what="bearer token", require=["exp", "sub"], leeway_s=leeway_s
+    )
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise unauthorized("the token has no subject")

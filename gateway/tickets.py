@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import jwt
 
+from gateway.auth import decode_hs256
 from gateway.errors import unauthorized
 
 TICKET_AUDIENCE = "chatstream:stream"
@@ -28,18 +29,13 @@ def issue_ticket(secret: str, user_id: str, job_id: str, ttl_s: int) -> Ticket:
 
 def redeem_ticket(secret: str, token: str, job_id: str) -> str:
     """The user a ticket was issued to, if it is genuine, unexpired and for ``job_id``."""
-    try:
-        claims = jwt.decode(
-            token,
-            secret,
-            algorithms=["HS256"],
-            audience=TICKET_AUDIENCE,
-            options={"require": ["exp", "sub", "job", "aud"]},
-        )
-    except jwt.ExpiredSignatureError as e:
-        raise unauthorized("the stream ticket has expired") from e
-    except jwt.InvalidTokenError as e:
-        raise unauthorized("the stream ticket is not valid") from e
+    claims = decode_hs256(
+        token,
+        secret,
+        what="stream ticket",
+        require=["exp", "sub", "job", "aud"],
+        audience=TICKET_AUDIENCE,
+    )
     if claims.get("job") != job_id or not isinstance(claims.get("sub"), str):
         raise unauthorized("the stream ticket is for another stream")
     return str(claims["sub"])
