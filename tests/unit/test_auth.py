@@ -14,6 +14,7 @@ from gateway.tickets import issue_ticket, redeem_ticket
 from shared.settings import GatewaySettings
 
 SECRET = "a-test-secret-of-at-least-thirty-two-bytes"
+OTHER_SECRET = "another-test-secret-of-thirty-two-bytes"
 SETTINGS = GatewaySettings(api_keys={"k1": "alice"}, jwt_secret=SECRET, jwt_leeway_s=30)
 
 
@@ -39,7 +40,7 @@ def test_bad_tokens_are_401() -> None:
     now = time.time()
     refused("nope")
     refused(token({"sub": "bob", "exp": now - 120}))  # expired past the leeway
-    refused(token({"sub": "bob", "exp": now + 60}, secret="another-test-secret-of-thirty-two-bytes"))
+    refused(token({"sub": "bob", "exp": now + 60}, secret=OTHER_SECRET))
     refused(token({"sub": "bob"}))  # no exp
     refused(token({"exp": now + 60}))  # no sub
     refused(token({"sub": "", "exp": now + 60}))
@@ -49,7 +50,7 @@ def test_bad_tokens_are_401() -> None:
 def test_a_ticket_opens_only_its_own_job_until_it_expires() -> None:
     ticket = issue_ticket(SECRET, "alice", "job-1", ttl_s=60)
     assert redeem_ticket(SECRET, ticket.token, "job-1") == "alice"
-    for job, secret in (("job-2", SECRET), ("job-1", "another-test-secret-of-thirty-two-bytes")):
+    for job, secret in (("job-2", SECRET), ("job-1", OTHER_SECRET)):
         with pytest.raises(ApiError) as caught:
             redeem_ticket(secret, ticket.token, job)
         assert caught.value.status == 401
