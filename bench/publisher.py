@@ -1,6 +1,7 @@
 """``python -m bench.publisher``: a synthetic worker. It publishes token events for jobs that no
-worker runs, exactly as ``worker/event_log.py`` does (XADD to the replay log, EXPIRE and PUBLISH
-of the same msgpack bytes, ``seq`` rising per job), so the gateway cannot tell the difference.
+worker runs, exactly as ``worker/event_log.py`` does (``shared.replay_log.EventAppender``: the
+replay log and the channel, the same msgpack bytes, ``seq`` rising per job), so the gateway
+cannot tell the difference.
 
 Each token's content is the publish time (``time.monotonic_ns()``, one clock for every process
 on the machine), so a client computes publish-to-receipt latency. The events due in one tick go
@@ -29,8 +30,7 @@ MAX_BATCH = 256
 class SyntheticJobs:
     def __init__(self, redis: Redis, names: Names, job_ids: list[str]) -> None:
         self._redis = redis
-        self._names = names
-        self._settings = EventLogSettings()
+        self._appender = replay_log.EventAppender(redis, names, EventLogSettings())
         self._job_ids = job_ids
         self._seqs = dict.fromkeys(job_ids, 0)
         self._next = 0
@@ -38,24 +38,19 @@ class SyntheticJobs:
 
     async def publish(self, count: int) -> None:
         """Publish ``count`` events, round-robin over the jobs, in one round trip."""
+        stamp = str(time.monotonic_ns())
+        due: dict[str, list[bytes]] = {}
+        first_seqs: dict[str, int] = {}
+        for _ in range(count):
+            job_id = self._job_ids[self._next % len(self._job_ids)]
+            self._next += 1
+            self._seqs[job_id] += 1
+            first_seqs.setdefault(job_id, self._seqs[job_id])
+            event = Event(job_id, self._seqs[job_id], events.TOKEN, events.token_payload(stamp))
+            due.setdefault(job_id, []).append(encode_event(event))
         async with self._redis.pipeline(transaction=False) as pipe:
-            stamp = str(time.monotonic_ns())
-            for _ in range(count):
-                job_id = self._job_ids[self._next % len(self._job_ids)]
-                self._next += 1
-                self._seqs[job_id] += 1
-                payload = events.token_payload(stamp)
-                raw = encode_event(Event(job_id, self._seqs[job_id], events.TOKEN, payload))
-                log_key = self._names.job_replay_log(job_id)
-                pipe.xadd(
-                    log_key,
-                    {replay_log.EVENT_FIELD: raw},
-                    id=replay_log.entry_id(self._seqs[job_id]),
-                    maxlen=self._settings.replay_max_events,
-                    approximate=True,
-                )
-                pipe.expire(log_key, self._settings.replay_ttl_s)
-                pipe.publish(self._names.job_channel(job_id), raw)
+            for job_id, raws in due.items():
+                await self._appender.stage(pipe, job_id, first_seqs[job_id], raws)
             await pipe.execute()
         self.published += count
 

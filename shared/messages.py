@@ -32,10 +32,11 @@ JOB_ENDED = "ended"
 # A job's ownership record outlives its replay window, so late resumes get 410, not 404.
 JOB_META_TTL_S = 7 * 24 * 3600
 
-# KEYS: message hash, message content. ARGV: text.
-_APPEND_IF_EXISTS = """
+# KEYS: message hash, message content. ARGV: byte offset, text. Writing at an offset rather
+# than appending makes a retried write harmless.
+_WRITE_AT_IF_EXISTS = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.call('APPEND', KEYS[2], ARGV[1])
+  return redis.call('SETRANGE', KEYS[2], ARGV[1], ARGV[2])
 end
 return -1
 """
@@ -101,7 +102,7 @@ class MessageStore:
     def __init__(self, redis: Redis, names: Names) -> None:
         self._redis = redis
         self._names = names
-        self._append = redis.register_script(_APPEND_IF_EXISTS)
+        self._write_at = redis.register_script(_WRITE_AT_IF_EXISTS)
         self._settle = redis.register_script(_SETTLE_IF_EXISTS)
 
     async def store_turn(self, turn: Turn) -> None:
@@ -188,9 +189,10 @@ class MessageStore:
 
     # The worker's writes: staged into the pipeline that publishes the matching event.
 
-    async def stage_append(self, pipe: Pipeline, message_id: str, text: str) -> None:
+    async def stage_write_at(self, pipe: Pipeline, message_id: str, offset: int, text: str) -> None:
+        """Write ``text`` into the message's content at byte ``offset`` (UTF-8)."""
         keys = [self._names.message(message_id), self._names.message_content(message_id)]
-        await self._append(keys=keys, args=[text], client=pipe)
+        await self._write_at(keys=keys, args=[offset, text], client=pipe)
 
     async def stage_settle(
         self,

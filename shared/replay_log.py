@@ -9,9 +9,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from shared.logging import get_logger
 from shared.names import Names
+from shared.settings import EventLogSettings
 from shared.wire import Event, WireError, decode_event
 
 log = get_logger(__name__)
@@ -23,6 +25,48 @@ EVENT_FIELD = b"e"
 def entry_id(seq: int) -> str:
     """An entry's id is its event's seq, so Redis refuses a duplicate or out-of-order append."""
     return f"{seq}-0"
+
+
+# KEYS: the replay log, the job's channel. ARGV: max entries, ttl, first seq, then the events.
+# All or nothing, and only right after the log's last entry: a batch can never interleave with
+# another writer's events (a gateway that ended the job as stalled, a worker that took it over).
+# Returns 0 when appended, else the seq the log already ends at.
+_APPEND_EVENTS = """
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local last_seq = 0
+if #last > 0 then
+  last_seq = tonumber(string.match(last[1][1], '^%d+'))
+end
+local first = tonumber(ARGV[3])
+if last_seq >= first then
+  return last_seq
+end
+for i = 4, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], (first + i - 4) .. '-0', 'e', ARGV[i])
+  redis.call('PUBLISH', KEYS[2], ARGV[i])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 0
+"""
+
+
+class EventAppender:
+    """Appends a job's consecutive events to its replay log and publishes them, in one step."""
+
+    def __init__(self, redis: Redis, names: Names, settings: EventLogSettings) -> None:
+        self._names = names
+        self._settings = settings
+        self._append = redis.register_script(_APPEND_EVENTS)
+
+    async def stage(self, pipe: Pipeline, job_id: str, first_seq: int, raws: list[bytes]) -> None:
+        """Stage the events ``first_seq``, ``first_seq + 1``, ... (msgpack bytes) into ``pipe``.
+        The staged reply is 0, or the seq the log already ended at (nothing was appended)."""
+        settings = self._settings
+        await self._append(
+            keys=[self._names.job_replay_log(job_id), self._names.job_channel(job_id)],
+            args=[settings.replay_max_events, settings.replay_ttl_s, first_seq, *raws],
+            client=pipe,
+        )
 
 
 async def read_after(redis: Redis, names: Names, job_id: str, after_seq: int) -> list[Event]:

@@ -1,16 +1,23 @@
 """Publishing a job's events: each one goes to the job's pub/sub channel and into its replay
-log in a single round trip, with ``seq`` rising strictly."""
+log, with ``seq`` rising strictly.
+
+:meth:`JobEventLog.emit` queues an event and returns; one sender task writes everything queued
+since its last round trip in one pipeline. An event on its own goes out at once, while the
+events a pipeline produces back to back (``start`` and the progress steps, tokens that arrive
+together) share a round trip instead of each waiting for the one before. :meth:`flush` waits
+until everything emitted is in Redis; the worker acks a job only after flushing its final event.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import replay_log
@@ -27,13 +34,21 @@ class EventPublishError(ConnectionError):
     """Redis stayed unreachable for longer than the publish retry bound."""
 
 
-# What Redis says when an XADD names an entry id at or below the stream's last one.
-TAKEN_SEQ_ERROR = "equal or smaller"
 RETRY_BASE_S = 0.05
 RETRY_CAP_S = 1.0
+# Past this many unsent events, emit waits for the sender: a pipeline that produces events
+# faster than Redis takes them is slowed down instead of queueing without bound.
+MAX_QUEUED_EVENTS = 256
 
 
 Staging = Callable[[Pipeline], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    seq: int
+    raw: bytes
+    persist: Staging | None
 
 
 class JobEventLog:
@@ -44,9 +59,11 @@ class JobEventLog:
         self._names = names
         self._settings = settings
         self._job_id = job_id
-        self._channel = names.job_channel(job_id)
-        self._log_key = names.job_replay_log(job_id)
         self._seq = 0
+        self._queued: list[_Queued] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._failure: Exception | None = None
+        self._appender = replay_log.EventAppender(redis, names, settings)
         self.published = 0
 
     async def resume(self) -> Event | None:
@@ -64,48 +81,82 @@ class JobEventLog:
     async def emit(
         self, event_type: str, payload: dict[str, Any], *, persist: Staging | None = None
     ) -> Event:
-        """Publish one event. ``persist`` stages writes that must land with it (the message
-        the event changes), ahead of the event, so a reader never sees the event first.
+        """Queue one event for publishing. ``persist`` stages writes that must land with it
+        (the message the event changes), ahead of the event, so a reader never sees the event
+        first. It runs when the event's round trip is built, and again if that is retried.
 
-        While Redis is unreachable the event is held and retried, for up to
-        ``publish_retry_s``; the seq stays the same, so a retry cannot duplicate it."""
+        Raises the error that stopped an earlier event, if one did: a run whose log is broken
+        must not go on producing events nobody will see."""
+        self._raise_failure()
         self._seq += 1
         event = Event(job_id=self._job_id, seq=self._seq, type=event_type, payload=payload)
-        raw = encode_event(event)
+        self._queued.append(_Queued(self._seq, encode_event(event), persist))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_queued(), name=f"events-{self._job_id}")
+        if len(self._queued) >= MAX_QUEUED_EVENTS:
+            await self.flush()
+        return event
+
+    async def flush(self) -> None:
+        """Wait until every emitted event is in Redis, or raise why one could not be.
+
+        Cancelling the caller leaves the sender running: a batch cut off halfway would leave a
+        gap in the seqs that later events could not close."""
+        if self._sender is not None:
+            await asyncio.shield(self._sender)
+        self._raise_failure()
+
+    async def aclose(self) -> None:
+        """Stop sending (the run is over, or abandoned): what is still queued is dropped."""
+        if self._sender is not None and not self._sender.done():
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    async def _send_queued(self) -> None:
+        # Errors are kept for the next emit or flush, never left on the task unretrieved.
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                await self._send_with_retry(batch)
+                self.published += len(batch)
+        except Exception as e:
+            self._failure = e
+            self._queued.clear()
+
+    async def _send_with_retry(self, batch: list[_Queued]) -> None:
+        """While Redis is unreachable the batch is held and retried, for up to
+        ``publish_retry_s``; its seqs stay the same and it lands whole or not at all, so a retry
+        cannot duplicate an event."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.publish_retry_s
         attempt = 0
         while True:
             try:
-                await self._publish(raw, persist)
-                break
+                await self._send(batch, retrying=attempt > 0)
+                return
             except (RedisConnectionError, RedisTimeoutError) as e:
                 if loop.time() >= deadline:
                     raise EventPublishError(self._job_id) from e
                 attempt += 1
                 await asyncio.sleep(min(RETRY_BASE_S * 2**attempt, RETRY_CAP_S))
-            except ResponseError as e:
-                if TAKEN_SEQ_ERROR not in str(e):
-                    raise
-                if attempt:
-                    break  # an earlier attempt landed before the link dropped
-                # The log already holds this seq: a gateway ended the job as stalled, or
-                # another worker took it over. This run no longer owns the stream.
-                raise EventLogConflictError(self._job_id) from e
-        self.published += 1
-        return event
 
-    async def _publish(self, raw: bytes, persist: Staging | None) -> None:
+    async def _send(self, batch: list[_Queued], *, retrying: bool) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
-            if persist is not None:
-                await persist(pipe)
-            pipe.xadd(
-                self._log_key,
-                {replay_log.EVENT_FIELD: raw},
-                id=replay_log.entry_id(self._seq),
-                maxlen=self._settings.replay_max_events,
-                approximate=True,
-            )
-            pipe.expire(self._log_key, self._settings.replay_ttl_s)
-            pipe.publish(self._channel, raw)
-            await pipe.execute()
+            for queued in batch:
+                if queued.persist is not None:
+                    await queued.persist(pipe)
+            first_seq = batch[0].seq
+            await self._appender.stage(pipe, self._job_id, first_seq, [q.raw for q in batch])
+            results = await pipe.execute()
+        log_ended_at = int(results[-1])
+        if log_ended_at == 0:
+            return
+        if retrying and log_ended_at == batch[-1].seq:
+            return  # an earlier attempt landed the batch before the link dropped
+        # The log already holds these seqs: a gateway ended the job as stalled, or another
+        # worker took it over. This run no longer owns the stream.
+        raise EventLogConflictError(self._job_id)

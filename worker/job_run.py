@@ -2,7 +2,8 @@
 
 A pipeline calls :meth:`JobRun.progress` and :meth:`JobRun.token`; the worker opens the run with
 ``start`` and closes it with ``end`` (or ``error``), so no pipeline can forget either. Each event
-that changes the stored assistant message carries that change in the same round trip.
+that changes the stored assistant message carries that change in the same round trip. Events
+are queued (see worker.event_log); ``end`` and ``fail`` return once everything is in Redis.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class JobRun:
     first_token_at: float | None = None
     tokens: int = 0
     _parts: list[str] = field(default_factory=list)
+    # The UTF-8 length of the content so far: where the next token is written.
+    _content_bytes: int = 0
 
     @property
     def content(self) -> str:
@@ -84,9 +87,11 @@ class JobRun:
             self.first_token_at = time.monotonic()
         self.tokens += 1
         self._parts.append(text)
+        offset = self._content_bytes
+        self._content_bytes += len(text.encode())
 
         async def append(pipe: Pipeline) -> None:
-            await self.messages.stage_append(pipe, self.job.message_id, text)
+            await self.messages.stage_write_at(pipe, self.job.message_id, offset, text)
 
         await self.log.emit(events.TOKEN, events.token_payload(text), persist=append)
 
@@ -123,6 +128,7 @@ class JobRun:
             self.messages.stage_job_end(pipe, self.job.job_id, self.log.last_seq)
 
         await self.log.emit(events.END, payload, persist=settle)
+        await self.log.flush()
 
     async def fail(self, message: str, code: str) -> None:
         async def settle(pipe: Pipeline) -> None:
@@ -130,6 +136,7 @@ class JobRun:
             self.messages.stage_job_end(pipe, self.job.job_id, self.log.last_seq)
 
         await self.log.emit(events.ERROR, events.error_payload(message, code), persist=settle)
+        await self.log.flush()
 
     async def _stage_message(
         self,

@@ -168,6 +168,14 @@ class Worker:
 
     async def _run_watched(self, job: Job, cancellation: Cancellation, *, redelivered: bool) -> str:
         event_log = JobEventLog(self._redis, self._names, self._settings.event_log, job.job_id)
+        try:
+            return await self._run_logged(job, event_log, cancellation, redelivered=redelivered)
+        finally:
+            await event_log.aclose()
+
+    async def _run_logged(
+        self, job: Job, event_log: JobEventLog, cancellation: Cancellation, *, redelivered: bool
+    ) -> str:
         run = JobRun(job=job, log=event_log, messages=self._messages, cancellation=cancellation)
         previous = await event_log.resume()
         if previous is not None and previous.type in events.TERMINAL_TYPES:
