@@ -53,8 +53,12 @@ def parse_block(block: str) -> SseMessage:
 
 
 def parse_sse(raw: bytes) -> list[SseMessage]:
+    """The complete messages of a body. As in EventSource, a last message that the connection
+    cut off before its blank line is dropped."""
     text = raw.decode().replace("\r\n", "\n")
-    return [parse_block(block) for block in text.split("\n\n") if block.strip()]
+    blocks = text.split("\n\n")
+    complete = blocks[:-1]  # the piece after the last blank line is unfinished (or empty)
+    return [parse_block(block) for block in complete if block.strip()]
 
 
 async def iter_sse(response: ClientResponse) -> AsyncIterator[SseMessage]:

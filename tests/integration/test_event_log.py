@@ -1,0 +1,92 @@
+"""The worker's event log on the real Redis: events emitted back to back all land, in order,
+once each; a batch never interleaves with another writer's events; a retried token write does
+not repeat its text."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from shared import events, replay_log
+from shared.settings import ConnectionSettings, EventLogSettings
+from shared.wire import Event, decode_event, encode_event
+from worker.event_log import EventLogConflictError, JobEventLog
+
+pytestmark = pytest.mark.real
+
+
+@pytest.fixture
+async def redis(real_connections: ConnectionSettings) -> AsyncIterator[Redis]:
+    client = Redis.from_url(real_connections.redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def test_events_emitted_back_to_back_land_in_order_and_are_published(
+    redis: Redis, real_connections: ConnectionSettings
+) -> None:
+    names = real_connections.names
+    log = JobEventLog(redis, names, EventLogSettings(), "job-1")
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(names.job_channel("job-1"))
+    try:
+        for i in range(300):  # past the queue bound, so emit also waits for the sender
+            await log.emit(events.TOKEN, events.token_payload(f"t{i}"))
+        await log.flush()
+        logged = await replay_log.read_after(redis, names, "job-1", 0)
+        published: list[Event] = []
+        while len(published) < 300:
+            message = await pubsub.get_message(timeout=5)
+            assert message is not None, f"only {len(published)} events were published"
+            if message["type"] == "message":
+                published.append(decode_event(message["data"]))
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+    assert [e.seq for e in logged] == list(range(1, 301))
+    assert [e.payload["content"] for e in logged] == [f"t{i}" for i in range(300)]
+    assert [e.seq for e in published] == list(range(1, 301))
+    assert log.published == 300
+    assert await redis.ttl(names.job_replay_log("job-1")) > 0
+
+
+async def test_a_batch_after_another_writers_event_is_refused_whole(
+    redis: Redis, real_connections: ConnectionSettings
+) -> None:
+    names = real_connections.names
+    log = JobEventLog(redis, names, EventLogSettings(), "job-2")
+    await log.emit(events.START, {"jobId": "job-2"})
+    await log.flush()
+    # Another writer (a gateway ending the job as stalled) takes seq 2.
+    stalled = Event("job-2", 2, events.ERROR, events.error_payload("stalled", "job_stalled"))
+    appender = replay_log.EventAppender(redis, names, EventLogSettings())
+    async with redis.pipeline(transaction=False) as pipe:
+        await appender.stage(pipe, "job-2", 2, [encode_event(stalled)])
+        await pipe.execute()
+    for text in ("a", "b", "c"):
+        await log.emit(events.TOKEN, events.token_payload(text))
+    with pytest.raises(EventLogConflictError):
+        await log.flush()
+    with pytest.raises(EventLogConflictError):
+        await log.emit(events.TOKEN, events.token_payload("d"))
+    logged = await replay_log.read_after(redis, names, "job-2", 0)
+    assert [(e.seq, e.type) for e in logged] == [(1, events.START), (2, events.ERROR)]
+
+
+async def test_a_token_written_twice_at_its_offset_is_stored_once(
+    redis: Redis, real_connections: ConnectionSettings
+) -> None:
+    from shared.messages import MessageStore
+
+    names = real_connections.names
+    store = MessageStore(redis, names)
+    await redis.hset(names.message("m1"), "status", "streaming")
+    await redis.set(names.message_content("m1"), "")
+    for offset, text in ((0, "héllo"), (6, " world"), (6, " world")):  # the last one retried
+        async with redis.pipeline(transaction=False) as pipe:
+            await store.stage_write_at(pipe, "m1", offset, text)
+            await pipe.execute()
+    assert (await redis.get(names.message_content("m1"))).decode() == "héllo world"
