@@ -177,7 +177,10 @@ class Worker:
         self, job: Job, event_log: JobEventLog, cancellation: Cancellation, *, redelivered: bool
     ) -> str:
         run = JobRun(job=job, log=event_log, messages=self._messages, cancellation=cancellation)
-        previous = await event_log.resume()
+        # A first delivery can have no earlier run to continue, so it skips reading the log:
+        # its first batch of events lands only on an empty log (a gateway that ended the job
+        # as stalled, or a duplicate delivery's run, makes it a conflict).
+        previous = await event_log.resume() if redelivered else None
         if previous is not None and previous.type in events.TERMINAL_TYPES:
             # The job ended before its ack was lost: publishing it again would duplicate it.
             log.info("job.already_finished", seq=previous.seq)
