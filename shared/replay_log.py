@@ -30,18 +30,22 @@ def entry_id(seq: int) -> str:
 # KEYS: the replay log, the job's channel. ARGV: max entries, ttl, first seq, then the events.
 # All or nothing, and only right after the log's last entry: a batch can never interleave with
 # another writer's events (a gateway that ended the job as stalled, a worker that took it over).
-# Returns 0 when appended, else the seq the log already ends at.
+# The first XADD is the check: Redis refuses an id at or below the stream's last one, and once
+# it is taken the rest of the batch follows it. Field 'e' is EVENT_FIELD. Returns 0 when
+# appended, else the seq the log
+# already ends at.
 _APPEND_EVENTS = """
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local last_seq = 0
-if #last > 0 then
-  last_seq = tonumber(string.match(last[1][1], '^%d+'))
-end
 local first = tonumber(ARGV[3])
-if last_seq >= first then
-  return last_seq
+local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], first .. '-0', 'e', ARGV[4])
+if type(added) == 'table' and added.err then
+  if not string.find(added.err, 'equal or smaller', 1, true) then
+    return redis.error_reply(added.err)
+  end
+  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  return tonumber(string.match(last[1][1], '^%d+'))
 end
-for i = 4, #ARGV do
+redis.call('PUBLISH', KEYS[2], ARGV[4])
+for i = 5, #ARGV do
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], (first + i - 4) .. '-0', 'e', ARGV[i])
   redis.call('PUBLISH', KEYS[2], ARGV[i])
 end
