@@ -32,8 +32,7 @@ def entry_id(seq: int) -> str:
 # another writer's events (a gateway that ended the job as stalled, a worker that took it over).
 # The first XADD is the check: Redis refuses an id at or below the stream's last one, and once
 # it is taken the rest of the batch follows it. Field 'e' is EVENT_FIELD. Returns 0 when
-# appended, else the seq the log
-# already ends at.
+# appended, else the seq the log already ends at.
 _APPEND_EVENTS = """
 local first = tonumber(ARGV[3])
 local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], first .. '-0', 'e', ARGV[4])
