@@ -3,17 +3,15 @@ and an event is encoded once for all of its clients."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-# One encoder for every frame: ``json.dumps`` with options builds a new JSONEncoder per call,
-# which was half the cost of encoding a small event (1.8 us instead of 3.3 us per frame).
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+import orjson
 
 
 def json_line(payload: dict[str, Any]) -> bytes:
-    """Compact JSON on one line (``json`` escapes newlines inside strings)."""
-    return _ENCODER.encode(payload).encode()
+    """Compact JSON on one line (newlines inside strings are escaped). orjson, because this runs
+    once per event and was 70% of framing one with the standard library's encoder."""
+    return orjson.dumps(payload)
 
 
 def event_frame(seq: int, data: bytes) -> bytes:
