@@ -17,7 +17,7 @@ from gateway.docs_ingest import ingest_docs
 from gateway.drain import StreamDrain
 from gateway.fanout import EventFanout
 from gateway.limits import RateLimiter, StreamLeases
-from gateway.middlewares import authentication, echo_request_id, error_format, request_context
+from gateway.middlewares import echo_request_id, request_context
 from gateway.openapi import routes as openapi_routes
 from gateway.routes import batch, chat, health, openai_compat, projects, sessions, static, streams
 from gateway.stalls import StallBreaker
@@ -46,7 +46,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     an in-process Redis and job queue, and a worker inside the same process."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[request_context, error_format, authentication],
+        middlewares=[request_context],
         handler_args={"max_line_size": MAX_LINE_BYTES, "max_field_size": MAX_FIELD_BYTES},
     )
     app[appkeys.SETTINGS] = settings

@@ -1,7 +1,7 @@
 """CORS for the origins in ``CORS_ORIGINS`` only; with none configured, nothing is added.
 
 aiohttp-cors does the protocol: it adds an OPTIONS route to every resource, answers preflights
-there (the authentication middleware lets OPTIONS through, so a preflight needs no token) and
+there (authentication lets OPTIONS through, so a preflight needs no token) and
 adds the response headers through ``on_response_prepare``, which covers streamed responses and
 the JSON errors of the error middleware alike. A disallowed origin gets no CORS headers (its
 preflight is refused with 403).

@@ -86,19 +86,22 @@ async def start_turn(request: web.Request, turn: TurnRequest) -> StartedTurn:
 
 
 async def stream_turn(request: web.Request, turn: TurnRequest) -> web.StreamResponse:
+    # The turn's set-up runs in a frame of its own, so the stream's long-lived frame holds none
+    # of it (the stored turn, the job, the snapshot).
+    return await stream_job(request, await _turn_stream(request, turn))
+
+
+async def _turn_stream(request: web.Request, turn: TurnRequest) -> StreamRequest:
     started = await start_turn(request, turn)
     job = started.job
     opening = await _snapshot_frame(request, job.session_id) if turn.snapshot else b""
-    return await stream_job(
-        request,
-        StreamRequest(
-            job_id=job.job_id,
-            session_id=job.session_id,
-            message_id=job.message_id,
-            opening=opening,
-            submit=started.submit,
-            encoding=turn.encoding,
-        ),
+    return StreamRequest(
+        job_id=job.job_id,
+        session_id=job.session_id,
+        message_id=job.message_id,
+        opening=opening,
+        submit=started.submit,
+        encoding=turn.encoding,
     )
 
 

@@ -1,9 +1,8 @@
-"""The gateway's middlewares, outermost first: request context and summary line, the error
-format, then authentication (after routing, so 404 and 405 win over 401)."""
+"""The gateway's middleware: request context and summary line, the error format, then
+authentication (after routing, so 404 and 405 win over 401)."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import uuid
@@ -37,6 +36,9 @@ def request_id_of(request: web.Request) -> str:
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request context and summary line, the error format, then authentication, in one
+    middleware: a stream's handler runs for the whole stream, and each middleware awaiting it
+    would keep a coroutine frame (and aiohttp's wrapper around it) alive that long too."""
     structlog.contextvars.clear_contextvars()
     request_id = request_id_of(request)
     request[appkeys.REQUEST_ID] = request_id
@@ -44,7 +46,11 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     structlog.contextvars.bind_contextvars(request_id=request_id)
     status = 499
     try:
-        response = await handler(request)
+        try:
+            await _authenticate(request)
+            response = await handler(request)
+        except Exception as e:
+            response = _error_format(e)
         status = response.status
         return response
     finally:
@@ -65,39 +71,36 @@ async def echo_request_id(request: web.Request, response: web.StreamResponse) ->
         response.headers["X-Request-ID"] = request_id
 
 
-@web.middleware
-async def error_format(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as e:
-        return e.response()
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        return from_http_exception(e)
-    except asyncio.CancelledError:
-        raise
-    except (RedisError, QueueUnavailableError) as e:
-        log.warning("http.backend_unavailable", error=str(e))
+def _error_format(error: Exception) -> web.StreamResponse:
+    """The API's answer to a failed request (called while ``error`` is being handled, so a
+    logged traceback is its own). Redirects are raised on: they are not failures."""
+    if isinstance(error, ApiError):
+        return error.response()
+    if isinstance(error, web.HTTPException):
+        if error.status < 400:
+            raise error
+        return from_http_exception(error)
+    if isinstance(error, (RedisError, QueueUnavailableError)):
+        log.warning("http.backend_unavailable", error=str(error))
         return unavailable("a backing service cannot be reached").response()
-    except Exception:
-        log.exception("http.unhandled_error")
-        return error_response(500, "internal", "an internal error occurred")
+    log.exception("http.unhandled_error")
+    return error_response(500, "internal", "an internal error occurred")
 
 
-@web.middleware
-async def authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _authenticate(request: web.Request) -> None:
+    """After routing, so 404 and 405 win over 401."""
     routing_error = request.match_info.http_exception
     if routing_error is not None:
         raise routing_error
-    if request.path.startswith(AUTHENTICATED_PREFIXES) and request.path not in PUBLIC_PATHS:
-        if request.method == "OPTIONS":
-            return await handler(request)
+    if (
+        request.path.startswith(AUTHENTICATED_PREFIXES)
+        and request.path not in PUBLIC_PATHS
+        and request.method != "OPTIONS"
+    ):
         user_id = _caller(request)
         request[appkeys.USER_ID] = user_id
         structlog.contextvars.bind_contextvars(user_id=user_id)
         await request.app[appkeys.RATE_LIMITER].hit(user_id)
-    return await handler(request)
 
 
 def _caller(request: web.Request) -> str:

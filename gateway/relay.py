@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -109,6 +110,9 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
         await response.prepare(request)
         retry = sse.retry_frame(settings.sse_retry_ms) if spec.encoding.retry else b""
         await response.write(retry + spec.opening)
+        # The opening (a whole conversation's snapshot) and the job's submit closure are done
+        # with: an idle stream must not hold them for its whole life.
+        spec = dataclasses.replace(spec, opening=b"", submit=None)
         stall = StallWatch(request.app, spec.job_id, spec.message_id, client)
         with app[METRICS].relaying():
             await _relay(
