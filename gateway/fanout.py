@@ -54,9 +54,16 @@ class EventFanout:
         self._pubsub: PubSub | None = None
         self._listener: asyncio.Task[None] | None = None
         self._subscribers: defaultdict[str, set[Subscriber]] = defaultdict(set)
+        # Channels Redis was last asked to subscribe (and not asked to leave since).
         self._subscribed: set[str] = set()
-        self._confirmations: defaultdict[str, deque[asyncio.Future[None]]] = defaultdict(deque)
-        self._commands = asyncio.Lock()
+        # Per channel, the SUBSCRIBEs sent and not yet confirmed, oldest first; each resolves
+        # to True once Redis confirms it, False if it could not be sent.
+        self._confirmations: defaultdict[str, deque[asyncio.Future[bool]]] = defaultdict(deque)
+        # Channels whose streams came or went since the last flush, in order, each with the
+        # confirmation its next SUBSCRIBE will resolve (None for a leave).
+        self._queued: dict[str, asyncio.Future[bool] | None] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
         self._background: set[asyncio.Task[None]] = set()
         self._job_of: dict[str, str] = {}
 
@@ -77,6 +84,11 @@ class EventFanout:
         self._listener = asyncio.create_task(self._listen(), name="fanout-listener")
 
     async def close(self) -> None:
+        # Streams that end from here on queue nothing: closing the link unsubscribes them all.
+        self._closed = True
+        await cancel_and_wait(self._flusher)
+        for task in list(self._background):
+            await cancel_and_wait(task)
         await cancel_and_wait(self._listener)
         if self._pubsub is not None:
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -87,7 +99,9 @@ class EventFanout:
         self._subscribers[channel].add(subscriber)
         self._job_of[channel] = job_id
         try:
-            await self._sync(channel)
+            confirmed = self._confirmation_of(channel)
+            if confirmed is not None:
+                await self._wait_confirmed(channel, confirmed)
         except BaseException:
             self.unsubscribe(job_id, subscriber)
             raise
@@ -102,45 +116,87 @@ class EventFanout:
         if not subscribers:
             del self._subscribers[channel]
             self._job_of.pop(channel, None)
-            self._spawn(self._sync_quietly(channel))
+            if not self._closed:
+                self._queued.setdefault(channel, None)
+                self._schedule_flush()
 
-    async def _sync_quietly(self, channel: str) -> None:
+    def _confirmation_of(self, channel: str) -> asyncio.Future[bool] | None:
+        """What a new stream on ``channel`` waits for: the channel's latest SUBSCRIBE, sent or
+        queued; None when Redis has already confirmed it."""
+        if channel in self._subscribed:
+            pending = self._confirmations.get(channel)
+            return pending[-1] if pending else None
+        if self._closed:
+            raise FanoutUnavailableError("the gateway is shutting down")
+        confirmed = self._queued.get(channel)
+        if confirmed is None:
+            confirmed = asyncio.get_running_loop().create_future()
+            self._queued[channel] = confirmed
+            self._schedule_flush()
+        return confirmed
+
+    async def _wait_confirmed(self, channel: str, confirmed: asyncio.Future[bool]) -> None:
         try:
-            await self._sync(channel)
-        except (RedisError, OSError, RuntimeError) as e:
-            # Also at shutdown, when the link is already closed.
-            log.warning("fanout.unsubscribe_failed", channel=channel, error=str(e))
+            async with asyncio.timeout(self._timeout_s):
+                taken = await asyncio.shield(confirmed)
+        except TimeoutError as e:
+            raise FanoutUnavailableError(f"Redis did not confirm {channel}") from e
+        if not taken:
+            raise FanoutUnavailableError(f"Redis did not take {channel}")
 
-    async def _sync(self, channel: str) -> None:
-        """Bring Redis in line with the registry for one channel. Commands go out one at a
-        time, in order, so a leave and a rejoin of the same channel cannot overtake each other;
-        confirmations are awaited outside the lock, so many streams can start at once."""
+    def _schedule_flush(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        """Bring Redis in line with the registry: every queued join in one SUBSCRIBE, every
+        queued leave in one UNSUBSCRIBE. One flush runs at a time and each takes the queue as
+        it finds it, so a leave and a rejoin of the same channel go out in order; Redis
+        confirms each channel of a SUBSCRIBE in order, matched FIFO in :meth:`_dispatch`."""
         assert self._pubsub is not None
-        confirmed: asyncio.Future[None] | None = None
-        async with self._commands:
-            wanted = channel in self._subscribers
-            if wanted and channel not in self._subscribed:
-                confirmed = asyncio.get_running_loop().create_future()
-                # Redis confirms each SUBSCRIBE in the order it was sent.
-                self._confirmations[channel].append(confirmed)
-                self._subscribed.add(channel)
-                try:
-                    await self._pubsub.subscribe(channel)
-                except (RedisError, OSError) as e:
+        # Streams opening in this turn of the loop join the same command.
+        await asyncio.sleep(0)
+        while self._queued:
+            queued, self._queued = self._queued, {}
+            joins: list[str] = []
+            leaves: list[str] = []
+            for channel, confirmed in queued.items():
+                wanted = channel in self._subscribers
+                if wanted and channel not in self._subscribed:
+                    # None only if its streams joined a SUBSCRIBE that then failed to go out.
+                    loop = asyncio.get_running_loop()
+                    self._confirmations[channel].append(confirmed or loop.create_future())
+                    self._subscribed.add(channel)
+                    joins.append(channel)
+                elif not wanted and channel in self._subscribed:
                     self._subscribed.discard(channel)
-                    raise FanoutUnavailableError(f"Redis did not take {channel}") from e
-            elif wanted:
-                pending = self._confirmations.get(channel)
-                confirmed = pending[-1] if pending else None
-            elif channel in self._subscribed:
+                    leaves.append(channel)
+                elif confirmed is not None and not confirmed.done():
+                    # Its streams left before it went out.
+                    confirmed.set_result(False)
+            if leaves:
+                await self._unsubscribe(leaves)
+            if joins:
+                await self._subscribe(joins)
+
+    async def _subscribe(self, channels: list[str]) -> None:
+        assert self._pubsub is not None
+        try:
+            await self._pubsub.subscribe(*channels)
+        except (RedisError, OSError) as e:
+            log.warning("fanout.subscribe_failed", channels=len(channels), error=str(e))
+            for channel in channels:
                 self._subscribed.discard(channel)
-                await self._pubsub.unsubscribe(channel)
-        if confirmed is not None:
-            try:
-                async with asyncio.timeout(self._timeout_s):
-                    await asyncio.shield(confirmed)
-            except TimeoutError as e:
-                raise FanoutUnavailableError(f"Redis did not confirm {channel}") from e
+                # The newest: this flush's, the only one of the channel's not sent.
+                self._settle_confirmation(channel, confirmed=False)
+
+    async def _unsubscribe(self, channels: list[str]) -> None:
+        assert self._pubsub is not None
+        try:
+            await self._pubsub.unsubscribe(*channels)
+        except (RedisError, OSError) as e:
+            # The channels' messages are dropped in _dispatch; a broken link drops them anyway.
+            log.warning("fanout.unsubscribe_failed", channels=len(channels), error=str(e))
 
     async def _listen(self) -> None:
         assert self._pubsub is not None
@@ -204,10 +260,15 @@ class EventFanout:
             for subscriber in tuple(subscribers):
                 subscriber.deliver(frame)
         elif kind == "subscribe":
-            pending = self._confirmations.get(channel)
-            if pending:
-                confirmed = pending.popleft()
-                if not pending:
-                    del self._confirmations[channel]
-                if not confirmed.done():
-                    confirmed.set_result(None)
+            self._settle_confirmation(channel, confirmed=True)
+
+    def _settle_confirmation(self, channel: str, *, confirmed: bool) -> None:
+        """Redis confirmed the channel's oldest SUBSCRIBE; or its newest could not be sent."""
+        pending = self._confirmations.get(channel)
+        if not pending:
+            return
+        future = pending.popleft() if confirmed else pending.pop()
+        if not pending:
+            del self._confirmations[channel]
+        if not future.done():
+            future.set_result(confirmed)

@@ -4,6 +4,7 @@ route is a thin mapping onto :func:`stream_turn`."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from shared import events
 from shared.ids import new_id
 from shared.jobqueue import QueueUnavailableError
 from shared.messages import Turn
-from shared.sessions import Session
+from shared.sessions import Session, new_session, owned_session
 from shared.wire import Job
 
 AUTO_TITLE_CHARS = 60
@@ -36,18 +37,33 @@ class TurnRequest:
     encoding: Encoding = SSE_ENCODING
 
 
-async def resolve_session(request: web.Request, session_id: str | None, text: str) -> Session:
-    """The caller's session ``session_id``, or a new one titled after the message when None."""
-    sessions = request.app[appkeys.SESSIONS]
-    user_id = user_of(request)
+async def resolve_session(
+    request: web.Request, session_id: str | None, text: str, *, lease: bool
+) -> tuple[Session, bool]:
+    """The caller's session ``session_id``, or a new one titled after the message when None
+    (not stored yet: it is stored with the turn). Returns (session, new). With ``lease``, also
+    takes the stream's lease first, in the same round trip where there is one, so a refused
+    stream (429) stores nothing."""
+    app = request.app
+    sessions, leases = app[appkeys.SESSIONS], app[appkeys.STREAM_LEASES]
+    user_id, lease_id = user_of(request), request[appkeys.REQUEST_ID]
     if session_id is None:
-        title = " ".join(text.split())[:AUTO_TITLE_CHARS]
-        session, _ = await sessions.create(user_id, None, title)
-        return session
-    existing = await sessions.get(user_id, session_id)
+        if lease:
+            await leases.acquire(user_id, lease_id)
+        return new_session(user_id, " ".join(text.split())[:AUTO_TITLE_CHARS]), True
+    async with app[appkeys.REDIS].pipeline(transaction=False) as pipe:
+        sessions.stage_get(pipe, session_id)
+        if lease:
+            leases.stage_acquire(pipe, user_id, lease_id)
+        fields, *granted = await pipe.execute()
+    existing = owned_session(user_id, fields)
     if existing is None:
+        if granted and granted[0]:
+            await _release_lease(request)
         raise not_found("session")
-    return existing
+    if granted:
+        leases.check_granted(granted[0])
+    return existing, False
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +74,15 @@ class StartedTurn:
     submit: Callable[[], Awaitable[None]]
 
 
-async def start_turn(request: web.Request, turn: TurnRequest) -> StartedTurn:
-    """Store the turn's messages and build its job (not yet sent)."""
-    session = await resolve_session(request, turn.session_id, turn.text)
+async def start_turn(request: web.Request, turn: TurnRequest, *, lease: bool) -> StartedTurn:
+    """Store the turn's messages (and its new session) in one transaction and build its job
+    (not yet sent). With ``lease``, the stream's lease is taken before anything is stored
+    (see :func:`resolve_session`) and given back if storing fails."""
+    session, new = await resolve_session(request, turn.session_id, turn.text, lease=lease)
     job = _build_job(request, session.id, turn)
-    messages = request.app[appkeys.MESSAGES]
-    publisher = request.app[appkeys.JOB_PUBLISHER]
+    app = request.app
+    messages = app[appkeys.MESSAGES]
+    publisher = app[appkeys.JOB_PUBLISHER]
     stored = Turn(
         session_id=session.id,
         user_id=job.user_id,
@@ -72,7 +91,16 @@ async def start_turn(request: web.Request, turn: TurnRequest) -> StartedTurn:
         assistant_message_id=job.message_id,
         text=turn.text,
     )
-    await messages.store_turn(stored)
+    try:
+        async with app[appkeys.REDIS].pipeline(transaction=True) as pipe:
+            if new:
+                app[appkeys.SESSIONS].stage_create(pipe, session)
+            messages.stage_turn(pipe, stored)
+            await pipe.execute()
+    except BaseException:
+        if lease:
+            await _release_lease(request)
+        raise
 
     async def submit() -> None:
         try:
@@ -92,9 +120,13 @@ async def stream_turn(request: web.Request, turn: TurnRequest) -> web.StreamResp
 
 
 async def _turn_stream(request: web.Request, turn: TurnRequest) -> StreamRequest:
-    started = await start_turn(request, turn)
+    started = await start_turn(request, turn, lease=True)
     job = started.job
-    opening = await _snapshot_frame(request, job.session_id) if turn.snapshot else b""
+    try:
+        opening = await _snapshot_frame(request, job.session_id) if turn.snapshot else b""
+    except BaseException:
+        await _release_lease(request)
+        raise
     return StreamRequest(
         job_id=job.job_id,
         session_id=job.session_id,
@@ -102,7 +134,13 @@ async def _turn_stream(request: web.Request, turn: TurnRequest) -> StreamRequest
         opening=opening,
         submit=started.submit,
         encoding=turn.encoding,
+        lease_held=True,
     )
+
+
+async def _release_lease(request: web.Request) -> None:
+    leases = request.app[appkeys.STREAM_LEASES]
+    await asyncio.shield(leases.release(user_of(request), request[appkeys.REQUEST_ID]))
 
 
 def _build_job(request: web.Request, session_id: str, turn: TurnRequest) -> Job:

@@ -8,6 +8,7 @@ import math
 import time
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from gateway.errors import ApiError
 from shared.names import Names
@@ -60,15 +61,29 @@ class StreamLeases:
         self._acquire = redis.register_script(_ACQUIRE_LEASE)
 
     async def acquire(self, user_id: str, stream_id: str) -> None:
-        now = time.time()
-        granted = await self._acquire(
-            keys=[self._names.user_streams(user_id)],
-            args=[now, now + self._lease_s, self._max_streams, stream_id],
+        """Take one of the user's stream slots, or raise 429."""
+        self.check_granted(
+            await self._acquire(
+                keys=[self._names.user_streams(user_id)], args=self._acquire_args(stream_id)
+            )
         )
+
+    def stage_acquire(self, pipe: Pipeline, user_id: str, stream_id: str) -> None:
+        """Stage :meth:`acquire` into ``pipe``; pass its reply to :meth:`check_granted`. EVAL
+        rather than EVALSHA: redis-py makes a pipeline holding a registered script ask Redis
+        for it (SCRIPT EXISTS) before every execute, a round trip of its own."""
+        key = self._names.user_streams(user_id)
+        pipe.eval(_ACQUIRE_LEASE, 1, key, *self._acquire_args(stream_id))
+
+    def check_granted(self, granted: object) -> None:
         if not granted:
             raise rate_limited(
                 f"at most {self._max_streams} streams may be open at once", math.ceil(self._lease_s)
             )
+
+    def _acquire_args(self, stream_id: str) -> list[float | int | str]:
+        now = time.time()
+        return [now, now + self._lease_s, self._max_streams, stream_id]
 
     async def renew(self, user_id: str, stream_id: str) -> None:
         await self._redis.zadd(

@@ -70,6 +70,9 @@ class StreamRequest:
     # Sends the job once the stream is subscribed, so that no event can be missed.
     submit: Callable[[], Awaitable[None]] | None = None
     encoding: Encoding = SSE_ENCODING
+    # The caller already holds the stream's lease (taken before it stored the turn); the
+    # stream still releases it when it ends.
+    lease_held: bool = False
 
 
 async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamResponse:
@@ -80,24 +83,29 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
     user_id = user_of(request)
     leases = app[appkeys.STREAM_LEASES]
     lease_id = request[appkeys.REQUEST_ID]
-    await leases.acquire(user_id, lease_id)
+    if not spec.lease_held:
+        await leases.acquire(user_id, lease_id)
     client = ClientStream(
         max_buffer_bytes=settings.slow_client_buffer_bytes, after_seq=spec.after_seq
     )
     drain = app[appkeys.DRAIN]
     drain.register(client)
-    client.hold_live()
+    # A job not yet sent has published nothing: there is no log to read, nothing to hold.
+    replays = spec.submit is None or spec.after_seq > 0
+    if replays:
+        client.hold_live()
     outcome = _Outcome()
     try:
         try:
             await fanout.subscribe(spec.job_id, client)
         except FanoutUnavailableError as e:
             raise unavailable("the event store cannot be reached") from e
-        try:
-            replayed = await _read_replay(request, spec.job_id, spec.after_seq)
-        except RedisError as e:
-            raise unavailable("the event store cannot be reached") from e
-        client.release_live(replayed)
+        if replays:
+            try:
+                replayed = await _read_replay(request, spec.job_id, spec.after_seq)
+            except RedisError as e:
+                raise unavailable("the event store cannot be reached") from e
+            client.release_live(replayed)
         if spec.submit is not None:
             try:
                 await asyncio.shield(spec.submit())

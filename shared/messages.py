@@ -105,52 +105,51 @@ class MessageStore:
         self._write_at = redis.register_script(_WRITE_AT_IF_EXISTS)
         self._settle = redis.register_script(_SETTLE_IF_EXISTS)
 
-    async def store_turn(self, turn: Turn) -> None:
+    def stage_turn(self, pipe: Pipeline, turn: Turn) -> None:
+        """Stage storing ``turn`` into ``pipe``, a transaction (MULTI) of the caller's."""
         names = self._names
         now, now_ms = utc_now_iso(), int(time.time() * 1000)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                names.message(turn.user_message_id),
-                mapping={
-                    "sessionId": turn.session_id,
-                    "createdAt": now,
-                    "id": turn.user_message_id,
-                    "role": "user",
-                    "status": STATUS_COMPLETE,
-                },
-            )
-            pipe.set(names.message_content(turn.user_message_id), turn.text)
-            pipe.hset(
-                names.message(turn.assistant_message_id),
-                mapping={
-                    "sessionId": turn.session_id,
-                    "createdAt": now,
-                    "id": turn.assistant_message_id,
-                    "role": "assistant",
-                    "status": STATUS_STREAMING,
-                    "jobId": turn.job_id,
-                },
-            )
-            pipe.set(names.message_content(turn.assistant_message_id), "")
-            pipe.rpush(
-                names.session_messages(turn.session_id),
-                turn.user_message_id,
-                turn.assistant_message_id,
-            )
-            pipe.hincrby(names.session(turn.session_id), "messageCount", 2)
-            pipe.hset(names.session(turn.session_id), "updatedAt", now)
-            pipe.zadd(names.user_sessions(turn.user_id), {turn.session_id: now_ms})
-            pipe.hset(
-                names.job_meta(turn.job_id),
-                mapping={
-                    "userId": turn.user_id,
-                    "sessionId": turn.session_id,
-                    "messageId": turn.assistant_message_id,
-                    "status": JOB_QUEUED,
-                },
-            )
-            pipe.expire(names.job_meta(turn.job_id), JOB_META_TTL_S)
-            await pipe.execute()
+        pipe.hset(
+            names.message(turn.user_message_id),
+            mapping={
+                "sessionId": turn.session_id,
+                "createdAt": now,
+                "id": turn.user_message_id,
+                "role": "user",
+                "status": STATUS_COMPLETE,
+            },
+        )
+        pipe.set(names.message_content(turn.user_message_id), turn.text)
+        pipe.hset(
+            names.message(turn.assistant_message_id),
+            mapping={
+                "sessionId": turn.session_id,
+                "createdAt": now,
+                "id": turn.assistant_message_id,
+                "role": "assistant",
+                "status": STATUS_STREAMING,
+                "jobId": turn.job_id,
+            },
+        )
+        pipe.set(names.message_content(turn.assistant_message_id), "")
+        pipe.rpush(
+            names.session_messages(turn.session_id),
+            turn.user_message_id,
+            turn.assistant_message_id,
+        )
+        pipe.hincrby(names.session(turn.session_id), "messageCount", 2)
+        pipe.hset(names.session(turn.session_id), "updatedAt", now)
+        pipe.zadd(names.user_sessions(turn.user_id), {turn.session_id: now_ms})
+        pipe.hset(
+            names.job_meta(turn.job_id),
+            mapping={
+                "userId": turn.user_id,
+                "sessionId": turn.session_id,
+                "messageId": turn.assistant_message_id,
+                "status": JOB_QUEUED,
+            },
+        )
+        pipe.expire(names.job_meta(turn.job_id), JOB_META_TTL_S)
 
     async def abandon_turn(self, turn: Turn) -> None:
         """The job of ``turn`` was never sent: its answer is an error, not forever streaming."""

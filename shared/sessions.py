@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from shared.events import utc_now_iso
@@ -62,6 +63,21 @@ def _session_from_hash(fields: Mapping[Any, Any]) -> Session:
     )
 
 
+def new_session(user_id: str, title: str | None, session_id: str | None = None) -> Session:
+    """A session not stored yet; without ``session_id``, a fresh server-made id, which nothing
+    can hold already, so it can be stored unwatched (with the turn that opens it)."""
+    now = utc_now_iso()
+    return Session(session_id or new_id(), title or DEFAULT_TITLE, user_id, now, now, 0)
+
+
+def owned_session(user_id: str, fields: Mapping[Any, Any] | None) -> Session | None:
+    """The session stored as ``fields`` if ``user_id`` owns it; to anyone else it does not exist."""
+    if not fields:
+        return None
+    session = _session_from_hash(fields)
+    return session if session.user_id == user_id else None
+
+
 def encode_cursor(score: float, session_id: str) -> str:
     return base64.urlsafe_b64encode(f"{int(score)}:{session_id}".encode()).decode().rstrip("=")
 
@@ -98,32 +114,35 @@ class SessionStore:
                         if session.user_id != user_id:
                             raise SessionConflictError(session_id)
                         return session, False
-                    now, now_ms = utc_now_iso(), int(time.time() * 1000)
-                    session = Session(session_id, title or DEFAULT_TITLE, user_id, now, now, 0)
+                    session = new_session(user_id, title, session_id)
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.hset(
-                        key,
-                        mapping={
-                            "id": session.id,
-                            "title": session.title,
-                            "userId": user_id,
-                            "createdAt": now,
-                            "updatedAt": now,
-                            "messageCount": 0,
-                        },
-                    )
-                    pipe.zadd(self._names.user_sessions(user_id), {session_id: now_ms})
+                    self.stage_create(pipe, session)
                     await pipe.execute()
                     return session, True
                 except WatchError:
                     continue
 
+    def stage_create(self, pipe: Pipeline, session: Session) -> None:
+        """Stage writing a session that does not exist yet (see :func:`new_session`)."""
+        pipe.hset(
+            self._names.session(session.id),
+            mapping={
+                "id": session.id,
+                "title": session.title,
+                "userId": session.user_id,
+                "createdAt": session.created_at,
+                "updatedAt": session.updated_at,
+                "messageCount": session.message_count,
+            },
+        )
+        pipe.zadd(self._names.user_sessions(session.user_id), {session.id: int(time.time() * 1000)})
+
     async def get(self, user_id: str, session_id: str) -> Session | None:
-        fields = await self._redis.hgetall(self._names.session(session_id))
-        if not fields:
-            return None
-        session = _session_from_hash(fields)
-        return session if session.user_id == user_id else None
+        return owned_session(user_id, await self._redis.hgetall(self._names.session(session_id)))
+
+    def stage_get(self, pipe: Pipeline, session_id: str) -> None:
+        """Stage :meth:`get` into ``pipe``; pass its reply to :func:`owned_session`."""
+        pipe.hgetall(self._names.session(session_id))
 
     async def page(
         self, user_id: str, limit: int, cursor: str | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -218,6 +219,11 @@ async def test_the_requests_of_a_batch_run_concurrently(
     item = {"method": "POST", "path": "/v1/chat/completions", "body": completion}
     with structlog.testing.capture_logs() as logs:
         responses = await run_batch(gateway, [item, item])
+        # The worker logs a job's end only after it published the `end` the batch waited for.
+        for _ in range(500):
+            if sum(1 for line in logs if line["event"] == "job.finished") == 2:
+                break
+            await asyncio.sleep(0.01)
     assert [r["status"] for r in responses] == [200, 200]
     job_lines = [line["event"] for line in logs if line["event"] in ("job.started", "job.finished")]
     assert job_lines == ["job.started", "job.started", "job.finished", "job.finished"]

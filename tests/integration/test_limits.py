@@ -7,6 +7,7 @@ import aiohttp
 from gateway.app import create_app
 from shared.settings import ConnectionSettings
 from tests.conftest import AUTH, REDIS_URL, StackFactory, gateway_settings
+from tests.support.chat import messages_of
 from tests.support.processes import free_port
 from tests.support.sse import iter_sse
 
@@ -64,3 +65,39 @@ async def test_an_unreachable_broker_answers_503_with_retry_after_not_a_hang(
     ready = await client.get("/readyz", timeout=timeout)
     assert ready.status == 503
     assert (await ready.json())["error"]["details"]["checks"]["queue"] is False
+
+
+async def test_a_stream_refused_for_too_many_open_streams_stores_no_streaming_message(
+    make_stack: StackFactory,
+) -> None:
+    """Regression: the turn was stored before the lease was taken, so a 429 left an assistant
+    message `streaming` with no job behind it (and a new session with nothing in it)."""
+    gateway = await make_stack(max_streams_per_user=1, worker={"echo_token_delay_ms": 200})
+    sid = (await (await gateway.post("/api/v1/sessions", json={}, headers=AUTH)).json())["id"]
+    open_stream = await gateway.post(
+        f"/api/v1/sessions/{sid}/messages/stream",
+        json={"content": "a b c d e f", "pipeline": "echo"},
+        headers=AUTH,
+    )
+    assert open_stream.status == 200
+    sessions_before = await (await gateway.get("/api/v1/sessions", headers=AUTH)).json()
+    for path, body in [
+        (f"/api/v1/sessions/{sid}/messages/stream", {"content": "one more", "pipeline": "echo"}),
+        ("/api/v1/chat/stream", {"text": "and in a new session", "pipeline": "echo"}),
+    ]:
+        refused = await gateway.post(path, json=body, headers=AUTH)
+        assert refused.status == 429
+        assert refused.headers["Content-Type"].startswith("application/json")
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert (await refused.json())["error"]["code"] == "rate_limited"
+    async for _ in iter_sse(open_stream):
+        pass
+    stored = await messages_of(gateway, sid)
+    assert [(m["role"], m["status"]) for m in stored] == [
+        ("user", "complete"),
+        ("assistant", "complete"),
+    ]
+    sessions_after = await (await gateway.get("/api/v1/sessions", headers=AUTH)).json()
+    assert [s["id"] for s in sessions_after["sessions"]] == [
+        s["id"] for s in sessions_before["sessions"]
+    ]

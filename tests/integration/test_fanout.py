@@ -1,0 +1,166 @@
+"""The gateway's pub/sub fanout against the real Redis: streams that open together share
+SUBSCRIBE commands yet each one returns only once its channel is confirmed, so it misses no
+event published after; a leave and a rejoin of one channel keep their order; a shutdown with
+leaves still queued is quiet."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from gateway.client_stream import ClientStream
+from gateway.fanout import EventFanout
+from shared.names import Names
+from shared.wire import Event, encode_event
+from tests.conftest import REDIS_URL
+
+STREAMS = 500
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    # Blocking: the tests publish from hundreds of tasks at once.
+    client = Redis(connection_pool=BlockingConnectionPool.from_url(REDIS_URL, max_connections=50))
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def fanout(redis: Redis, namespace: str) -> AsyncIterator[EventFanout]:
+    fanout = EventFanout(redis, Names(namespace), "test", timeout_s=5.0)
+    await fanout.start()
+    yield fanout
+    await fanout.close()
+
+
+def stream() -> ClientStream:
+    return ClientStream(max_buffer_bytes=1 << 20)
+
+
+async def publish(redis: Redis, names: Names, job_id: str, seq: int) -> int:
+    event = Event(job_id=job_id, seq=seq, type="token", payload={"content": f"{seq}"})
+    return int(await redis.publish(names.job_channel(job_id), encode_event(event)))
+
+
+async def frames_of(client: ClientStream, count: int) -> list[int]:
+    seqs: list[int] = []
+    while len(seqs) < count:
+        await client.wait(60.0)
+        seqs += [frame.seq for frame in client.take()]
+    return seqs
+
+
+async def test_many_streams_opening_at_once_each_get_every_event_published_after(
+    fanout: EventFanout, redis: Redis, namespace: str
+) -> None:
+    names = Names(namespace)
+    # Pairs of streams on one job: the second joins the first's SUBSCRIBE, sent or queued.
+    jobs = [f"job-{i // 2}" for i in range(STREAMS)]
+    clients = [stream() for _ in jobs]
+
+    async def open_then_publish(job_id: str, client: ClientStream) -> None:
+        await fanout.subscribe(job_id, client)
+        # Returned only once Redis confirmed the channel: this event reaches the gateway.
+        assert await publish(redis, names, job_id, seq=1) == 1
+
+    await asyncio.gather(*map(open_then_publish, jobs, clients))
+    assert fanout.subscriber_count == STREAMS
+    assert fanout.channel_count == STREAMS // 2
+    for job_id in set(jobs):
+        assert await publish(redis, names, job_id, seq=2) == 1
+    for client in clients:
+        assert await frames_of(client, 2) == [1, 2]
+    for job_id, client in zip(jobs, clients, strict=True):
+        fanout.unsubscribe(job_id, client)
+    assert fanout.channel_count == 0
+
+
+async def test_a_stream_that_rejoins_a_channel_its_last_stream_just_left_gets_its_events(
+    fanout: EventFanout, redis: Redis, namespace: str
+) -> None:
+    names = Names(namespace)
+    first, second, third = stream(), stream(), stream()
+    await fanout.subscribe("job", first)
+    # Leave and rejoin in the same turn of the loop: the channel never leaves Redis.
+    fanout.unsubscribe("job", first)
+    await fanout.subscribe("job", second)
+    assert await publish(redis, names, "job", 1) == 1
+    assert await frames_of(second, 1) == [1]
+    # Leave, let the UNSUBSCRIBE go out, then rejoin: the SUBSCRIBE follows it.
+    fanout.unsubscribe("job", second)
+    for _ in range(1000):
+        if (
+            dict(await redis.pubsub_numsub(names.job_channel("job")))[
+                names.job_channel("job").encode()
+            ]
+            == 0
+        ):
+            break
+        await asyncio.sleep(0.01)
+    await fanout.subscribe("job", third)
+    assert await publish(redis, names, "job", 2) == 1
+    assert await frames_of(third, 1) == [2]
+    assert first.take() == []
+
+
+async def test_leaves_and_joins_of_one_channel_in_a_burst_end_subscribed_iff_a_stream_remains(
+    fanout: EventFanout, redis: Redis, namespace: str
+) -> None:
+    names = Names(namespace)
+    channel = names.job_channel("job")
+    for round_ in range(50):
+        clients = [stream() for _ in range(3)]
+        await asyncio.gather(*(fanout.subscribe("job", client) for client in clients))
+        for client in clients:
+            fanout.unsubscribe("job", client)
+        if round_ % 2:
+            await asyncio.sleep(0)
+    last = stream()
+    await fanout.subscribe("job", last)
+    assert await publish(redis, names, "job", 7) == 1
+    assert await frames_of(last, 1) == [7]
+    fanout.unsubscribe("job", last)
+    for _ in range(1000):
+        if dict(await redis.pubsub_numsub(channel))[channel.encode()] == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert dict(await redis.pubsub_numsub(channel))[channel.encode()] == 0
+
+
+async def test_closing_with_many_streams_still_open_leaves_no_task_error(namespace: str) -> None:
+    """At shutdown, leaves still queued when the link (and then the Redis client) closes end
+    quietly, not as `Task exception was never retrieved`."""
+    errors: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        fanout = EventFanout(redis, Names(namespace), "test", timeout_s=5.0)
+        await fanout.start()
+        clients = [stream() for _ in range(1000)]
+        await asyncio.gather(*(fanout.subscribe(f"job-{i}", c) for i, c in enumerate(clients)))
+        # As the gateway shuts down: its handlers end while the fanout, then Redis, close.
+        for i, client in enumerate(clients[:500]):
+            fanout.unsubscribe(f"job-{i}", client)
+        closing = asyncio.create_task(fanout.close())
+        for i, client in enumerate(clients[500:], start=500):
+            fanout.unsubscribe(f"job-{i}", client)
+            if i % 50 == 0:
+                await asyncio.sleep(0)
+        await closing
+        await redis.aclose()
+        for i, client in enumerate(clients):
+            fanout.unsubscribe(f"job-{i}", client)
+        for _ in range(100):
+            await asyncio.sleep(0)
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert errors == []
