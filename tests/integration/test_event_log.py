@@ -90,3 +90,21 @@ async def test_a_token_written_twice_at_its_offset_is_stored_once(
             await store.stage_write_at(pipe, "m1", offset, text)
             await pipe.execute()
     assert (await redis.get(names.message_content("m1"))).decode() == "héllo world"
+
+
+async def test_events_are_published_again_after_redis_lost_its_scripts(
+    redis: Redis, real_connections: ConnectionSettings
+) -> None:
+    """A publishing pipeline skips redis-py's SCRIPT EXISTS once the scripts are known to be
+    loaded; when Redis has lost them (a restart), the batch goes out again with them."""
+    names = real_connections.names
+    appender = replay_log.EventAppender(redis, names, EventLogSettings())
+    log = JobEventLog(redis, names, EventLogSettings(), "job-3", appender=appender)
+    await log.emit(events.START, {"jobId": "job-3"})
+    await log.flush()
+    await redis.script_flush()
+    await log.emit(events.TOKEN, events.token_payload("after the flush"))
+    await log.flush()
+    logged = await replay_log.read_after(redis, names, "job-3", 0)
+    assert [e.seq for e in logged] == [1, 2]
+    assert logged[1].payload["content"] == "after the flush"
