@@ -37,8 +37,9 @@ _APPEND_EVENTS = """
 local first = tonumber(ARGV[3])
 local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], first .. '-0', 'e', ARGV[4])
 if type(added) == 'table' and added.err then
-  if not string.find(added.err, 'equal or smaller', 1, true) then
-    return redis.error_reply(added.err)
+  local err = tostring(added.err)
+  if not string.find(err, 'equal or smaller', 1, true) then
+    return redis.error_reply(err)
   end
   local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
   return tonumber(string.match(last[1][1], '^%d+'))

@@ -133,8 +133,15 @@ class JobEventLog:
                 batch, self._queued = self._queued, []
                 await self._send_with_retry(batch)
                 self.published += len(batch)
-        except Exception as e:
+        except (EventLogConflictError, EventPublishError) as e:
             self._failure = e
+            self._queued.clear()
+        except Exception as e:
+            # Whatever else stopped a batch (Redis refusing a write is a bug, not an outage),
+            # the job's events cannot be published: the worker hands the job back.
+            failure = EventPublishError(self._job_id)
+            failure.__cause__ = e
+            self._failure = failure
             self._queued.clear()
 
     async def _send_with_retry(self, batch: list[_Queued]) -> None:

@@ -136,9 +136,9 @@ class Worker:
             log.warning("job.superseded", reason="another writer owns the job's stream")
             await self._settle(delivery.ack())
             return
-        except EventPublishError:
+        except EventPublishError as e:
             # Redis stayed away past the retry bound: another run (later) picks the job up.
-            log.error("job.requeued", reason="events cannot be published")
+            log.error("job.requeued", reason="events cannot be published", error=repr(e.__cause__))
             await self._settle(delivery.requeue())
             return
         except asyncio.CancelledError:
