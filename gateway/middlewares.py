@@ -3,6 +3,7 @@ authentication (after routing, so 404 and 405 win over 401)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -49,6 +50,11 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         try:
             await _authenticate(request)
             response = await handler(request)
+        except ConnectionResetError as e:
+            # The client went away before its request was read (a reset in the middle of its
+            # body): there is nobody to answer, and it is not our error. aiohttp treats a
+            # cancelled handler as a premature disconnection; the summary line says 499.
+            raise asyncio.CancelledError from e
         except Exception as e:
             response = _error_format(e)
         status = response.status
