@@ -30,7 +30,7 @@ MAX_BATCH = 256
 class SyntheticJobs:
     def __init__(self, redis: Redis, names: Names, job_ids: list[str]) -> None:
         self._redis = redis
-        self._appender = replay_log.EventAppender(redis, names, EventLogSettings())
+        self._appender = replay_log.EventAppender(names, EventLogSettings())
         self._job_ids = job_ids
         self._seqs = dict.fromkeys(job_ids, 0)
         self._next = 0
@@ -40,17 +40,15 @@ class SyntheticJobs:
         """Publish ``count`` events, round-robin over the jobs, in one round trip."""
         stamp = str(time.monotonic_ns())
         due: dict[str, list[bytes]] = {}
-        first_seqs: dict[str, int] = {}
         for _ in range(count):
             job_id = self._job_ids[self._next % len(self._job_ids)]
             self._next += 1
             self._seqs[job_id] += 1
-            first_seqs.setdefault(job_id, self._seqs[job_id])
             event = Event(job_id, self._seqs[job_id], events.TOKEN, events.token_payload(stamp))
             due.setdefault(job_id, []).append(encode_event(event))
         async with self._redis.pipeline(transaction=False) as pipe:
             for job_id, raws in due.items():
-                await self._appender.stage(pipe, job_id, first_seqs[job_id], raws)
+                self._appender.stage(pipe, job_id, self._seqs[job_id] - len(raws) + 1, raws)
             await pipe.execute()
         self.published += count
 

@@ -4,7 +4,6 @@ route is a thin mapping onto :func:`stream_turn`."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,7 +14,13 @@ from aiohttp import web
 from gateway import appkeys, sse
 from gateway.auth import user_of
 from gateway.errors import not_found
-from gateway.relay import SSE_ENCODING, Encoding, StreamRequest, stream_job
+from gateway.relay import (
+    SSE_ENCODING,
+    Encoding,
+    StreamRequest,
+    release_stream_lease,
+    stream_job,
+)
 from shared import events
 from shared.ids import new_id
 from shared.jobqueue import QueueUnavailableError
@@ -59,7 +64,7 @@ async def resolve_session(
     existing = owned_session(user_id, fields)
     if existing is None:
         if granted and granted[0]:
-            await _release_lease(request)
+            await release_stream_lease(request)
         raise not_found("session")
     if granted:
         leases.check_granted(granted[0])
@@ -99,7 +104,7 @@ async def start_turn(request: web.Request, turn: TurnRequest, *, lease: bool) ->
             await pipe.execute()
     except BaseException:
         if lease:
-            await _release_lease(request)
+            await release_stream_lease(request)
         raise
 
     async def submit() -> None:
@@ -125,7 +130,7 @@ async def _turn_stream(request: web.Request, turn: TurnRequest) -> StreamRequest
     try:
         opening = await _snapshot_frame(request, job.session_id) if turn.snapshot else b""
     except BaseException:
-        await _release_lease(request)
+        await release_stream_lease(request)
         raise
     return StreamRequest(
         job_id=job.job_id,
@@ -136,11 +141,6 @@ async def _turn_stream(request: web.Request, turn: TurnRequest) -> StreamRequest
         encoding=turn.encoding,
         lease_held=True,
     )
-
-
-async def _release_lease(request: web.Request) -> None:
-    leases = request.app[appkeys.STREAM_LEASES]
-    await asyncio.shield(leases.release(user_of(request), request[appkeys.REQUEST_ID]))
 
 
 def _build_job(request: web.Request, session_id: str, turn: TurnRequest) -> Job:

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from gateway.errors import ApiError
 from shared.names import Names
+from shared.redis_client import stage_script
 
 RATE_WINDOW_S = 60
 
@@ -71,11 +72,9 @@ class StreamLeases:
         )
 
     def stage_acquire(self, pipe: Pipeline, user_id: str, stream_id: str) -> None:
-        """Stage :meth:`acquire` into ``pipe``; pass its reply to :meth:`check_granted`. EVAL
-        rather than EVALSHA: redis-py makes a pipeline holding a registered script ask Redis
-        for it (SCRIPT EXISTS) before every execute, a round trip of its own."""
-        key = self._names.user_streams(user_id)
-        pipe.eval(_ACQUIRE_LEASE, 1, key, *self._acquire_args(stream_id))
+        """Stage :meth:`acquire` into ``pipe``; pass its reply to :meth:`check_granted`."""
+        keys = [self._names.user_streams(user_id)]
+        stage_script(pipe, _ACQUIRE_LEASE, keys, self._acquire_args(stream_id))
 
     def check_granted(self, granted: object) -> None:
         if not granted:

@@ -157,7 +157,14 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
             resumed_from=spec.after_seq,
         )
         # Last: in a cancelled handler this await raises at once (the release still runs).
-        await asyncio.shield(leases.release(user_id, lease_id))
+        await release_stream_lease(request)
+
+
+async def release_stream_lease(request: web.Request) -> None:
+    """Give back the stream lease of ``request`` (its id is the request's), even from a handler
+    that is being cancelled."""
+    leases = request.app[appkeys.STREAM_LEASES]
+    await asyncio.shield(leases.release(user_of(request), request[appkeys.REQUEST_ID]))
 
 
 @dataclass(slots=True)

@@ -19,7 +19,7 @@ from redis.asyncio.client import Pipeline
 
 from shared.events import utc_now_iso
 from shared.names import Names
-from shared.redis_client import as_text
+from shared.redis_client import as_text, stage_script
 
 STATUS_COMPLETE = "complete"
 STATUS_STREAMING = "streaming"
@@ -102,8 +102,6 @@ class MessageStore:
     def __init__(self, redis: Redis, names: Names) -> None:
         self._redis = redis
         self._names = names
-        self._write_at = redis.register_script(_WRITE_AT_IF_EXISTS)
-        self._settle = redis.register_script(_SETTLE_IF_EXISTS)
 
     def stage_turn(self, pipe: Pipeline, turn: Turn) -> None:
         """Stage storing ``turn`` into ``pipe``, a transaction (MULTI) of the caller's."""
@@ -154,7 +152,7 @@ class MessageStore:
     async def abandon_turn(self, turn: Turn) -> None:
         """The job of ``turn`` was never sent: its answer is an error, not forever streaming."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            await self.stage_settle(
+            self.stage_settle(
                 pipe,
                 message_id=turn.assistant_message_id,
                 session_id=turn.session_id,
@@ -188,12 +186,12 @@ class MessageStore:
 
     # The worker's writes: staged into the pipeline that publishes the matching event.
 
-    async def stage_write_at(self, pipe: Pipeline, message_id: str, offset: int, text: str) -> None:
+    def stage_write_at(self, pipe: Pipeline, message_id: str, offset: int, text: str) -> None:
         """Write ``text`` into the message's content at byte ``offset`` (UTF-8)."""
         keys = [self._names.message(message_id), self._names.message_content(message_id)]
-        await self._write_at(keys=keys, args=[offset, text], client=pipe)
+        stage_script(pipe, _WRITE_AT_IF_EXISTS, keys, [offset, text])
 
-    async def stage_settle(
+    def stage_settle(
         self,
         pipe: Pipeline,
         *,
@@ -220,7 +218,7 @@ class MessageStore:
             int(time.time() * 1000),
             session_id,
         ]
-        await self._settle(keys=keys, args=args, client=pipe)
+        stage_script(pipe, _SETTLE_IF_EXISTS, keys, args)
 
     def stage_job_status(self, pipe: Pipeline, job_id: str, status: str) -> None:
         pipe.hset(self._names.job_meta(job_id), "status", status)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -29,6 +32,16 @@ def connect_redis(settings: ConnectionSettings) -> Redis:
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
     return Redis.from_pool(pool)
+
+
+def stage_script(
+    pipe: Pipeline, script: str, keys: Sequence[str], args: Sequence[str | bytes | int | float]
+) -> None:
+    """Stage a Lua script into ``pipe`` as EVAL, carrying its text. A script registered with
+    redis-py (``register_script``) makes every pipeline holding it ask Redis for it first
+    (SCRIPT EXISTS), a round trip of its own; EVAL needs none, and a Redis that restarted
+    empty runs it all the same."""
+    pipe.eval(script, len(keys), *keys, *args)
 
 
 def as_text(value: object) -> str:

@@ -13,6 +13,7 @@ from redis.asyncio.client import Pipeline
 
 from shared.logging import get_logger
 from shared.names import Names
+from shared.redis_client import stage_script
 from shared.settings import EventLogSettings
 from shared.wire import Event, WireError, decode_event
 
@@ -55,41 +56,21 @@ return 0
 
 
 class EventAppender:
-    """Appends a job's consecutive events to its replay log and publishes them, in one step.
+    """Appends a job's consecutive events to its replay log and publishes them, in one step."""
 
-    One per process and Redis: it also remembers whether Redis holds the scripts a publishing
-    pipeline calls. redis-py sends SCRIPT EXISTS before every pipeline that calls a script, a
-    round trip of its own; once one such pipeline has run, later ones skip that check
-    (:meth:`skip_script_check`) until a NOSCRIPT says Redis lost them (:meth:`scripts_lost`)."""
-
-    def __init__(self, redis: Redis, names: Names, settings: EventLogSettings) -> None:
+    def __init__(self, names: Names, settings: EventLogSettings) -> None:
         self._names = names
         self._settings = settings
-        self._append = redis.register_script(_APPEND_EVENTS)
-        self._scripts_loaded = False
 
-    def skip_script_check(self, pipe: Pipeline) -> None:
-        """Call right before ``pipe.execute()``."""
-        if self._scripts_loaded:
-            # The scripts redis-py would check (and load) before running the pipeline.
-            pipe.scripts.clear()
-
-    def scripts_checked(self) -> None:
-        """A pipeline with the check ran: Redis holds its scripts."""
-        self._scripts_loaded = True
-
-    def scripts_lost(self) -> None:
-        """Redis answered NOSCRIPT (it restarted empty): check again next time."""
-        self._scripts_loaded = False
-
-    async def stage(self, pipe: Pipeline, job_id: str, first_seq: int, raws: list[bytes]) -> None:
+    def stage(self, pipe: Pipeline, job_id: str, first_seq: int, raws: list[bytes]) -> None:
         """Stage the events ``first_seq``, ``first_seq + 1``, ... (msgpack bytes) into ``pipe``.
         The staged reply is 0, or the seq the log already ended at (nothing was appended)."""
         settings = self._settings
-        await self._append(
-            keys=[self._names.job_replay_log(job_id), self._names.job_channel(job_id)],
-            args=[settings.replay_max_events, settings.replay_ttl_s, first_seq, *raws],
-            client=pipe,
+        stage_script(
+            pipe,
+            _APPEND_EVENTS,
+            [self._names.job_replay_log(job_id), self._names.job_channel(job_id)],
+            [settings.replay_max_events, settings.replay_ttl_s, first_seq, *raws],
         )
 
 

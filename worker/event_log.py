@@ -11,14 +11,13 @@ until everything emitted is in Redis; the worker acks a job only after flushing 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import replay_log
@@ -42,7 +41,7 @@ RETRY_CAP_S = 1.0
 MAX_QUEUED_EVENTS = 256
 
 
-Staging = Callable[[Pipeline], Awaitable[None]]
+Staging = Callable[[Pipeline], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +54,7 @@ class _Queued:
 class JobEventLog:
     """The events of one job, as one worker publishes them."""
 
-    def __init__(
-        self,
-        redis: Redis,
-        names: Names,
-        settings: EventLogSettings,
-        job_id: str,
-        *,
-        appender: replay_log.EventAppender | None = None,
-    ) -> None:
+    def __init__(self, redis: Redis, names: Names, settings: EventLogSettings, job_id: str) -> None:
         self._redis = redis
         self._names = names
         self._settings = settings
@@ -72,8 +63,7 @@ class JobEventLog:
         self._queued: list[_Queued] = []
         self._sender: asyncio.Task[None] | None = None
         self._failure: Exception | None = None
-        # Shared by a worker's jobs, so that what it knows about the scripts is too.
-        self._appender = appender or replay_log.EventAppender(redis, names, settings)
+        self._appender = replay_log.EventAppender(names, settings)
         self.published = 0
 
     async def resume(self) -> Event | None:
@@ -155,11 +145,6 @@ class JobEventLog:
             try:
                 await self._send(batch, retrying=attempt > 0)
                 return
-            except NoScriptError:
-                # Redis restarted empty: send again, this time with the scripts. Commands
-                # before the refused one may have run, so this counts as a retry.
-                self._appender.scripts_lost()
-                attempt += 1
             except (RedisConnectionError, RedisTimeoutError) as e:
                 if loop.time() >= deadline:
                     raise EventPublishError(self._job_id) from e
@@ -170,12 +155,10 @@ class JobEventLog:
         async with self._redis.pipeline(transaction=False) as pipe:
             for queued in batch:
                 if queued.persist is not None:
-                    await queued.persist(pipe)
+                    queued.persist(pipe)
             first_seq = batch[0].seq
-            await self._appender.stage(pipe, self._job_id, first_seq, [q.raw for q in batch])
-            self._appender.skip_script_check(pipe)
+            self._appender.stage(pipe, self._job_id, first_seq, [q.raw for q in batch])
             results = await pipe.execute()
-        self._appender.scripts_checked()
         log_ended_at = int(results[-1])
         if log_ended_at == 0:
             return

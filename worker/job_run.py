@@ -50,7 +50,7 @@ class JobRun:
         return "".join(self._parts)
 
     async def start(self) -> None:
-        async def mark_running(pipe: Pipeline) -> None:
+        def mark_running(pipe: Pipeline) -> None:
             self.messages.stage_job_status(pipe, self.job.job_id, JOB_RUNNING)
 
         payload = events.start_payload(
@@ -61,9 +61,9 @@ class JobRun:
     async def reset(self, reason: str) -> None:
         """Drop what an earlier run of this job streamed; a fresh answer follows."""
 
-        async def clear(pipe: Pipeline) -> None:
+        def clear(pipe: Pipeline) -> None:
             self.messages.stage_job_status(pipe, self.job.job_id, JOB_RUNNING)
-            await self._stage_message(pipe, STATUS_STREAMING, content="")
+            self._stage_message(pipe, STATUS_STREAMING, content="")
 
         await self.log.emit(events.RESET, {"reason": reason}, persist=clear)
 
@@ -90,8 +90,8 @@ class JobRun:
         offset = self._content_bytes
         self._content_bytes += len(text.encode())
 
-        async def append(pipe: Pipeline) -> None:
-            await self.messages.stage_write_at(pipe, self.job.message_id, offset, text)
+        def append(pipe: Pipeline) -> None:
+            self.messages.stage_write_at(pipe, self.job.message_id, offset, text)
 
         await self.log.emit(events.TOKEN, events.token_payload(text), persist=append)
 
@@ -117,8 +117,8 @@ class JobRun:
         )
         status = STATUS_CANCELLED if finish_reason == events.FINISH_CANCELLED else STATUS_COMPLETE
 
-        async def settle(pipe: Pipeline) -> None:
-            await self._stage_message(
+        def settle(pipe: Pipeline) -> None:
+            self._stage_message(
                 pipe,
                 status,
                 content=self.content,
@@ -131,14 +131,14 @@ class JobRun:
         await self.log.flush()
 
     async def fail(self, message: str, code: str) -> None:
-        async def settle(pipe: Pipeline) -> None:
-            await self._stage_message(pipe, STATUS_ERROR, content=self.content)
+        def settle(pipe: Pipeline) -> None:
+            self._stage_message(pipe, STATUS_ERROR, content=self.content)
             self.messages.stage_job_end(pipe, self.job.job_id, self.log.last_seq)
 
         await self.log.emit(events.ERROR, events.error_payload(message, code), persist=settle)
         await self.log.flush()
 
-    async def _stage_message(
+    def _stage_message(
         self,
         pipe: Pipeline,
         status: str,
@@ -147,7 +147,7 @@ class JobRun:
         citations: list[Any] | None = None,
         usage: dict[str, Any] | None = None,
     ) -> None:
-        await self.messages.stage_settle(
+        self.messages.stage_settle(
             pipe,
             message_id=self.job.message_id,
             session_id=self.job.session_id,

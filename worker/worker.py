@@ -14,7 +14,7 @@ import structlog
 from aio_pika.exceptions import AMQPError
 from redis.asyncio import Redis
 
-from shared import events, replay_log
+from shared import events
 from shared.jobqueue import JobConsumer, JobDelivery
 from shared.logging import get_logger
 from shared.messages import MessageStore
@@ -61,7 +61,6 @@ class Worker:
         self._queue = queue
         self._names = settings.connections.names
         self._messages = MessageStore(redis, self._names)
-        self._event_appender = replay_log.EventAppender(redis, self._names, settings.event_log)
         self._cancels = CancelSignals(
             redis, self._names, disconnect_grace_s=settings.disconnect_grace_s
         )
@@ -168,13 +167,7 @@ class Worker:
             self._cancels.release(job.job_id)
 
     async def _run_watched(self, job: Job, cancellation: Cancellation, *, redelivered: bool) -> str:
-        event_log = JobEventLog(
-            self._redis,
-            self._names,
-            self._settings.event_log,
-            job.job_id,
-            appender=self._event_appender,
-        )
+        event_log = JobEventLog(self._redis, self._names, self._settings.event_log, job.job_id)
         try:
             return await self._run_logged(job, event_log, cancellation, redelivered=redelivered)
         finally:

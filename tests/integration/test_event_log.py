@@ -62,9 +62,9 @@ async def test_a_batch_after_another_writers_event_is_refused_whole(
     await log.flush()
     # Another writer (a gateway ending the job as stalled) takes seq 2.
     stalled = Event("job-2", 2, events.ERROR, events.error_payload("stalled", "job_stalled"))
-    appender = replay_log.EventAppender(redis, names, EventLogSettings())
+    appender = replay_log.EventAppender(names, EventLogSettings())
     async with redis.pipeline(transaction=False) as pipe:
-        await appender.stage(pipe, "job-2", 2, [encode_event(stalled)])
+        appender.stage(pipe, "job-2", 2, [encode_event(stalled)])
         await pipe.execute()
     for text in ("a", "b", "c"):
         await log.emit(events.TOKEN, events.token_payload(text))
@@ -87,7 +87,7 @@ async def test_a_token_written_twice_at_its_offset_is_stored_once(
     await redis.set(names.message_content("m1"), "")
     for offset, text in ((0, "héllo"), (6, " world"), (6, " world")):  # the last one retried
         async with redis.pipeline(transaction=False) as pipe:
-            await store.stage_write_at(pipe, "m1", offset, text)
+            store.stage_write_at(pipe, "m1", offset, text)
             await pipe.execute()
     assert (await redis.get(names.message_content("m1"))).decode() == "héllo world"
 
@@ -95,11 +95,10 @@ async def test_a_token_written_twice_at_its_offset_is_stored_once(
 async def test_events_are_published_again_after_redis_lost_its_scripts(
     redis: Redis, real_connections: ConnectionSettings
 ) -> None:
-    """A publishing pipeline skips redis-py's SCRIPT EXISTS once the scripts are known to be
-    loaded; when Redis has lost them (a restart), the batch goes out again with them."""
+    """Publishing pipelines send their scripts as EVAL (no SCRIPT EXISTS round trip), so a
+    Redis that lost its scripts (a restart) takes the next batch all the same."""
     names = real_connections.names
-    appender = replay_log.EventAppender(redis, names, EventLogSettings())
-    log = JobEventLog(redis, names, EventLogSettings(), "job-3", appender=appender)
+    log = JobEventLog(redis, names, EventLogSettings(), "job-3")
     await log.emit(events.START, {"jobId": "job-3"})
     await log.flush()
     await redis.script_flush()
