@@ -16,6 +16,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.typing import EncodableT, FieldT
 
 from shared.events import utc_now_iso
 from shared.names import Names
@@ -107,29 +108,25 @@ class MessageStore:
         """Stage storing ``turn`` into ``pipe``, a transaction (MULTI) of the caller's."""
         names = self._names
         now, now_ms = utc_now_iso(), int(time.time() * 1000)
-        pipe.hset(
-            names.message(turn.user_message_id),
-            mapping={
-                "sessionId": turn.session_id,
-                "createdAt": now,
-                "id": turn.user_message_id,
-                "role": "user",
-                "status": STATUS_COMPLETE,
-            },
+        self._stage_message(
+            pipe,
+            turn,
+            turn.user_message_id,
+            role="user",
+            status=STATUS_COMPLETE,
+            content=turn.text,
+            created_at=now,
         )
-        pipe.set(names.message_content(turn.user_message_id), turn.text)
-        pipe.hset(
-            names.message(turn.assistant_message_id),
-            mapping={
-                "sessionId": turn.session_id,
-                "createdAt": now,
-                "id": turn.assistant_message_id,
-                "role": "assistant",
-                "status": STATUS_STREAMING,
-                "jobId": turn.job_id,
-            },
+        self._stage_message(
+            pipe,
+            turn,
+            turn.assistant_message_id,
+            role="assistant",
+            status=STATUS_STREAMING,
+            content="",
+            created_at=now,
+            jobId=turn.job_id,
         )
-        pipe.set(names.message_content(turn.assistant_message_id), "")
         pipe.rpush(
             names.session_messages(turn.session_id),
             turn.user_message_id,
@@ -148,6 +145,30 @@ class MessageStore:
             },
         )
         pipe.expire(names.job_meta(turn.job_id), JOB_META_TTL_S)
+
+    def _stage_message(
+        self,
+        pipe: Pipeline,
+        turn: Turn,
+        message_id: str,
+        *,
+        role: str,
+        status: str,
+        content: str,
+        created_at: str,
+        **extra: str,
+    ) -> None:
+        """One message of ``turn``: its hash and its content."""
+        fields: dict[FieldT, EncodableT] = {
+            "sessionId": turn.session_id,
+            "createdAt": created_at,
+            "id": message_id,
+            "role": role,
+            "status": status,
+        }
+        fields.update(extra)
+        pipe.hset(self._names.message(message_id), mapping=fields)
+        pipe.set(self._names.message_content(message_id), content)
 
     async def abandon_turn(self, turn: Turn) -> None:
         """The job of ``turn`` was never sent: its answer is an error, not forever streaming."""
