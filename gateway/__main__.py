@@ -9,6 +9,7 @@ import uvloop
 from aiohttp import web
 
 from gateway.app import create_app
+from shared.gc_tuning import settle_after_startup
 from shared.logging import configure_logging, get_logger
 from shared.settings import GatewaySettings, LoggingSettings
 
@@ -38,8 +39,10 @@ def main() -> None:
     log.info("gateway.starting", url=url, mode=mode, namespace=settings.connections.namespace)
     if not settings.api_keys and settings.jwt_secret is None:
         log.warning("gateway.no_credentials", hint="set AUTH_API_KEYS or AUTH_JWT_SECRET")
+    app = create_app(settings)
+    app.on_startup.append(_settle_gc)
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         access_log=None,
@@ -50,6 +53,11 @@ def main() -> None:
         shutdown_timeout=settings.drain_s + 5,
         loop=uvloop.new_event_loop(),
     )
+
+
+async def _settle_gc(app: web.Application) -> None:
+    # Last of the start-up hooks: the connections and stores exist by now.
+    settle_after_startup()
 
 
 if __name__ == "__main__":

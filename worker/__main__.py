@@ -13,6 +13,7 @@ import structlog
 import uvloop
 
 from shared.amqp import AmqpJobQueue
+from shared.gc_tuning import settle_after_startup
 from shared.logging import configure_logging, get_logger
 from shared.redis_client import connect_redis
 from shared.settings import LoggingSettings, WorkerSettings
@@ -41,6 +42,7 @@ async def serve(settings: WorkerSettings) -> None:
     worker = Worker(settings, redis, queue, metrics=metrics)
     try:
         await worker.start()
+        settle_after_startup()
         async with metrics_endpoint(settings, metrics) as metrics_port:
             log.info("worker.metrics", port=metrics_port)
             await stop.wait()
