@@ -4,6 +4,7 @@ route is a thin mapping onto :func:`stream_turn`."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from gateway.relay import (
 from shared import events
 from shared.ids import new_id
 from shared.jobqueue import QueueUnavailableError
-from shared.messages import Turn
+from shared.messages import Message, Turn
 from shared.sessions import Session, new_session, owned_session
 from shared.wire import Job
 
@@ -77,16 +78,28 @@ class StartedTurn:
 
     job: Job
     submit: Callable[[], Awaitable[None]]
+    # The conversation as this turn left it, when asked for (seed 004 opens with it).
+    conversation: Conversation | None = None
 
 
-async def start_turn(request: web.Request, turn: TurnRequest, *, lease: bool) -> StartedTurn:
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    session: Session | None
+    messages: list[Message]
+
+
+async def start_turn(
+    request: web.Request, turn: TurnRequest, *, lease: bool, conversation: bool = False
+) -> StartedTurn:
     """Store the turn's messages (and its new session) in one transaction and build its job
     (not yet sent). With ``lease``, the stream's lease is taken before anything is stored
-    (see :func:`resolve_session`) and given back if storing fails."""
+    (see :func:`resolve_session`) and given back if storing fails. With ``conversation``, the
+    same transaction reads the session back as the turn left it (a new one needs no read: it
+    holds just what was written)."""
     session, new = await resolve_session(request, turn.session_id, turn.text, lease=lease)
     job = _build_job(request, session.id, turn)
     app = request.app
-    messages = app[appkeys.MESSAGES]
+    sessions, messages = app[appkeys.SESSIONS], app[appkeys.MESSAGES]
     publisher = app[appkeys.JOB_PUBLISHER]
     stored = Turn(
         session_id=session.id,
@@ -96,12 +109,26 @@ async def start_turn(request: web.Request, turn: TurnRequest, *, lease: bool) ->
         assistant_message_id=job.message_id,
         text=turn.text,
     )
+    read_back = conversation and not new
+    after: Conversation | None = None
     try:
         async with app[appkeys.REDIS].pipeline(transaction=True) as pipe:
             if new:
-                app[appkeys.SESSIONS].stage_create(pipe, session)
+                sessions.stage_create(pipe, session)
             messages.stage_turn(pipe, stored)
-            await pipe.execute()
+            if read_back:
+                sessions.stage_get(pipe, session.id)
+                messages.stage_list(pipe, session.id)
+            replies = await pipe.execute()
+        if read_back:
+            fields, listed = replies[-2:]
+            after = Conversation(owned_session(job.user_id, fields), await messages.read(listed))
+        elif conversation:
+            # What stage_create and stage_turn just wrote, and nothing else: the id is new.
+            grown = dataclasses.replace(
+                session, message_count=session.message_count + 2, updated_at=stored.created_at
+            )
+            after = Conversation(grown, stored.messages())
     except BaseException:
         if lease:
             await release_stream_lease(request)
@@ -115,7 +142,7 @@ async def start_turn(request: web.Request, turn: TurnRequest, *, lease: bool) ->
             await messages.abandon_turn(stored)
             raise
 
-    return StartedTurn(job, submit)
+    return StartedTurn(job, submit, after)
 
 
 async def stream_turn(request: web.Request, turn: TurnRequest) -> web.StreamResponse:
@@ -125,18 +152,14 @@ async def stream_turn(request: web.Request, turn: TurnRequest) -> web.StreamResp
 
 
 async def _turn_stream(request: web.Request, turn: TurnRequest) -> StreamRequest:
-    started = await start_turn(request, turn, lease=True)
+    started = await start_turn(request, turn, lease=True, conversation=turn.snapshot)
     job = started.job
-    try:
-        opening = await _snapshot_frame(request, job.session_id) if turn.snapshot else b""
-    except BaseException:
-        await release_stream_lease(request)
-        raise
+    conversation = started.conversation
     return StreamRequest(
         job_id=job.job_id,
         session_id=job.session_id,
         message_id=job.message_id,
-        opening=opening,
+        opening=_snapshot_frame(conversation) if conversation is not None else b"",
         submit=started.submit,
         encoding=turn.encoding,
         lease_held=True,
@@ -158,12 +181,11 @@ def _build_job(request: web.Request, session_id: str, turn: TurnRequest) -> Job:
     )
 
 
-async def _snapshot_frame(request: web.Request, session_id: str) -> bytes:
-    session = await request.app[appkeys.SESSIONS].get(user_of(request), session_id)
-    stored = await request.app[appkeys.MESSAGES].of_session(session_id)
+def _snapshot_frame(conversation: Conversation) -> bytes:
+    session = conversation.session
     payload = {
         "type": events.SNAPSHOT,
         "session": session.to_json() if session else None,
-        "messages": [message.to_json() for message in stored],
+        "messages": [message.to_json() for message in conversation.messages],
     }
     return sse.named_frame(events.SNAPSHOT, sse.json_line(payload))
