@@ -35,6 +35,14 @@ SSE_HEADERS = {
 }
 
 
+class _SseResponse(web.StreamResponse):
+    """A stream whose headers go out with its first bytes (``retry:`` and the opening), in one
+    write: aiohttp's ``Response`` buffers them the same way, ``StreamResponse`` by default
+    sends them alone (a system call of their own per stream)."""
+
+    _send_headers_immediately = False
+
+
 def sse_frame(frame: Frame) -> bytes:
     return frame.wire
 
@@ -111,7 +119,7 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
                 await asyncio.shield(spec.submit())
             except QueueUnavailableError as e:
                 raise unavailable("the job queue cannot be reached") from e
-        response = web.StreamResponse(
+        response = _SseResponse(
             status=200,
             headers={**SSE_HEADERS, "X-Job-Id": spec.job_id, "X-Session-Id": spec.session_id},
         )
