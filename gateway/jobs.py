@@ -14,7 +14,8 @@ from aiohttp import web
 
 from gateway import appkeys, sse
 from gateway.auth import user_of
-from gateway.errors import not_found
+from gateway.errors import ApiError, not_found
+from gateway.limits import RateHit
 from gateway.relay import (
     SSE_ENCODING,
     Encoding,
@@ -48,28 +49,42 @@ async def resolve_session(
 ) -> tuple[Session, bool]:
     """The caller's session ``session_id``, or a new one titled after the message when None
     (not stored yet: it is stored with the turn). Returns (session, new). With ``lease``, also
-    takes the stream's lease first, in the same round trip where there is one, so a refused
-    stream (429) stores nothing."""
+    takes the stream's lease first, so a refused stream (429) stores nothing. One round trip
+    holds the request's rate-limit hit (when the middleware left it to this one), the session
+    lookup and the lease; they are judged in that order."""
     app = request.app
-    sessions, leases = app[appkeys.SESSIONS], app[appkeys.STREAM_LEASES]
     user_id, lease_id = user_of(request), request[appkeys.REQUEST_ID]
-    if session_id is None:
-        if lease:
-            await leases.acquire(user_id, lease_id)
-        return new_session(user_id, " ".join(text.split())[:AUTO_TITLE_CHARS]), True
+    leases = app[appkeys.STREAM_LEASES]
+    hit: RateHit | None = None
     async with app[appkeys.REDIS].pipeline(transaction=False) as pipe:
-        sessions.stage_get(pipe, session_id)
+        if request.pop(appkeys.RATE_HIT_DUE, False):
+            hit = app[appkeys.RATE_LIMITER].stage_hit(pipe, user_id)
+        if session_id is not None:
+            app[appkeys.SESSIONS].stage_get(pipe, session_id)
         if lease:
             leases.stage_acquire(pipe, user_id, lease_id)
-        fields, *granted = await pipe.execute()
-    existing = owned_session(user_id, fields)
-    if existing is None:
-        if granted and granted[0]:
+        replies = iter(await pipe.execute())
+    if hit is not None:
+        count, _ = next(replies), next(replies)  # the window's count, its expiry
+    fields = next(replies) if session_id is not None else None
+    granted = bool(next(replies)) if lease else False
+    try:
+        if hit is not None:
+            hit.check(count)
+        if session_id is None:
+            session = new_session(user_id, " ".join(text.split())[:AUTO_TITLE_CHARS])
+        else:
+            existing = owned_session(user_id, fields)
+            if existing is None:
+                raise not_found("session")
+            session = existing
+        if lease:
+            leases.check_granted(granted)
+    except ApiError:
+        if granted:
             await release_stream_lease(request)
-        raise not_found("session")
-    if granted:
-        leases.check_granted(granted[0])
-    return existing, False
+        raise
+    return session, session_id is None
 
 
 @dataclass(frozen=True, slots=True)
