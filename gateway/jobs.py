@@ -93,8 +93,6 @@ class StartedTurn:
 
     job: Job
     submit: Callable[[], Awaitable[None]]
-    # The conversation as this turn left it, when asked for (seed 004 opens with it).
-    conversation: Conversation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,61 +101,12 @@ class Conversation:
     messages: list[Message]
 
 
-async def start_turn(
-    request: web.Request, turn: TurnRequest, *, lease: bool, conversation: bool = False
-) -> StartedTurn:
+async def start_turn(request: web.Request, turn: TurnRequest) -> StartedTurn:
     """Store the turn's messages (and its new session) in one transaction and build its job
-    (not yet sent). With ``lease``, the stream's lease is taken before anything is stored
-    (see :func:`resolve_session`) and given back if storing fails. With ``conversation``, the
-    same transaction reads the session back as the turn left it (a new one needs no read: it
-    holds just what was written)."""
-    session, new = await resolve_session(request, turn.session_id, turn.text, lease=lease)
-    job = _build_job(request, session.id, turn)
-    app = request.app
-    sessions, messages = app[appkeys.SESSIONS], app[appkeys.MESSAGES]
-    publisher = app[appkeys.JOB_PUBLISHER]
-    stored = Turn(
-        session_id=session.id,
-        user_id=job.user_id,
-        job_id=job.job_id,
-        user_message_id=new_id(),
-        assistant_message_id=job.message_id,
-        text=turn.text,
-    )
-    read_back = conversation and not new
-    after: Conversation | None = None
-    try:
-        async with app[appkeys.REDIS].pipeline(transaction=True) as pipe:
-            if new:
-                sessions.stage_create(pipe, session)
-            messages.stage_turn(pipe, stored)
-            if read_back:
-                sessions.stage_get(pipe, session.id)
-                messages.stage_list(pipe, session.id)
-            replies = await pipe.execute()
-        if read_back:
-            fields, listed = replies[-2:]
-            after = Conversation(owned_session(job.user_id, fields), await messages.read(listed))
-        elif conversation:
-            # What stage_create and stage_turn just wrote, and nothing else: the id is new.
-            grown = dataclasses.replace(
-                session, message_count=session.message_count + 2, updated_at=stored.created_at
-            )
-            after = Conversation(grown, stored.messages())
-    except BaseException:
-        if lease:
-            await release_stream_lease(request)
-        raise
-
-    async def submit() -> None:
-        try:
-            await publisher.publish(job)
-        except QueueUnavailableError:
-            # The job never left: its answer is an error, not forever streaming.
-            await messages.abandon_turn(stored)
-            raise
-
-    return StartedTurn(job, submit, after)
+    (not yet sent)."""
+    pending = await _resolve_turn(request, turn, lease=False)
+    await pending.store(conversation=False)
+    return StartedTurn(pending.job, pending.submit)
 
 
 async def stream_turn(request: web.Request, turn: TurnRequest) -> web.StreamResponse:
@@ -167,18 +116,89 @@ async def stream_turn(request: web.Request, turn: TurnRequest) -> web.StreamResp
 
 
 async def _turn_stream(request: web.Request, turn: TurnRequest) -> StreamRequest:
-    started = await start_turn(request, turn, lease=True, conversation=turn.snapshot)
-    job = started.job
-    conversation = started.conversation
+    # The lease is taken before anything is stored, so a refused stream (429) stores nothing;
+    # the turn is stored by the stream, while it subscribes.
+    pending = await _resolve_turn(request, turn, lease=True)
+    job = pending.job
+
+    async def store() -> bytes:
+        conversation = await pending.store(conversation=turn.snapshot)
+        return _snapshot_frame(conversation) if conversation is not None else b""
+
     return StreamRequest(
         job_id=job.job_id,
         session_id=job.session_id,
         message_id=job.message_id,
-        opening=_snapshot_frame(conversation) if conversation is not None else b"",
-        submit=started.submit,
+        store=store,
+        submit=pending.submit,
+        abandon=pending.abandon,
         encoding=turn.encoding,
         lease_held=True,
     )
+
+
+async def _resolve_turn(request: web.Request, turn: TurnRequest, *, lease: bool) -> _PendingTurn:
+    session, new = await resolve_session(request, turn.session_id, turn.text, lease=lease)
+    job = _build_job(request, session.id, turn)
+    stored = Turn(
+        session_id=session.id,
+        user_id=job.user_id,
+        job_id=job.job_id,
+        user_message_id=new_id(),
+        assistant_message_id=job.message_id,
+        text=turn.text,
+    )
+    return _PendingTurn(request.app, session, new, job, stored)
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingTurn:
+    """A turn whose session is resolved and whose job is built, not stored yet."""
+
+    app: web.Application
+    session: Session
+    # The session is new: it is created with the turn.
+    new: bool
+    job: Job
+    stored: Turn
+
+    async def store(self, *, conversation: bool) -> Conversation | None:
+        """Store the turn's messages (and its new session) in one transaction. With
+        ``conversation``, also return the conversation as the turn left it: read back in the
+        same transaction, or for a new session, just what was written."""
+        app, session, stored = self.app, self.session, self.stored
+        sessions, messages = app[appkeys.SESSIONS], app[appkeys.MESSAGES]
+        read_back = conversation and not self.new
+        async with app[appkeys.REDIS].pipeline(transaction=True) as pipe:
+            if self.new:
+                sessions.stage_create(pipe, session)
+            messages.stage_turn(pipe, stored)
+            if read_back:
+                sessions.stage_get(pipe, session.id)
+                messages.stage_list(pipe, session.id)
+            replies = await pipe.execute()
+        if read_back:
+            fields, listed = replies[-2:]
+            return Conversation(owned_session(stored.user_id, fields), await messages.read(listed))
+        if not conversation:
+            return None
+        # What stage_create and stage_turn just wrote, and nothing else: the id is new.
+        grown = dataclasses.replace(
+            session, message_count=session.message_count + 2, updated_at=stored.created_at
+        )
+        return Conversation(grown, stored.messages())
+
+    async def submit(self) -> None:
+        try:
+            await self.app[appkeys.JOB_PUBLISHER].publish(self.job)
+        except QueueUnavailableError:
+            await self.abandon()
+            raise
+
+    async def abandon(self) -> None:
+        """The stored turn's job will never be sent: its answer is an error, not forever
+        streaming."""
+        await self.app[appkeys.MESSAGES].abandon_turn(self.stored)
 
 
 def _build_job(request: web.Request, session_id: str, turn: TurnRequest) -> Job:
