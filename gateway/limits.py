@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -34,6 +35,22 @@ def rate_limited(message: str, retry_after_s: int) -> ApiError:
     return ApiError(429, message, headers={"Retry-After": str(max(1, retry_after_s))})
 
 
+@dataclass(frozen=True, slots=True)
+class RateHit:
+    """One request's hit on its user's window, staged into a pipeline (two replies: the count,
+    then the window's expiry)."""
+
+    per_minute: int
+    at: float
+    window: int
+
+    def check(self, count: int) -> None:
+        """Raise 429 if ``count``, the window's count with this hit, is over the limit."""
+        if int(count) > self.per_minute:
+            retry_after = math.ceil((self.window + 1) * RATE_WINDOW_S - self.at)
+            raise rate_limited("too many requests; slow down", retry_after)
+
+
 class RateLimiter:
     """A fixed one-minute window per user: one INCR per request."""
 
@@ -43,16 +60,20 @@ class RateLimiter:
         self._per_minute = per_minute
 
     async def hit(self, user_id: str) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            staged = self.stage_hit(pipe, user_id)
+            count, _ = await pipe.execute()
+        staged.check(count)
+
+    def stage_hit(self, pipe: Pipeline, user_id: str) -> RateHit:
+        """Stage :meth:`hit` into ``pipe``; pass the first of its two replies to
+        :meth:`RateHit.check`."""
         now = time.time()
         window = int(now // RATE_WINDOW_S)
         key = self._names.user_rate(user_id, window)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, RATE_WINDOW_S + 1)
-            count, _ = await pipe.execute()
-        if int(count) > self._per_minute:
-            retry_after = math.ceil((window + 1) * RATE_WINDOW_S - now)
-            raise rate_limited("too many requests; slow down", retry_after)
+        pipe.incr(key)
+        pipe.expire(key, RATE_WINDOW_S + 1)
+        return RateHit(self._per_minute, now, window)
 
 
 class StreamLeases:

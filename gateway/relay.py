@@ -17,13 +17,14 @@ from gateway import appkeys, sse
 from gateway.auth import user_of
 from gateway.client_stream import ClientStream
 from gateway.errors import unavailable
-from gateway.fanout import FanoutUnavailableError
+from gateway.fanout import EventFanout, FanoutUnavailableError
 from gateway.frames import Frame, frame_from_event
 from gateway.metrics import METRICS
 from gateway.stalls import StallWatch, StreamUnavailableError
 from shared import events, replay_log
 from shared.jobqueue import QueueUnavailableError
 from shared.logging import get_logger
+from shared.tasks import cancel_and_wait
 
 log = get_logger(__name__)
 
@@ -33,6 +34,14 @@ SSE_HEADERS = {
     "Connection": "keep-alive",
     "X-Accel-Buffering": "no",
 }
+
+
+class _SseResponse(web.StreamResponse):
+    """A stream whose headers go out with its first bytes (``retry:`` and the opening), in one
+    write: aiohttp's ``Response`` buffers them the same way, ``StreamResponse`` by default
+    sends them alone (a system call of their own per stream)."""
+
+    _send_headers_immediately = False
 
 
 def sse_frame(frame: Frame) -> bytes:
@@ -67,10 +76,16 @@ class StreamRequest:
     after_seq: int = 0
     # Written right after ``retry:``, before any job event (the snapshot of seed 004).
     opening: bytes = b""
-    # Sends the job once the stream is subscribed, so that no event can be missed.
+    # Stores the job's turn while the stream subscribes, the two round trips overlapping, and
+    # returns the opening (in place of ``opening``).
+    store: Callable[[], Awaitable[bytes]] | None = None
+    # Sends the job once the stream is subscribed (and its turn stored), so that no event can
+    # be missed.
     submit: Callable[[], Awaitable[None]] | None = None
+    # Marks a stored turn whose job will not be sent (the subscription failed) as failed.
+    abandon: Callable[[], Awaitable[None]] | None = None
     encoding: Encoding = SSE_ENCODING
-    # The caller already holds the stream's lease (taken before it stored the turn); the
+    # The caller already holds the stream's lease (taken before the turn is stored); the
     # stream still releases it when it ends.
     lease_held: bool = False
 
@@ -97,7 +112,7 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
     outcome = _Outcome()
     try:
         try:
-            await fanout.subscribe(spec.job_id, client)
+            spec = dataclasses.replace(spec, opening=await _subscribe(fanout, spec, client))
         except FanoutUnavailableError as e:
             raise unavailable("the event store cannot be reached") from e
         if replays:
@@ -111,16 +126,16 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
                 await asyncio.shield(spec.submit())
             except QueueUnavailableError as e:
                 raise unavailable("the job queue cannot be reached") from e
-        response = web.StreamResponse(
+        response = _SseResponse(
             status=200,
             headers={**SSE_HEADERS, "X-Job-Id": spec.job_id, "X-Session-Id": spec.session_id},
         )
         await response.prepare(request)
         retry = sse.retry_frame(settings.sse_retry_ms) if spec.encoding.retry else b""
         await response.write(retry + spec.opening)
-        # The opening (a whole conversation's snapshot) and the job's submit closure are done
-        # with: an idle stream must not hold them for its whole life.
-        spec = dataclasses.replace(spec, opening=b"", submit=None)
+        # The opening (a whole conversation's snapshot) and the turn's closures are done with:
+        # an idle stream must not hold them for its whole life.
+        spec = dataclasses.replace(spec, opening=b"", store=None, submit=None, abandon=None)
         stall = StallWatch(request.app, spec.job_id, spec.message_id, client)
         with app[METRICS].relaying():
             await _relay(
@@ -158,6 +173,30 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
         )
         # Last: in a cancelled handler this await raises at once (the release still runs).
         await release_stream_lease(request)
+
+
+async def _subscribe(fanout: EventFanout, spec: StreamRequest, client: ClientStream) -> bytes:
+    """Subscribe ``client`` to the job; returns the opening. A turn not stored yet is stored
+    meanwhile: its transaction and Redis's confirmation of the subscription overlap, and both
+    are done before the job can be sent."""
+    if spec.store is None:
+        await fanout.subscribe(spec.job_id, client)
+        return spec.opening
+    subscribing = asyncio.ensure_future(fanout.subscribe(spec.job_id, client))
+    try:
+        opening = await spec.store()
+    except BaseException:
+        await cancel_and_wait(subscribing)
+        if not subscribing.cancelled():
+            subscribing.exception()  # retrieved: the store's failure is the one to report
+        raise
+    try:
+        await subscribing
+    except BaseException:
+        if spec.abandon is not None:
+            await asyncio.shield(spec.abandon())
+        raise
+    return opening
 
 
 async def release_stream_lease(request: web.Request) -> None:

@@ -10,12 +10,17 @@ from aiohttp.typedefs import Handler
 
 from gateway.routes import chat, openai_compat, streams
 
-STREAMING_HANDLERS: frozenset[Handler] = frozenset(
-    {route.handler for route in chat.routes if isinstance(route, web.RouteDef)}
-    | {streams.attach_stream}
+# Each opens a chat turn, and takes its request's rate-limit hit in the turn's first round trip.
+TURN_HANDLERS: frozenset[Handler] = frozenset(
+    route.handler for route in chat.routes if isinstance(route, web.RouteDef)
 )
+STREAMING_HANDLERS: frozenset[Handler] = TURN_HANDLERS | {streams.attach_stream}
 # Streams only when its body asks for it.
 SOMETIMES_STREAMING_HANDLERS: frozenset[Handler] = frozenset({openai_compat.chat_completions})
+
+
+def opens_turn(handler: Handler) -> bool:
+    return handler in TURN_HANDLERS
 
 
 def always_streams(handler: Handler) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -97,6 +97,30 @@ class Turn:
     user_message_id: str
     assistant_message_id: str
     text: str
+    created_at: str = field(default_factory=utc_now_iso)
+    created_at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+
+    def messages(self) -> list[Message]:
+        """The user's message and the assistant's placeholder, exactly as stored."""
+        return [
+            Message(
+                id=self.user_message_id,
+                session_id=self.session_id,
+                role="user",
+                content=self.text,
+                status=STATUS_COMPLETE,
+                created_at=self.created_at,
+            ),
+            Message(
+                id=self.assistant_message_id,
+                session_id=self.session_id,
+                role="assistant",
+                content="",
+                status=STATUS_STREAMING,
+                created_at=self.created_at,
+                job_id=self.job_id,
+            ),
+        ]
 
 
 class MessageStore:
@@ -107,34 +131,16 @@ class MessageStore:
     def stage_turn(self, pipe: Pipeline, turn: Turn) -> None:
         """Stage storing ``turn`` into ``pipe``, a transaction (MULTI) of the caller's."""
         names = self._names
-        now, now_ms = utc_now_iso(), int(time.time() * 1000)
-        self._stage_message(
-            pipe,
-            turn,
-            turn.user_message_id,
-            role="user",
-            status=STATUS_COMPLETE,
-            content=turn.text,
-            created_at=now,
-        )
-        self._stage_message(
-            pipe,
-            turn,
-            turn.assistant_message_id,
-            role="assistant",
-            status=STATUS_STREAMING,
-            content="",
-            created_at=now,
-            jobId=turn.job_id,
-        )
+        for message in turn.messages():
+            self._stage_message(pipe, message)
         pipe.rpush(
             names.session_messages(turn.session_id),
             turn.user_message_id,
             turn.assistant_message_id,
         )
         pipe.hincrby(names.session(turn.session_id), "messageCount", 2)
-        pipe.hset(names.session(turn.session_id), "updatedAt", now)
-        pipe.zadd(names.user_sessions(turn.user_id), {turn.session_id: now_ms})
+        pipe.hset(names.session(turn.session_id), "updatedAt", turn.created_at)
+        pipe.zadd(names.user_sessions(turn.user_id), {turn.session_id: turn.created_at_ms})
         pipe.hset(
             names.job_meta(turn.job_id),
             mapping={
@@ -146,29 +152,19 @@ class MessageStore:
         )
         pipe.expire(names.job_meta(turn.job_id), JOB_META_TTL_S)
 
-    def _stage_message(
-        self,
-        pipe: Pipeline,
-        turn: Turn,
-        message_id: str,
-        *,
-        role: str,
-        status: str,
-        content: str,
-        created_at: str,
-        **extra: str,
-    ) -> None:
-        """One message of ``turn``: its hash and its content."""
+    def _stage_message(self, pipe: Pipeline, message: Message) -> None:
+        """One message of a turn: its hash and its content."""
         fields: dict[FieldT, EncodableT] = {
-            "sessionId": turn.session_id,
-            "createdAt": created_at,
-            "id": message_id,
-            "role": role,
-            "status": status,
+            "sessionId": message.session_id,
+            "createdAt": message.created_at,
+            "id": message.id,
+            "role": message.role,
+            "status": message.status,
         }
-        fields.update(extra)
-        pipe.hset(self._names.message(message_id), mapping=fields)
-        pipe.set(self._names.message_content(message_id), content)
+        if message.job_id:
+            fields["jobId"] = message.job_id
+        pipe.hset(self._names.message(message.id), mapping=fields)
+        pipe.set(self._names.message_content(message.id), message.content)
 
     async def abandon_turn(self, turn: Turn) -> None:
         """The job of ``turn`` was never sent: its answer is an error, not forever streaming."""
@@ -185,7 +181,18 @@ class MessageStore:
             await pipe.execute()
 
     async def of_session(self, session_id: str) -> list[Message]:
-        listed = await self._redis.lrange(self._names.session_messages(session_id), 0, -1)
+        return await self.read(
+            await self._redis.lrange(self._names.session_messages(session_id), 0, -1)
+        )
+
+    def stage_list(self, pipe: Pipeline, session_id: str) -> None:
+        """Stage listing the session's message ids into ``pipe``; pass its reply to
+        :meth:`read`."""
+        pipe.lrange(self._names.session_messages(session_id), 0, -1)
+
+    async def read(self, listed: list[Any]) -> list[Message]:
+        """The messages whose ids are ``listed`` (as Redis returned them), in that order; those
+        deleted meanwhile are left out."""
         ids = [as_text(raw) for raw in listed]
         async with self._redis.pipeline(transaction=False) as pipe:
             for message_id in ids:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -42,6 +42,17 @@ MAX_QUEUED_EVENTS = 256
 
 
 Staging = Callable[[Pipeline], None]
+
+
+@runtime_checkable
+class MergeableStaging(Protocol):
+    """A staging that may absorb the one right after it in a batch, so that consecutive writes
+    of one kind (the tokens of a batch, into the stored message) go to Redis as one command."""
+
+    def __call__(self, pipe: Pipeline) -> None: ...
+
+    def merged(self, following: Staging) -> Staging | None:
+        """One staging doing this one's writes and then ``following``'s; None if it cannot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +164,8 @@ class JobEventLog:
 
     async def _send(self, batch: list[_Queued], *, retrying: bool) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
-            for queued in batch:
-                if queued.persist is not None:
-                    queued.persist(pipe)
+            for persist in _merged([q.persist for q in batch if q.persist is not None]):
+                persist(pipe)
             first_seq = batch[0].seq
             self._appender.stage(pipe, self._job_id, first_seq, [q.raw for q in batch])
             results = await pipe.execute()
@@ -167,3 +177,16 @@ class JobEventLog:
         # The log already holds these seqs: a gateway ended the job as stalled, or another
         # worker took it over. This run no longer owns the stream.
         raise EventLogConflictError(self._job_id)
+
+
+def _merged(stagings: list[Staging]) -> list[Staging]:
+    """``stagings`` in order, each merged into the one before it where that one can take it."""
+    merged: list[Staging] = []
+    for staging in stagings:
+        previous = merged[-1] if merged else None
+        combined = previous.merged(staging) if isinstance(previous, MergeableStaging) else None
+        if combined is None:
+            merged.append(staging)
+        else:
+            merged[-1] = combined
+    return merged

@@ -25,11 +25,36 @@ from shared.messages import (
 )
 from shared.wire import Job
 from worker.cancellation import Cancellation
-from worker.event_log import JobEventLog
+from worker.event_log import JobEventLog, Staging
 
 
 class JobCancelledError(Exception):
     """Raised at a checkpoint of a job that was cancelled; the worker ends it ``cancelled``."""
+
+
+@dataclass(frozen=True, slots=True)
+class _ContentWrite:
+    """A token's text, written into the stored message at its byte offset (UTF-8). The tokens
+    of one batch are contiguous, so they go as one write."""
+
+    messages: MessageStore
+    message_id: str
+    offset: int
+    end: int
+    text: str
+
+    def __call__(self, pipe: Pipeline) -> None:
+        self.messages.stage_write_at(pipe, self.message_id, self.offset, self.text)
+
+    def merged(self, following: Staging) -> Staging | None:
+        if not (
+            isinstance(following, _ContentWrite)
+            and following.message_id == self.message_id
+            and following.offset == self.end
+        ):
+            return None
+        joined = self.text + following.text
+        return _ContentWrite(self.messages, self.message_id, self.offset, following.end, joined)
 
 
 @dataclass
@@ -89,11 +114,8 @@ class JobRun:
         self._parts.append(text)
         offset = self._content_bytes
         self._content_bytes += len(text.encode())
-
-        def append(pipe: Pipeline) -> None:
-            self.messages.stage_write_at(pipe, self.job.message_id, offset, text)
-
-        await self.log.emit(events.TOKEN, events.token_payload(text), persist=append)
+        write = _ContentWrite(self.messages, self.job.message_id, offset, self._content_bytes, text)
+        await self.log.emit(events.TOKEN, events.token_payload(text), persist=write)
 
     @property
     def ttft_ms(self) -> int | None:

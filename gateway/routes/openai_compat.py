@@ -86,7 +86,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             encoding=Encoding(frame=chunks.frame, heartbeat=chunks.heartbeat, retry=False),
         )
         return await stream_turn(request, turn)
-    started = await start_turn(request, TurnRequest(text=prompt, pipeline=body.model), lease=False)
+    started = await start_turn(request, TurnRequest(text=prompt, pipeline=body.model))
     job = started.job
     try:
         final = await run_to_end(request, started, COMPLETION_TIMEOUT_S)

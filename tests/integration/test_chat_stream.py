@@ -8,8 +8,11 @@ import re
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from gateway import appkeys
 from shared.events import PROGRESS_STEPS
+from shared.settings import ConnectionSettings
 from tests.conftest import AUTH, GatewayFactory, WorkerFactory
+from tests.support.chat import create_session, messages_of
 from tests.support.sse import data_events, iter_sse, job_events, parse_sse
 
 Client = TestClient[web.Request, web.Application]
@@ -114,3 +117,52 @@ async def test_a_live_stream_can_be_read_event_by_event(gateway: Client) -> None
     )
     seen = [m.type async for m in iter_sse(response) if m.data]
     assert seen[:2] == ["snapshot", "start"] and seen[-1] == "end"
+
+
+async def test_the_opening_snapshot_is_the_conversation_as_stored(
+    real_connections: ConnectionSettings, start_gateway: GatewayFactory
+) -> None:
+    # No worker: each job waits in the queue, so the conversation stays as its turn left it.
+    gateway = await start_gateway(real_connections)
+    existing = await create_session(gateway, title="Earlier")
+    for conversation_id in (None, existing, existing):
+        body = {"text": " a  question ", "pipeline": "echo"}
+        if conversation_id is not None:
+            body["conversation_id"] = conversation_id
+        response = await gateway.post("/api/v1/chat/stream", json=body, headers=AUTH)
+        assert response.status == 200
+        snapshot = await anext(m.json async for m in iter_sse(response) if m.event == "snapshot")
+        response.close()
+        session_id = response.headers["X-Session-Id"]
+        stored = await gateway.get(f"/api/v1/sessions/{session_id}", headers=AUTH)
+        assert snapshot["session"] == await stored.json()
+        assert snapshot["messages"] == await messages_of(gateway, session_id)
+    assert snapshot["session"]["messageCount"] == 4
+    assert [m["content"] for m in snapshot["messages"]] == ["a  question", "", "a  question", ""]
+
+
+async def test_a_turn_whose_subscription_fails_ends_as_an_error_not_streaming(
+    real_connections: ConnectionSettings, start_gateway: GatewayFactory
+) -> None:
+    """The turn is stored while its stream subscribes. When the subscription fails (here the
+    gateway's pub/sub link is closing), the job is never sent: the answer is an error, not a
+    message streaming forever, and the stream's lease is given back."""
+    gateway = await start_gateway(real_connections)
+    session_id = await create_session(gateway)
+    app = gateway.server.app
+    await app[appkeys.FANOUT].close()
+    response = await gateway.post(
+        f"/api/v1/sessions/{session_id}/messages/stream",
+        json={"content": "anyone there?", "pipeline": "echo"},
+        headers={**AUTH, "X-Request-ID": "unsubscribed-turn"},
+    )
+    assert response.status == 503
+    assert (await response.json())["error"]["code"] == "unavailable"
+    stored = await messages_of(gateway, session_id)
+    assert [(m["role"], m["status"]) for m in stored] == [
+        ("user", "complete"),
+        ("assistant", "error"),
+    ]
+    names = app[appkeys.SETTINGS].connections.names
+    leases = names.user_streams("alice")
+    assert await app[appkeys.REDIS].zscore(leases, "unsubscribed-turn") is None

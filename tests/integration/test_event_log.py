@@ -10,9 +10,11 @@ import pytest
 from redis.asyncio import Redis
 
 from shared import events, replay_log
+from shared.messages import MessageStore
 from shared.settings import ConnectionSettings, EventLogSettings
-from shared.wire import Event, decode_event, encode_event
+from shared.wire import Event, Job, decode_event, encode_event
 from worker.event_log import EventLogConflictError, JobEventLog
+from worker.job_run import JobRun
 
 pytestmark = pytest.mark.real
 
@@ -79,8 +81,6 @@ async def test_a_batch_after_another_writers_event_is_refused_whole(
 async def test_a_token_written_twice_at_its_offset_is_stored_once(
     redis: Redis, real_connections: ConnectionSettings
 ) -> None:
-    from shared.messages import MessageStore
-
     names = real_connections.names
     store = MessageStore(redis, names)
     await redis.hset(names.message("m1"), "status", "streaming")
@@ -90,6 +90,33 @@ async def test_a_token_written_twice_at_its_offset_is_stored_once(
             store.stage_write_at(pipe, "m1", offset, text)
             await pipe.execute()
     assert (await redis.get(names.message_content("m1"))).decode() == "héllo world"
+
+
+async def test_a_batch_of_tokens_grows_the_stored_message_by_exactly_their_text(
+    redis: Redis, real_connections: ConnectionSettings
+) -> None:
+    """The tokens of one batch go to the stored message as one write, at the first one's byte
+    offset; the next batch continues where it ended."""
+    names = real_connections.names
+    store = MessageStore(redis, names)
+    await redis.hset(names.message("m2"), "status", "streaming")
+    await redis.set(names.message_content("m2"), "")
+    job = Job(
+        job_id="job-5", session_id="s", message_id="m2", user_id="u", pipeline="echo", text=""
+    )
+    run = JobRun(
+        job=job, log=JobEventLog(redis, names, EventLogSettings(), "job-5"), messages=store
+    )
+    for text in ("héllo", " wörld", " ✓"):  # emitted back to back: one batch
+        await run.token(text)
+    await run.progress("memory", "between the batches")
+    await run.log.flush()
+    assert (await redis.get(names.message_content("m2"))).decode() == "héllo wörld ✓"
+    await run.token(" again")
+    await run.log.flush()
+    assert (await redis.get(names.message_content("m2"))).decode() == "héllo wörld ✓ again"
+    logged = await replay_log.read_after(redis, names, "job-5", 0)
+    assert [e.type for e in logged] == [events.TOKEN] * 3 + [events.PROGRESS, events.TOKEN]
 
 
 async def test_events_are_published_again_after_redis_lost_its_scripts(

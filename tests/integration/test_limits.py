@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
+from gateway import appkeys
 from gateway.app import create_app
 from shared.settings import ConnectionSettings
 from tests.conftest import AUTH, REDIS_URL, StackFactory, gateway_settings
@@ -101,3 +102,35 @@ async def test_a_stream_refused_for_too_many_open_streams_stores_no_streaming_me
     assert [s["id"] for s in sessions_after["sessions"]] == [
         s["id"] for s in sessions_before["sessions"]
     ]
+
+
+async def test_chat_turns_count_against_the_rate_whether_or_not_they_start(
+    make_stack: StackFactory,
+) -> None:
+    """A turn takes its rate-limit hit in the round trip that takes its stream's lease. One
+    refused before that (422) still counts; past the limit a turn gets 429, whatever its body,
+    and leaves nothing behind: no session, no message, no lease."""
+    gateway = await make_stack(rate_limit_per_minute=3)
+    started = await gateway.post(
+        "/api/v1/chat/stream", json={"text": "first", "pipeline": "echo"}, headers=AUTH
+    )
+    assert started.status == 200
+    await started.read()
+    invalid = await gateway.post("/api/v1/chat/stream", json={"text": "  "}, headers=AUTH)
+    assert invalid.status == 422
+    listed = await gateway.get("/api/v1/sessions", headers=AUTH)
+    assert listed.status == 200
+    bodies = {"refused-valid": {"text": "past the limit", "pipeline": "echo"}}
+    bodies["refused-invalid"] = {"text": "  "}
+    for request_id, body in bodies.items():
+        headers = {**AUTH, "X-Request-ID": request_id}
+        refused = await gateway.post("/api/v1/chat/stream", json=body, headers=headers)
+        assert refused.status == 429
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert (await refused.json())["error"]["code"] == "rate_limited"
+    redis = gateway.server.app[appkeys.REDIS]
+    names = gateway.server.app[appkeys.SETTINGS].connections.names
+    assert await redis.zcard(names.user_sessions("alice")) == 1
+    # A stream's lease is named by its request id.
+    for request_id in bodies:
+        assert await redis.zscore(names.user_streams("alice"), request_id) is None
