@@ -241,8 +241,11 @@ async def idle_streams(ctx: Context) -> dict[str, Any]:
         )
         await client.start()
         try:
+            cpu_at_start = usage.cpu_seconds({"gateway": [gateway_pid]})
             ready = await client.read(READY_TIMEOUT_S)
+            cpu_at_ready = usage.cpu_seconds({"gateway": [gateway_pid]})
             await asyncio.sleep(ctx.scale.idle_hold_s)
+            cpu_at_end = usage.cpu_seconds({"gateway": [gateway_pid]})
             rss_after = usage.rss_bytes(gateway_pid)
             client.tell("stop")
             received = await client.read(READY_TIMEOUT_S)
@@ -250,6 +253,8 @@ async def idle_streams(ctx: Context) -> dict[str, Any]:
             await client.close()
     finally:
         await stack.stop()
+    opening_cpu = usage.cpu_delta(cpu_at_start, cpu_at_ready)
+    holding_cpu = usage.cpu_delta(cpu_at_ready, cpu_at_end)
     held = received["still_open"]
     per_connection = (
         round((rss_after - rss_before) / ready["opened"])
@@ -266,6 +271,9 @@ async def idle_streams(ctx: Context) -> dict[str, Any]:
         "gateway_rss_before_bytes": rss_before,
         "gateway_rss_after_bytes": rss_after,
         "bytes_per_connection": per_connection,
+        # The gateway's CPU-seconds while the streams opened, and over the hold that followed.
+        "gateway_cpu_s_opening": opening_cpu and opening_cpu["gateway"],
+        "gateway_cpu_s_holding": holding_cpu and holding_cpu["gateway"],
     }
 
 
