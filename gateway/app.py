@@ -95,13 +95,15 @@ async def _stores(app: web.Application) -> AsyncIterator[None]:
     settings = app[appkeys.SETTINGS]
     app[appkeys.STALLS] = StallBreaker(redis, names, settings.event_log)
     app[appkeys.RATE_LIMITER] = RateLimiter(redis, names, settings.rate_limit_per_minute)
-    app[appkeys.STREAM_LEASES] = StreamLeases(
+    app[appkeys.STREAM_LEASES] = leases = StreamLeases(
         redis,
         names,
         max_streams=settings.max_streams_per_user,
         lease_s=max(3 * settings.heartbeat_interval_s, STREAM_LEASE_MIN_S),
     )
+    leases.start()
     yield
+    await leases.close()
 
 
 async def _amqp(app: web.Application) -> AsyncIterator[None]:
