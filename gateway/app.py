@@ -110,7 +110,10 @@ async def _amqp(app: web.Application) -> AsyncIterator[None]:
     connections = app[appkeys.SETTINGS].connections
     assert connections.amqp_url is not None
     queue = AmqpJobQueue(
-        connections.amqp_url, connections.names, timeout_s=connections.connect_timeout_s
+        connections.amqp_url,
+        connections.names,
+        timeout_s=connections.connect_timeout_s,
+        confirm_timeout_s=connections.confirm_timeout_s,
     )
     queue.start()
     # Serve at once, but give a reachable broker a moment so the first request finds it.
@@ -137,7 +140,7 @@ async def _fanout(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.REDIS],
         settings.connections.names,
         app[appkeys.INSTANCE_ID],
-        timeout_s=settings.connections.connect_timeout_s,
+        timeout_s=settings.connections.confirm_timeout_s,
     )
     await fanout.start()
     app[appkeys.FANOUT] = fanout
