@@ -21,6 +21,8 @@ READY_TIMEOUT_S = 120.0
 DRAIN_S = 1.0
 ECHO_WORKERS = 2
 ECHO_RUNNING_JOBS = 100
+# How much of the idle streams' opening storm ``--profile`` records.
+IDLE_PROFILE_S = 20.0
 TEN_WORDS = "the quick brown fox jumps over the lazy sleeping dog"
 
 
@@ -242,7 +244,14 @@ async def idle_streams(ctx: Context) -> dict[str, Any]:
         await client.start()
         try:
             cpu_at_start = usage.cpu_seconds({"gateway": [gateway_pid]})
+            profiler = None
+            if ctx.profile:
+                output = ctx.path("idle-opening.speedscope.json")
+                profiler = await procs.profile(gateway_pid, IDLE_PROFILE_S, output)
             ready = await client.read(READY_TIMEOUT_S)
+            if profiler is not None:
+                async with asyncio.timeout(READY_TIMEOUT_S):
+                    await profiler.wait()
             cpu_at_ready = usage.cpu_seconds({"gateway": [gateway_pid]})
             await asyncio.sleep(ctx.scale.idle_hold_s)
             cpu_at_end = usage.cpu_seconds({"gateway": [gateway_pid]})
