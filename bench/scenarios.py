@@ -21,7 +21,7 @@ READY_TIMEOUT_S = 120.0
 DRAIN_S = 1.0
 ECHO_WORKERS = 2
 ECHO_RUNNING_JOBS = 100
-# How much of the idle streams' opening storm ``--profile`` records.
+# How much of the idle streams' opening storm ``--profile`` records (the hold: all of it).
 IDLE_PROFILE_S = 20.0
 TEN_WORDS = "the quick brown fox jumps over the lazy sleeping dog"
 
@@ -253,9 +253,15 @@ async def idle_streams(ctx: Context) -> dict[str, Any]:
                 async with asyncio.timeout(READY_TIMEOUT_S):
                     await profiler.wait()
             cpu_at_ready = usage.cpu_seconds({"gateway": [gateway_pid]})
+            if ctx.profile:
+                output = ctx.path("idle-holding.speedscope.json")
+                profiler = await procs.profile(gateway_pid, ctx.scale.idle_hold_s - 2, output)
             await asyncio.sleep(ctx.scale.idle_hold_s)
             cpu_at_end = usage.cpu_seconds({"gateway": [gateway_pid]})
             rss_after = usage.rss_bytes(gateway_pid)
+            if profiler is not None:
+                async with asyncio.timeout(READY_TIMEOUT_S):
+                    await profiler.wait()
             client.tell("stop")
             received = await client.read(READY_TIMEOUT_S)
         finally:
