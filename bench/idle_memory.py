@@ -26,6 +26,7 @@ from aiohttp import web
 from bench import procs, toolio, usage
 from bench.procs import Stack, Tool, api_keys
 
+REPO_ROOT = str(Path(__file__).resolve().parents[1])
 WARMUP_STREAMS = 100
 HEARTBEAT_S = 5.0
 # Under tracemalloc, long enough that no heartbeat is in flight at the snapshot.
@@ -90,6 +91,7 @@ async def trace(streams: int, out: Path, group: str, top: int) -> None:
     env["HEARTBEAT_INTERVAL_S"] = str(TRACE_HEARTBEAT_S)
     # Under tracemalloc everything is slower: the publish confirm must not time out.
     env["CONNECT_TIMEOUT_S"] = "30"
+    env["CONFIRM_TIMEOUT_S"] = "30"
     os.environ.update(env)
     # Imported once the environment is set, as `python -m gateway` would see it.
     from gateway.app import create_app
@@ -146,7 +148,7 @@ def _place(traceback: tracemalloc.Traceback, group: str) -> str:
     for frame in reversed(frames):
         name = frame.filename
         if "/gateway/" in name or "/shared/" in name or "/aiohttp/" in name:
-            where = name.split("/wt-mem/")[-1].split("site-packages/")[-1]
+            where = name.removeprefix(f"{REPO_ROOT}/").split("site-packages/")[-1]
             return where if group == "file" else f"{where}:{frame.lineno}"
     frame = frames[-1]
     return f"{frame.filename.split('/')[-1]}:{frame.lineno}"

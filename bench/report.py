@@ -130,7 +130,10 @@ def table(result: dict[str, Any]) -> str:
     lines.append(
         f"  idle streams held: {_fmt(idle.get('held'))} of {_fmt(idle.get('streams'))}, "
         f"memory per stream: {_fmt(_kib(idle.get('bytes_per_connection')))} KiB, "
-        f"heartbeats received: {_fmt(_get(idle, 'client', 'heartbeats'))}"
+        f"heartbeats received: {_fmt(_get(idle, 'client', 'heartbeats'))}, "
+        f"refused opens: {_get(idle, 'client', 'open_errors_by_status')}, gateway CPU-s "
+        f"opening / holding: {_fmt(idle.get('gateway_cpu_s_opening'))} / "
+        f"{_fmt(idle.get('gateway_cpu_s_holding'))}"
     )
     for workers, chats in (_get(result, "short_chats") or {}).items():
         lines.append(

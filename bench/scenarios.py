@@ -21,6 +21,8 @@ READY_TIMEOUT_S = 120.0
 DRAIN_S = 1.0
 ECHO_WORKERS = 2
 ECHO_RUNNING_JOBS = 100
+# How much of the idle streams' opening storm ``--profile`` records (the hold: all of it).
+IDLE_PROFILE_S = 20.0
 TEN_WORDS = "the quick brown fox jumps over the lazy sleeping dog"
 
 
@@ -241,15 +243,33 @@ async def idle_streams(ctx: Context) -> dict[str, Any]:
         )
         await client.start()
         try:
+            cpu_at_start = usage.cpu_seconds({"gateway": [gateway_pid]})
+            profiler = None
+            if ctx.profile:
+                output = ctx.path("idle-opening.speedscope.json")
+                profiler = await procs.profile(gateway_pid, IDLE_PROFILE_S, output)
             ready = await client.read(READY_TIMEOUT_S)
+            if profiler is not None:
+                async with asyncio.timeout(READY_TIMEOUT_S):
+                    await profiler.wait()
+            cpu_at_ready = usage.cpu_seconds({"gateway": [gateway_pid]})
+            if ctx.profile:
+                output = ctx.path("idle-holding.speedscope.json")
+                profiler = await procs.profile(gateway_pid, ctx.scale.idle_hold_s - 2, output)
             await asyncio.sleep(ctx.scale.idle_hold_s)
+            cpu_at_end = usage.cpu_seconds({"gateway": [gateway_pid]})
             rss_after = usage.rss_bytes(gateway_pid)
+            if profiler is not None:
+                async with asyncio.timeout(READY_TIMEOUT_S):
+                    await profiler.wait()
             client.tell("stop")
             received = await client.read(READY_TIMEOUT_S)
         finally:
             await client.close()
     finally:
         await stack.stop()
+    opening_cpu = usage.cpu_delta(cpu_at_start, cpu_at_ready)
+    holding_cpu = usage.cpu_delta(cpu_at_ready, cpu_at_end)
     held = received["still_open"]
     per_connection = (
         round((rss_after - rss_before) / ready["opened"])
@@ -266,6 +286,9 @@ async def idle_streams(ctx: Context) -> dict[str, Any]:
         "gateway_rss_before_bytes": rss_before,
         "gateway_rss_after_bytes": rss_after,
         "bytes_per_connection": per_connection,
+        # The gateway's CPU-seconds while the streams opened, and over the hold that followed.
+        "gateway_cpu_s_opening": opening_cpu and opening_cpu["gateway"],
+        "gateway_cpu_s_holding": holding_cpu and holding_cpu["gateway"],
     }
 
 

@@ -141,6 +141,7 @@ async def streams(spec: dict[str, Any], http: aiohttp.ClientSession) -> dict[str
         "opened": len(job_ids),
         "open_errors": len(open_errors),
         "open_error_sample": open_errors[:3],
+        "open_errors_by_status": _by_status(open_errors),
         "open_s": round(open_s, 3),
         "still_open": still_open,
         "events": tally.events,
@@ -151,6 +152,18 @@ async def streams(spec: dict[str, Any], http: aiohttp.ClientSession) -> dict[str
         "latency": summarize_ns(tally.latencies_ns),
         **({"arrivals": tally.arrivals} if spec["stamp"] == "arrivals" else {}),
     }
+
+
+def _by_status(errors: list[str]) -> dict[str, int]:
+    """How many opens failed with each HTTP status (or exception type, before any status)."""
+    counts: dict[str, int] = {}
+    for error in errors:
+        if error.startswith("RuntimeError('"):
+            key = error.removeprefix("RuntimeError('").split(":", 1)[0]
+        else:
+            key = error.split("(", 1)[0]
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 async def ttft(spec: dict[str, Any], http: aiohttp.ClientSession) -> dict[str, Any]:

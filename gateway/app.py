@@ -95,20 +95,25 @@ async def _stores(app: web.Application) -> AsyncIterator[None]:
     settings = app[appkeys.SETTINGS]
     app[appkeys.STALLS] = StallBreaker(redis, names, settings.event_log)
     app[appkeys.RATE_LIMITER] = RateLimiter(redis, names, settings.rate_limit_per_minute)
-    app[appkeys.STREAM_LEASES] = StreamLeases(
+    app[appkeys.STREAM_LEASES] = leases = StreamLeases(
         redis,
         names,
         max_streams=settings.max_streams_per_user,
         lease_s=max(3 * settings.heartbeat_interval_s, STREAM_LEASE_MIN_S),
     )
+    leases.start()
     yield
+    await leases.close()
 
 
 async def _amqp(app: web.Application) -> AsyncIterator[None]:
     connections = app[appkeys.SETTINGS].connections
     assert connections.amqp_url is not None
     queue = AmqpJobQueue(
-        connections.amqp_url, connections.names, timeout_s=connections.connect_timeout_s
+        connections.amqp_url,
+        connections.names,
+        timeout_s=connections.connect_timeout_s,
+        confirm_timeout_s=connections.confirm_timeout_s,
     )
     queue.start()
     # Serve at once, but give a reachable broker a moment so the first request finds it.
@@ -135,7 +140,7 @@ async def _fanout(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.REDIS],
         settings.connections.names,
         app[appkeys.INSTANCE_ID],
-        timeout_s=settings.connections.connect_timeout_s,
+        timeout_s=settings.connections.confirm_timeout_s,
     )
     await fanout.start()
     app[appkeys.FANOUT] = fanout

@@ -42,11 +42,13 @@ class Subscriber(Protocol):
 
 
 class FanoutUnavailableError(ConnectionError):
-    """Redis did not confirm a subscription in time."""
+    """Redis could not take a subscription, or did not confirm it in time."""
 
 
 class EventFanout:
     def __init__(self, redis: Redis, names: Names, instance_id: str, *, timeout_s: float) -> None:
+        """``timeout_s`` bounds the wait for Redis to confirm a SUBSCRIBE that went out; one
+        that cannot go out (the link is down) fails at once."""
         self._redis = redis
         self._names = names
         self._control_channel = names.gateway_control_channel(instance_id)

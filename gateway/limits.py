@@ -1,9 +1,10 @@
 """Per-user limits shared by every gateway through Redis: requests per minute, and open
-streams. A stream holds a lease that its heartbeat renews, so a gateway that dies cannot leave
-a user locked out for longer than one lease."""
+streams. A stream holds a lease that its gateway renews while the stream is open, so a gateway
+that dies cannot leave a user locked out for longer than one lease."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import time
@@ -14,10 +15,19 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from gateway.errors import ApiError
+from shared.logging import get_logger
 from shared.names import Names
 from shared.redis_client import stage_script
+from shared.tasks import cancel_and_wait
+
+log = get_logger(__name__)
 
 RATE_WINDOW_S = 60
+# Each lease is renewed this many times per lease period, so it outlives a renewal or two that
+# Redis could not take.
+RENEWALS_PER_LEASE = 3
+# Users' lease sets renewed per pipeline: bounds one round trip's size with many users.
+RENEWAL_BATCH_USERS = 500
 
 # KEYS: the user's stream leases. ARGV: now, lease expiry, max streams, stream id.
 _ACQUIRE_LEASE = """
@@ -77,12 +87,19 @@ class RateLimiter:
 
 
 class StreamLeases:
+    """Takes, renews and gives back stream leases. The leases of the streams open here are
+    renewed together, one pipeline per user batch every third of a lease, by one background task
+    (:meth:`start`, :meth:`close`) rather than one command per stream per heartbeat."""
+
     def __init__(self, redis: Redis, names: Names, *, max_streams: int, lease_s: float) -> None:
         self._redis = redis
         self._names = names
         self._max_streams = max_streams
         self._lease_s = lease_s
         self._acquire = redis.register_script(_ACQUIRE_LEASE)
+        # Per user, the leases this gateway holds for its open streams.
+        self._held: dict[str, set[str]] = {}
+        self._renewer: asyncio.Task[None] | None = None
 
     async def acquire(self, user_id: str, stream_id: str) -> None:
         """Take one of the user's stream slots, or raise 429."""
@@ -107,13 +124,49 @@ class StreamLeases:
         now = time.time()
         return [now, now + self._lease_s, self._max_streams, stream_id]
 
-    async def renew(self, user_id: str, stream_id: str) -> None:
-        await self._redis.zadd(
-            self._names.user_streams(user_id), {stream_id: time.time() + self._lease_s}, xx=True
-        )
+    def hold(self, user_id: str, stream_id: str) -> None:
+        """Keep renewing an acquired lease until :meth:`release`."""
+        self._held.setdefault(user_id, set()).add(stream_id)
 
     async def release(self, user_id: str, stream_id: str) -> None:
         """Give the lease back. It often runs shielded after its stream's handler was cancelled,
         with nobody to hand an error to; a lease Redis did not take back expires by itself."""
+        held = self._held.get(user_id)
+        if held is not None:
+            held.discard(stream_id)
+            if not held:
+                del self._held[user_id]
         with contextlib.suppress(RedisError):
             await self._redis.zrem(self._names.user_streams(user_id), stream_id)
+
+    def start(self) -> None:
+        self._renewer = asyncio.get_running_loop().create_task(
+            self._renew_forever(), name="stream-lease-renewer"
+        )
+
+    async def close(self) -> None:
+        await cancel_and_wait(self._renewer)
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_s / RENEWALS_PER_LEASE)
+            try:
+                await self.renew_held()
+            except RedisError as e:
+                # Renewed at the next tick; a lease missed for a whole period lapses.
+                log.warning("stream_leases.renew_failed", error=str(e))
+
+    async def renew_held(self) -> None:
+        """Push every held lease's expiry a lease period ahead. XX: a lease released meanwhile
+        (its ZREM may overtake this pipeline) is not brought back."""
+        expiry = time.time() + self._lease_s
+        key_ttl_s = math.ceil(self._lease_s) + 1
+        users = [(user, list(streams)) for user, streams in self._held.items()]
+        for start in range(0, len(users), RENEWAL_BATCH_USERS):
+            batch = users[start : start + RENEWAL_BATCH_USERS]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for user_id, streams in batch:
+                    key = self._names.user_streams(user_id)
+                    pipe.zadd(key, dict.fromkeys(streams, expiry), xx=True)
+                    pipe.expire(key, key_ttl_s)
+                await pipe.execute()

@@ -86,6 +86,9 @@ def _error_format(error: Exception) -> web.StreamResponse:
     """The API's answer to a failed request (called while ``error`` is being handled, so a
     logged traceback is its own). Redirects are raised on: they are not failures."""
     if isinstance(error, ApiError):
+        if error.status == 503 and error.__cause__ is not None:
+            # Which server, and whether it was down or only slow to confirm.
+            log.warning("http.backend_unavailable", error=repr(error.__cause__))
         return error.response()
     if isinstance(error, web.HTTPException):
         if error.status < 400:

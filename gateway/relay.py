@@ -4,7 +4,6 @@ frames with heartbeats until the job's final event, a slow-client cut, or a clie
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
@@ -95,11 +94,7 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
     app = request.app
     settings = app[appkeys.SETTINGS]
     fanout = app[appkeys.FANOUT]
-    user_id = user_of(request)
-    leases = app[appkeys.STREAM_LEASES]
-    lease_id = request[appkeys.REQUEST_ID]
-    if not spec.lease_held:
-        await leases.acquire(user_id, lease_id)
+    await _hold_stream_lease(request, acquired=spec.lease_held)
     client = ClientStream(
         max_buffer_bytes=settings.slow_client_buffer_bytes, after_seq=spec.after_seq
     )
@@ -144,7 +139,7 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
                 client,
                 spec.encoding,
                 outcome,
-                on_heartbeat=lambda: _on_heartbeat(leases.renew(user_id, lease_id), stall),
+                on_heartbeat=stall.check,
             )
         return response
     except asyncio.CancelledError:
@@ -199,6 +194,15 @@ async def _subscribe(fanout: EventFanout, spec: StreamRequest, client: ClientStr
     return opening
 
 
+async def _hold_stream_lease(request: web.Request, *, acquired: bool) -> None:
+    """Take the stream's lease unless the caller did, and keep it renewed while it is open."""
+    leases = request.app[appkeys.STREAM_LEASES]
+    user_id, lease_id = user_of(request), request[appkeys.REQUEST_ID]
+    if not acquired:
+        await leases.acquire(user_id, lease_id)
+    leases.hold(user_id, lease_id)
+
+
 async def release_stream_lease(request: web.Request) -> None:
     """Give back the stream lease of ``request`` (its id is the request's), even from a handler
     that is being cancelled."""
@@ -223,13 +227,6 @@ async def _read_replay(request: web.Request, job_id: str, after_seq: int) -> lis
     names = request.app[appkeys.SETTINGS].connections.names
     logged = await replay_log.read_after(request.app[appkeys.REDIS], names, job_id, after_seq)
     return [frame_from_event(event) for event in logged]
-
-
-async def _on_heartbeat(renewal: Awaitable[None], stall: StallWatch) -> None:
-    # A lease that cannot be renewed now is renewed at the next heartbeat.
-    with contextlib.suppress(RedisError):
-        await renewal
-    await stall.check()
 
 
 class _SlowClientError(Exception):

@@ -83,6 +83,18 @@ class StreamUnavailableError(ConnectionError):
 class StallWatch:
     """One stream's watch on its job: ends the job once, after JOB_STALL_S of silence."""
 
+    # Every open stream has one: slots spare each its own attribute dict.
+    __slots__ = (
+        "_app",
+        "_client",
+        "_done",
+        "_job_id",
+        "_loop",
+        "_message_id",
+        "_quiet_since",
+        "_seen_seq",
+    )
+
     def __init__(
         self, app: web.Application, job_id: str, message_id: str, client: ClientStream
     ) -> None:

@@ -85,10 +85,15 @@ class AmqpJobQueue:
     """Publishes and consumes jobs. It keeps trying to connect in the background, so a process
     starts (and answers 503) while RabbitMQ is down, and recovers without a restart."""
 
-    def __init__(self, url: str, names: Names, *, timeout_s: float) -> None:
+    def __init__(
+        self, url: str, names: Names, *, timeout_s: float, confirm_timeout_s: float | None = None
+    ) -> None:
+        """``timeout_s`` bounds connecting; ``confirm_timeout_s`` (default the same) the wait
+        for the broker to confirm a publish on a live connection."""
         self._url = url
         self._names = names
         self._timeout_s = timeout_s
+        self._confirm_timeout_s = timeout_s if confirm_timeout_s is None else confirm_timeout_s
         self._connection: AbstractRobustConnection | None = None
         self._exchange: AbstractExchange | None = None
         self._queue: AbstractQueue | None = None
@@ -132,7 +137,7 @@ class AmqpJobQueue:
             message_id=job.job_id,
         )
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout(self._confirm_timeout_s):
                 await self._exchange.publish(message, routing_key=self._names.jobs_routing_key)
         except (TimeoutError, AMQPError, ConnectionError, ChannelInvalidStateError) as e:
             # The last: a robust channel that is reconnecting refuses to publish.

@@ -6,6 +6,7 @@ streaming route speaks the same events (see API.md, "Events").
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -38,9 +39,25 @@ FINISH_CANCELLED: Final = "cancelled"
 FINISH_LENGTH: Final = "length"
 
 
+# The last second formatted, and its text: every heartbeat and event carries a timestamp, and
+# formatting a datetime is most of a heartbeat frame's cost (about 4 of 5 µs).
+_formatted_second: tuple[int, str] = (-1, "")
+
+
 def utc_now_iso() -> str:
     """The current time as ISO-8601 in UTC, with milliseconds and a ``Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_from_epoch_ms(time.time_ns() // 1_000_000)
+
+
+def iso_from_epoch_ms(epoch_ms: int) -> str:
+    """``epoch_ms`` as ISO-8601 in UTC, with milliseconds and a ``Z``."""
+    global _formatted_second  # noqa: PLW0603 - a one-entry cache
+    second, milliseconds = divmod(epoch_ms, 1000)
+    cached_second, prefix = _formatted_second
+    if second != cached_second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _formatted_second = (second, prefix)
+    return f"{prefix}.{milliseconds:03d}Z"
 
 
 def iso_from_epoch(epoch_s: float) -> str:

@@ -92,7 +92,12 @@ class ConnectionSettings:
     redis_url: str | None = None
     amqp_url: str | None = None
     namespace: str = DEFAULT_NAMESPACE
+    # How long a connection attempt may take: a server that is down answers 503 this fast.
     connect_timeout_s: float = 1.0
+    # How long a connected server may take to confirm a job's publish or a subscription. Under
+    # a burst of new streams a busy gateway or broker confirms late, not never, so this bound
+    # is longer: the request waits instead of being refused.
+    confirm_timeout_s: float = 5.0
     redis_max_connections: int = 512
 
     @property
@@ -117,6 +122,7 @@ class ConnectionSettings:
             amqp_url=amqp_url,
             namespace=env.text("CHATSTREAM_NAMESPACE", DEFAULT_NAMESPACE),
             connect_timeout_s=env.number("CONNECT_TIMEOUT_S", 1.0, minimum=0.05),
+            confirm_timeout_s=env.number("CONFIRM_TIMEOUT_S", 5.0, minimum=0.05),
             redis_max_connections=env.integer("REDIS_MAX_CONNECTIONS", 512, minimum=4),
         )
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
 import aiohttp
+import pytest
+from redis.asyncio import Redis
 
 from gateway import appkeys
 from gateway.app import create_app
+from gateway.errors import ApiError
+from gateway.limits import StreamLeases
+from shared.names import Names
+from shared.redis_client import connect_redis
 from shared.settings import ConnectionSettings
 from tests.conftest import AUTH, REDIS_URL, StackFactory, gateway_settings
 from tests.support.chat import messages_of
@@ -134,3 +144,48 @@ async def test_chat_turns_count_against_the_rate_whether_or_not_they_start(
     # A stream's lease is named by its request id.
     for request_id in bodies:
         assert await redis.zscore(names.user_streams("alice"), request_id) is None
+
+
+SHORT_LEASE_S = 1.5
+
+
+@pytest.fixture
+async def leases(real_connections: ConnectionSettings) -> AsyncIterator[tuple[StreamLeases, Redis]]:
+    redis = connect_redis(real_connections)
+    leases = StreamLeases(redis, real_connections.names, max_streams=1, lease_s=SHORT_LEASE_S)
+    leases.start()
+    yield leases, redis
+    await leases.close()
+    await redis.aclose()
+
+
+@pytest.mark.real
+async def test_a_held_lease_outlives_its_first_expiry_and_is_gone_once_released(
+    leases: tuple[StreamLeases, Redis], namespace: str
+) -> None:
+    stream_leases, redis = leases
+    key = Names(namespace).user_streams("alice")
+    await stream_leases.acquire("alice", "stream-1")
+    stream_leases.hold("alice", "stream-1")
+    # Past the lease it was taken with: only the gateway's renewals keep it.
+    await asyncio.sleep(3 * SHORT_LEASE_S)
+    score = await redis.zscore(key, "stream-1")
+    assert score is not None and score > time.time()
+    assert await redis.ttl(key) > 0
+    with pytest.raises(ApiError) as refused:
+        await stream_leases.acquire("alice", "stream-2")
+    assert refused.value.status == 429
+    await stream_leases.release("alice", "stream-1")
+    assert await redis.zscore(key, "stream-1") is None
+    await stream_leases.acquire("alice", "stream-2")
+
+
+@pytest.mark.real
+async def test_a_lease_not_held_lapses_after_one_lease(
+    leases: tuple[StreamLeases, Redis],
+) -> None:
+    """What frees the slots of a gateway that died: nobody renews its leases."""
+    stream_leases, _ = leases
+    await stream_leases.acquire("alice", "stream-1")
+    await asyncio.sleep(SHORT_LEASE_S + 0.5)
+    await stream_leases.acquire("alice", "stream-2")
