@@ -247,7 +247,10 @@ async def _relay(
     protocol, transport = request.protocol, request.transport
     _, high_water = transport.get_write_buffer_limits() if transport is not None else (0, 0)
 
-    async def send(data: bytes) -> None:
+    async def send(data: bytes, *, last: bool = False) -> None:
+        """Write ``data``; with ``last``, end the body in the same write. A client that has
+        not taken it within the send timeout is a slow client."""
+        write = response.write_eof if last else response.write
         if (
             transport is not None
             and not protocol.writing_paused
@@ -256,11 +259,11 @@ async def _relay(
             # A write waits for the client only once the transport has paused, above its
             # high-water mark: this one cannot wait, so it needs no timer. Arming one per write
             # was about a seventh of the relay's CPU per event.
-            await response.write(data)
+            await write(data)
             return
         try:
             async with asyncio.timeout(settings.send_timeout_s):
-                await response.write(data)
+                await write(data)
         except TimeoutError as e:
             raise _SlowClientError from e
 
@@ -276,18 +279,19 @@ async def _relay(
                 return
             frames = client.take()
             if frames:
-                await send(b"".join(encoding.frame(frame) for frame in frames))
+                # The job's last frames and the end of the body go out in one write.
+                ends = frames[-1].type in events.TERMINAL_TYPES
+                await send(b"".join(encoding.frame(frame) for frame in frames), last=ends)
                 outcome.events += len(frames)
                 if outcome.first_token_at is None and any(f.type == events.TOKEN for f in frames):
                     outcome.first_token_at = time.monotonic()
-                if frames[-1].type in events.TERMINAL_TYPES:
+                if ends:
                     outcome.close_reason = frames[-1].type
-                    await response.write_eof()
                     return
             if client.draining:
                 # The client reconnects with Last-Event-ID, to another gateway.
                 outcome.close_reason = "drain"
-                await response.write_eof()
+                await send(b"", last=True)
                 return
             if loop.time() >= next_heartbeat:
                 phase = "running" if client.queued_seq > 0 else "queued"
