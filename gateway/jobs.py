@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from gateway import appkeys, sse
 from gateway.auth import user_of
@@ -26,9 +27,12 @@ from gateway.relay import (
 from shared import events
 from shared.ids import new_id
 from shared.jobqueue import QueueUnavailableError
+from shared.logging import get_logger
 from shared.messages import Message, Turn
 from shared.sessions import Session, new_session, owned_session
 from shared.wire import Job
+
+log = get_logger(__name__)
 
 AUTO_TITLE_CHARS = 60
 
@@ -197,8 +201,18 @@ class _PendingTurn:
 
     async def abandon(self) -> None:
         """The stored turn's job will never be sent: its answer is an error, not forever
-        streaming."""
-        await self.app[appkeys.MESSAGES].abandon_turn(self.stored)
+        streaming. When Redis cannot take that either (both servers failing at once), the
+        caller's own error still stands and the failure is logged; the message stays
+        ``streaming`` until a stream of its job ends it as stalled."""
+        try:
+            await self.app[appkeys.MESSAGES].abandon_turn(self.stored)
+        except RedisError as e:
+            log.warning(
+                "turn.abandon_failed",
+                job_id=self.job.job_id,
+                message_id=self.stored.assistant_message_id,
+                error=repr(e),
+            )
 
 
 def _build_job(request: web.Request, session_id: str, turn: TurnRequest) -> Job:
