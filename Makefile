@@ -14,7 +14,7 @@ WORKERS ?= 2
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install run stack test lint typecheck unit bench fmt clean
+.PHONY: install run stack test test-tools lint typecheck unit bench fmt clean
 
 install: .venv/.synced
 
@@ -44,10 +44,14 @@ typecheck: install
 	.venv/bin/mypy
 
 ## make test: lint, types, then every test against the real Redis and RabbitMQ.
-test: lint typecheck
+test: lint typecheck test-tools
 	TEST_REDIS_URL=$${TEST_REDIS_URL:-$(REDIS_URL_LOCAL)} \
 	TEST_AMQP_URL=$${TEST_AMQP_URL:-$(AMQP_URL_LOCAL)} \
 		$(PY) -m pytest $(PYTEST_ARGS)
+
+# Chromium, Node.js and nginx, when missing (tests/install-system-packages.sh).
+test-tools:
+	tests/install-system-packages.sh
 
 unit: install
 	$(PY) -m pytest -m "not real and not process" $(PYTEST_ARGS)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# What the tests need from the system besides Python: Debian's Chromium for the chat page's test
+# (never a browser build of Playwright's own), Node.js for chatstream.js's tests, and nginx for
+# tests/ops. Installs whichever is missing, so that `make test` alone sets up a fresh machine.
+set -euo pipefail
+
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs)
+command -v nginx >/dev/null || missing+=(nginx-light)
+((${#missing[@]})) || exit 0
+
+if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+  echo "make test: ${missing[*]} missing and cannot be installed here (needs root and apt-get);" \
+    "the tests that use them will fail" >&2
+  exit 0
+fi
+echo "make test: installing ${missing[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
