@@ -35,6 +35,9 @@ DRAIN = web.AppKey("drain", StreamDrain)
 REQUEST_ID = web.RequestKey("request_id", str)
 USER_ID = web.RequestKey("user_id", str)
 STARTED_AT = web.RequestKey("started_at", float)
+# The status of a response whose headers have gone out: the summary line's status when the
+# handler is cancelled afterwards (a client that closes a stream once it has read the end).
+SENT_STATUS = web.RequestKey("sent_status", int)
 # Set while the request's rate-limit hit is still to be taken: a route that opens a turn takes it
 # in its first round trip, with the stream's lease (see gateway/jobs.py: resolve_session).
 RATE_HIT_DUE = web.RequestKey("rate_hit_due", bool)

@@ -46,7 +46,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     request[appkeys.REQUEST_ID] = request_id
     request[appkeys.STARTED_AT] = time.monotonic()
     structlog.contextvars.bind_contextvars(request_id=request_id)
-    status = 499
+    status: int | None = None
     try:
         try:
             await _authenticate(request)
@@ -54,7 +54,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         except ConnectionResetError as e:
             # The client went away before its request was read (a reset in the middle of its
             # body): there is nobody to answer, and it is not our error. aiohttp treats a
-            # cancelled handler as a premature disconnection; the summary line says 499.
+            # cancelled handler as a premature disconnection; the summary line says 499
+            # (unless a response had gone out already: see _logged_status).
             raise asyncio.CancelledError from e
         except Exception as e:
             response = _error_format(e)
@@ -69,14 +70,25 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             "http.request",
             method=request.method,
             path=request.path,
-            status=status,
+            status=_logged_status(request, status),
             user_id=request.get(appkeys.USER_ID),
             duration_ms=round((time.monotonic() - request[appkeys.STARTED_AT]) * 1000),
         )
 
 
+def _logged_status(request: web.Request, returned: int | None) -> int:
+    """The status the handler returned; for a cancelled handler, the status already sent, as
+    nginx logs it, or 499 when the client left before any response went out."""
+    if returned is not None:
+        return returned
+    sent: int = request.get(appkeys.SENT_STATUS, 499)
+    return sent
+
+
 async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every response, streamed or not, carries its request id."""
+    """on_response_prepare: every response, streamed or not, carries its request id; and the
+    request remembers the status it was sent."""
+    request[appkeys.SENT_STATUS] = response.status
     request_id = request.get(appkeys.REQUEST_ID)
     if request_id:
         response.headers["X-Request-ID"] = request_id
