@@ -46,6 +46,23 @@ def _client_spec(stack: Stack, **spec: Any) -> dict[str, Any]:
     return {"url": stack.url, "keys": list(api_keys()), "text": "bench", **spec}
 
 
+async def _start_profile(
+    ctx: Context, pid: int, duration_s: float, name: str
+) -> asyncio.subprocess.Process | None:
+    """With ``--profile``, py-spy recording ``pid`` for ``duration_s`` into
+    ``<name>.speedscope.json``; else nothing."""
+    if not ctx.profile:
+        return None
+    return await procs.profile(pid, duration_s, ctx.path(f"{name}.speedscope.json"))
+
+
+async def _profile_written(profiler: asyncio.subprocess.Process | None) -> None:
+    # py-spy stops by itself after its duration, and only then writes its profile.
+    if profiler is not None:
+        async with asyncio.timeout(READY_TIMEOUT_S):
+            await profiler.wait()
+
+
 async def redis_limit(ctx: Context) -> dict[str, Any]:
     """The physical limit: a bare redis-py subscriber on the same channels, same events."""
     names = Names(new_namespace("redis"))
@@ -187,17 +204,13 @@ async def _relay_phase(
         assert client.process is not None
         groups = {"gateway": stack.pids()["gateway"], "client": [client.process.pid]}
         before = usage.cpu_seconds(groups)
-        profiler = None
-        if ctx.profile:
-            output = ctx.path(f"relay-{streams}-{int(rate)}.speedscope.json")
-            profiler = await procs.profile(groups["gateway"][0], duration_s, output)
+        profiler = await _start_profile(
+            ctx, groups["gateway"][0], duration_s, f"relay-{streams}-{int(rate)}"
+        )
         published = await _publish(
             ctx, stack.namespace, ids_file, rate, duration_s, processes=publishers
         )
-        if profiler is not None:
-            # py-spy stops by itself after the phase, and only then writes its profile.
-            async with asyncio.timeout(READY_TIMEOUT_S):
-                await profiler.wait()
+        await _profile_written(profiler)
         await asyncio.sleep(DRAIN_S)
         after = usage.cpu_seconds(groups)
         client.tell("stop")
@@ -244,24 +257,17 @@ async def idle_streams(ctx: Context) -> dict[str, Any]:
         await client.start()
         try:
             cpu_at_start = usage.cpu_seconds({"gateway": [gateway_pid]})
-            profiler = None
-            if ctx.profile:
-                output = ctx.path("idle-opening.speedscope.json")
-                profiler = await procs.profile(gateway_pid, IDLE_PROFILE_S, output)
+            profiler = await _start_profile(ctx, gateway_pid, IDLE_PROFILE_S, "idle-opening")
             ready = await client.read(READY_TIMEOUT_S)
-            if profiler is not None:
-                async with asyncio.timeout(READY_TIMEOUT_S):
-                    await profiler.wait()
+            await _profile_written(profiler)
             cpu_at_ready = usage.cpu_seconds({"gateway": [gateway_pid]})
-            if ctx.profile:
-                output = ctx.path("idle-holding.speedscope.json")
-                profiler = await procs.profile(gateway_pid, ctx.scale.idle_hold_s - 2, output)
+            profiler = await _start_profile(
+                ctx, gateway_pid, ctx.scale.idle_hold_s - 2, "idle-holding"
+            )
             await asyncio.sleep(ctx.scale.idle_hold_s)
             cpu_at_end = usage.cpu_seconds({"gateway": [gateway_pid]})
             rss_after = usage.rss_bytes(gateway_pid)
-            if profiler is not None:
-                async with asyncio.timeout(READY_TIMEOUT_S):
-                    await profiler.wait()
+            await _profile_written(profiler)
             client.tell("stop")
             received = await client.read(READY_TIMEOUT_S)
         finally:
