@@ -14,6 +14,7 @@ class Scale:
     throughput_streams: int
     throughput_s: float
     throughput_publishers: int
+    sustained_rates: tuple[float, ...]
     ttft_chats: int
     idle_streams: int
     idle_hold_s: float
@@ -40,6 +41,8 @@ FULL = Scale(
     # Two publishers outrun the gateway but leave it too little of the two cores (see
     # docs/performance.md); on a bigger machine, raise this.
     throughput_publishers=1,
+    # Offered rates, lowest first, for the most events/s the gateway keeps up with.
+    sustained_rates=(16_000, 20_000, 22_000, 24_000, 26_000, 28_000),
     ttft_chats=200,
     idle_streams=10_000,
     idle_hold_s=12,
@@ -64,6 +67,7 @@ SMOKE = Scale(
     throughput_streams=4,
     throughput_s=0.3,
     throughput_publishers=2,
+    sustained_rates=(100, 200),
     ttft_chats=3,
     idle_streams=10,
     idle_hold_s=1.5,

@@ -50,6 +50,8 @@ def test_the_harness_runs_every_measurement_at_a_tiny_scale(tmp_path: Path, name
     assert phase["client"]["latency"]["count"] == phase["publisher"]["published"]
     assert phase["client"]["still_open"] == 4 and phase["client"]["failed"] == 0
     assert relay["throughput"]["delivered_events_per_s"] > 0
+    first_step = next(iter(relay["sustained"]["steps"].values()))
+    assert first_step["delivered_events_per_s"] > 0 and "kept_up" in first_step
 
     assert result["time_to_first_token"]["ttft"]["count"] == 3
     assert result["time_to_first_token"]["errors"] == 0
