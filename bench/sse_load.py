@@ -31,7 +31,7 @@ from bench.stats import summarize_ns
 STREAM_PATH = sse_raw.STREAM_PATH
 TOKEN_MARK = b'"type":"token"'
 HEARTBEAT_MARK = b'"type":"heartbeat"'
-TERMINAL_MARKS = (b'"type":"end"', b'"type":"error"')
+END_MARK, ERROR_MARK = b'"type":"end"', b'"type":"error"'
 
 
 @dataclass
@@ -76,7 +76,7 @@ def tally_frames(tally: Tally, job_id: str, stamp: str, frames: list[bytes], now
             tally.arrivals[f"{job_id}:{int(id_line[4:])}"] = now
         elif TOKEN_MARK in data:
             tally.latencies_ns.append(now - int(json.loads(data)["content"]))
-        if any(mark in data for mark in TERMINAL_MARKS):
+        if END_MARK in data or ERROR_MARK in data:
             return True
     return False
 
