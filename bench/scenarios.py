@@ -242,8 +242,13 @@ async def _relay_phase(
     try:
         ready = await client.read(READY_TIMEOUT_S)
         assert client.process is not None
-        groups = {"gateway": stack.pids()["gateway"], "client": [client.process.pid]}
+        groups = {
+            "gateway": stack.pids()["gateway"],
+            "client": [client.process.pid],
+            "redis": usage.server_pids().get("redis", []),
+        }
         before = usage.cpu_seconds(groups)
+        machine_before = usage.machine_busy_seconds()
         profiler = await _start_profile(ctx, groups["gateway"][0], duration_s, label)
         published = await _publish(
             ctx, stack.namespace, ids_file, rate, duration_s, processes=publishers
@@ -251,11 +256,15 @@ async def _relay_phase(
         await _profile_written(profiler)
         await asyncio.sleep(DRAIN_S)
         after = usage.cpu_seconds(groups)
+        machine_after = usage.machine_busy_seconds()
         client.tell("stop")
         received = await client.read(READY_TIMEOUT_S)
     finally:
         await client.close()
     cpu = usage.cpu_delta(before, after)
+    if cpu is not None and machine_before is not None and machine_after is not None:
+        # Everything the machine ran meanwhile: what is left after ours is other work.
+        cpu["machine"] = round(machine_after - machine_before, 3)
     delivered = received["events"]
     return {
         "streams": streams,

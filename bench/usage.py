@@ -45,6 +45,16 @@ def cpu_seconds(groups: Mapping[str, list[int]]) -> dict[str, float] | None:
     return totals
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU-seconds every process on the machine has spent so far, on all cores."""
+    if psutil is None:
+        return None
+    times = psutil.cpu_times()
+    # Linux's fields; guest time is already counted in user.
+    busy = ("user", "nice", "system", "irq", "softirq")
+    return float(sum(getattr(times, field, 0.0) for field in busy))
+
+
 def cpu_delta(
     before: dict[str, float] | None, after: dict[str, float] | None
 ) -> dict[str, float] | None:
