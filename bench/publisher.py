@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from bench import toolio
 from shared import events, replay_log
 from shared.names import Names
+from shared.redis_client import tcp_connection_class
 from shared.settings import EventLogSettings
 from shared.wire import Event, encode_event
 
@@ -73,7 +74,8 @@ async def publish_for(jobs: SyntheticJobs, rate: float, duration_s: float) -> fl
 async def main() -> None:
     spec = toolio.spec()
     job_ids = toolio.read_job_ids(spec["job_ids_file"])
-    redis = Redis.from_url(spec["redis_url"])
+    # Connected as the worker's client is (shared.redis_client), so it packs commands alike.
+    redis = Redis.from_url(spec["redis_url"], **tcp_connection_class(spec["redis_url"]))
     cpu_before = time.process_time()
     try:
         jobs = SyntheticJobs(redis, Names(spec["namespace"]), job_ids)

@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Connection, Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.connection import HiredisRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT
 
 from shared.settings import ConnectionSettings
+
+
+class HiredisPackingConnection(Connection):
+    """A TCP connection whose commands hiredis packs. redis-py's asyncio connection packs every
+    command in Python, argument by argument; its sync connection has hiredis do it when hiredis
+    is installed (as it is here), with redis-py's own serializer, used here. The bytes on the
+    wire are the same. Packing was about a third of the CPU of publishing an event."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._hiredis_packer = HiredisRespSerializer()
+
+    def pack_command(self, *args: EncodableT) -> list[bytes]:
+        packed: list[bytes] = self._hiredis_packer.pack(*args)
+        return packed
+
+
+def tcp_connection_class(url: str) -> dict[str, type[Connection]]:
+    """The pool argument that packs commands with hiredis, for a ``redis://`` URL; nothing for
+    the others (``rediss://`` and ``unix://`` keep the connection classes redis-py picks)."""
+    return {"connection_class": HiredisPackingConnection} if url.startswith("redis://") else {}
 
 
 def connect_redis(settings: ConnectionSettings) -> Redis:
@@ -22,6 +46,7 @@ def connect_redis(settings: ConnectionSettings) -> Redis:
     # of failing with "Too many connections".
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        **tcp_connection_class(settings.redis_url),
         max_connections=settings.redis_max_connections,
         timeout=max(settings.connect_timeout_s, 5.0),
         socket_connect_timeout=settings.connect_timeout_s,
