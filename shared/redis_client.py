@@ -28,7 +28,8 @@ class HiredisPackingConnection(Connection):
         self._hiredis_packer = HiredisRespSerializer()
 
     def pack_command(self, *args: EncodableT) -> list[bytes]:
-        packed: list[bytes] = self._hiredis_packer.pack(*args)
+        # redis-py annotates each of pack's arguments as a list; they are a command's arguments.
+        packed: list[bytes] = self._hiredis_packer.pack(*args)  # type: ignore[arg-type]
         return packed
 
 
