@@ -145,10 +145,11 @@ async def _late_rate_hit(request: web.Request) -> web.StreamResponse | None:
 
 def _caller(request: web.Request) -> str:
     """The user behind the bearer token, or behind a stream ticket where one is accepted."""
-    ticket = request.query.get("ticket")
-    route_name = request.match_info.route.name
-    if ticket is not None and route_name == TICKET_ROUTE and "Authorization" not in request.headers:
-        return redeem_ticket(
-            request.app[appkeys.TICKET_SECRET], ticket, request.match_info["job_id"]
-        )
+    # The route first: the parsed query is cached on the request, and a stream would hold it.
+    if request.match_info.route.name == TICKET_ROUTE and "Authorization" not in request.headers:
+        ticket = request.query.get("ticket")
+        if ticket is not None:
+            return redeem_ticket(
+                request.app[appkeys.TICKET_SECRET], ticket, request.match_info["job_id"]
+            )
     return authenticate(bearer_token(request), request.app[appkeys.SETTINGS])

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 from redis.exceptions import RedisError
 
 from gateway import appkeys, sse
@@ -41,6 +42,13 @@ class _SseResponse(web.StreamResponse):
     sends them alone (a system call of their own per stream)."""
 
     _send_headers_immediately = False
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        writer = await super().prepare(request)
+        # The headers are in the writer's buffer as bytes by now and nothing reads the mapping
+        # again: an idle stream would otherwise hold it (about 1.5 KB) for its whole life.
+        self.headers.clear()
+        return writer
 
 
 def sse_frame(frame: Frame) -> bytes:
@@ -90,84 +98,151 @@ class StreamRequest:
 
 
 async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamResponse:
-    """Stream a job's events to the client as SSE. Failures before the first byte are JSON."""
+    """Stream a job's events to the client as SSE. Failures before the first byte are JSON.
+
+    The relay runs in this frame rather than in a coroutine of its own: every frame between the
+    route and the relay lasts as long as the stream, so each one is memory an idle stream holds.
+    """
     app = request.app
     settings = app[appkeys.SETTINGS]
-    fanout = app[appkeys.FANOUT]
     await _hold_stream_lease(request, acquired=spec.lease_held)
     client = ClientStream(
-        max_buffer_bytes=settings.slow_client_buffer_bytes, after_seq=spec.after_seq
+        max_buffer_bytes=settings.slow_client_buffer_bytes,
+        ticker=app[appkeys.HEARTBEAT_TICKER],
+        after_seq=spec.after_seq,
     )
-    drain = app[appkeys.DRAIN]
-    drain.register(client)
-    # A job not yet sent has published nothing: there is no log to read, nothing to hold.
-    replays = spec.submit is None or spec.after_seq > 0
-    if replays:
-        client.hold_live()
+    app[appkeys.DRAIN].register(client)
     outcome = _Outcome()
     try:
-        try:
-            spec = dataclasses.replace(spec, opening=await _subscribe(fanout, spec, client))
-        except FanoutUnavailableError as e:
-            raise unavailable("the event store cannot be reached") from e
-        if replays:
-            try:
-                replayed = await _read_replay(request, spec.job_id, spec.after_seq)
-            except RedisError as e:
-                raise unavailable("the event store cannot be reached") from e
-            client.release_live(replayed)
-        if spec.submit is not None:
-            try:
-                await asyncio.shield(spec.submit())
-            except QueueUnavailableError as e:
-                raise unavailable("the job queue cannot be reached") from e
-        response = _SseResponse(
-            status=200,
-            headers={**SSE_HEADERS, "X-Job-Id": spec.job_id, "X-Session-Id": spec.session_id},
-        )
-        await response.prepare(request)
-        retry = sse.retry_frame(settings.sse_retry_ms) if spec.encoding.retry else b""
-        await response.write(retry + spec.opening)
-        # The opening (a whole conversation's snapshot) and the turn's closures are done with:
-        # an idle stream must not hold them for its whole life.
-        spec = dataclasses.replace(spec, opening=b"", store=None, submit=None, abandon=None)
-        stall = StallWatch(request.app, spec.job_id, spec.message_id, client)
+        response, spec = await _open(request, spec, client)
+        stall = StallWatch(app, spec.job_id, spec.message_id, client)
+        encoding, heartbeat_s = spec.encoding, settings.heartbeat_interval_s
+        loop = asyncio.get_running_loop()
+        next_heartbeat = loop.time() + heartbeat_s
+        outcome.close_reason = "streaming"
         with app[METRICS].relaying():
-            await _relay(
-                request,
-                response,
-                client,
-                spec.encoding,
-                outcome,
-                on_heartbeat=stall.check,
-            )
+            try:
+                while True:
+                    await client.wait(next_heartbeat)
+                    if await _forward(request, response, client, encoding, outcome):
+                        break
+                    if loop.time() >= next_heartbeat:
+                        phase = "running" if client.queued_seq > 0 else "queued"
+                        await _send(request, response, encoding.heartbeat(phase))
+                        next_heartbeat += heartbeat_s
+                        await stall.check()
+            except StreamUnavailableError as e:
+                outcome.close_reason = "unavailable"
+                await _send(request, response, _error_frame(str(e), "unavailable"))
+            except _SlowClientError:
+                # Its socket buffers are full: nothing more can reach it, so cut the connection.
+                outcome.close_reason = "slow_client"
+                if request.transport is not None:
+                    request.transport.abort()
+            except (ConnectionResetError, ConnectionError):
+                outcome.close_reason = "client_gone"
         return response
     except asyncio.CancelledError:
         outcome.close_reason = "client_gone"
         raise
     finally:
-        fanout.unsubscribe(spec.job_id, client)
-        drain.unregister(client)
-        # Logged before the release: a client that closes once it has read the end cancels
-        # this handler, and the cancellation lands on the await below.
-        log.info(
-            "stream.closed",
-            job_id=spec.job_id,
-            session_id=spec.session_id,
-            close_reason=outcome.close_reason,
-            events=outcome.events,
-            ttft_ms=outcome.ttft_ms(request),
-            duration_ms=round((time.monotonic() - request[appkeys.STARTED_AT]) * 1000),
-            resumed_from=spec.after_seq,
-        )
-        app[METRICS].stream_closed(
-            close_reason=outcome.close_reason,
-            events=outcome.events,
-            ttft_ms=outcome.ttft_ms(request),
-            resumed_from=spec.after_seq,
-        )
+        _stream_closed(request, spec, client, outcome)
         # Last: in a cancelled handler this await raises at once (the release still runs).
         await release_stream_lease(request)
+
+
+async def _forward(
+    request: web.Request,
+    response: web.StreamResponse,
+    client: ClientStream,
+    encoding: Encoding,
+    outcome: _Outcome,
+) -> bool:
+    """Write what the client's buffer holds; whether the stream has ended."""
+    if client.overflowed:
+        outcome.close_reason = "slow_client"
+        await _send(request, response, _slow_client_frame())
+        return True
+    frames = client.take()
+    if frames:
+        # The job's last frames and the end of the body go out in one write.
+        ends = frames[-1].type in events.TERMINAL_TYPES
+        data = b"".join(encoding.frame(frame) for frame in frames)
+        await _send(request, response, data, last=ends)
+        outcome.count(frames)
+        if ends:
+            outcome.close_reason = frames[-1].type
+            return True
+    if client.draining:
+        # The client reconnects with Last-Event-ID, to another gateway.
+        outcome.close_reason = "drain"
+        await _send(request, response, b"", last=True)
+        return True
+    return False
+
+
+def _stream_closed(
+    request: web.Request, spec: StreamRequest, client: ClientStream, outcome: _Outcome
+) -> None:
+    """Let go of the stream's subscription and registrations, and log its summary. Logged
+    before the lease's release: a client that closes once it has read the end cancels the
+    handler, and the cancellation lands on that await."""
+    app = request.app
+    client.stop_alarm()
+    app[appkeys.FANOUT].unsubscribe(spec.job_id, client)
+    app[appkeys.DRAIN].unregister(client)
+    log.info(
+        "stream.closed",
+        job_id=spec.job_id,
+        session_id=spec.session_id,
+        close_reason=outcome.close_reason,
+        events=outcome.events,
+        ttft_ms=outcome.ttft_ms(request),
+        duration_ms=round((time.monotonic() - request[appkeys.STARTED_AT]) * 1000),
+        resumed_from=spec.after_seq,
+    )
+    app[METRICS].stream_closed(
+        close_reason=outcome.close_reason,
+        events=outcome.events,
+        ttft_ms=outcome.ttft_ms(request),
+        resumed_from=spec.after_seq,
+    )
+
+
+async def _open(
+    request: web.Request, spec: StreamRequest, client: ClientStream
+) -> tuple[_SseResponse, StreamRequest]:
+    """Subscribe, read the replay log, send the job, then write the response's first bytes.
+    Returns the response and ``spec`` without what the stream no longer needs: the opening (a
+    whole conversation's snapshot), the turn's closures, the replayed frames all stay here."""
+    settings = request.app[appkeys.SETTINGS]
+    # A job not yet sent has published nothing: there is no log to read, nothing to hold.
+    replays = spec.submit is None or spec.after_seq > 0
+    if replays:
+        client.hold_live()
+    try:
+        opening = await _subscribe(request.app[appkeys.FANOUT], spec, client)
+    except FanoutUnavailableError as e:
+        raise unavailable("the event store cannot be reached") from e
+    if replays:
+        try:
+            replayed = await _read_replay(request, spec.job_id, spec.after_seq)
+        except RedisError as e:
+            raise unavailable("the event store cannot be reached") from e
+        client.release_live(replayed)
+    if spec.submit is not None:
+        try:
+            await asyncio.shield(spec.submit())
+        except QueueUnavailableError as e:
+            raise unavailable("the job queue cannot be reached") from e
+    response = _SseResponse(
+        status=200,
+        headers={**SSE_HEADERS, "X-Job-Id": spec.job_id, "X-Session-Id": spec.session_id},
+    )
+    await response.prepare(request)
+    retry = sse.retry_frame(settings.sse_retry_ms) if spec.encoding.retry else b""
+    await response.write(retry + opening)
+    return response, dataclasses.replace(spec, opening=b"", store=None, submit=None, abandon=None)
 
 
 async def _subscribe(fanout: EventFanout, spec: StreamRequest, client: ClientStream) -> bytes:
@@ -216,6 +291,11 @@ class _Outcome:
     events: int = 0
     first_token_at: float | None = None
 
+    def count(self, frames: list[Frame]) -> None:
+        self.events += len(frames)
+        if self.first_token_at is None and any(f.type == events.TOKEN for f in frames):
+            self.first_token_at = time.monotonic()
+
     def ttft_ms(self, request: web.Request) -> int | None:
         if self.first_token_at is None:
             return None
@@ -233,81 +313,28 @@ class _SlowClientError(Exception):
     """The client stopped reading: a write did not complete within the send timeout."""
 
 
-async def _relay(
-    request: web.Request,
-    response: web.StreamResponse,
-    client: ClientStream,
-    encoding: Encoding,
-    outcome: _Outcome,
-    *,
-    on_heartbeat: Callable[[], Awaitable[None]],
+async def _send(
+    request: web.Request, response: web.StreamResponse, data: bytes, *, last: bool = False
 ) -> None:
-    settings = request.app[appkeys.SETTINGS]
-    heartbeat_s = settings.heartbeat_interval_s
+    """Write ``data``; with ``last``, end the body in the same write. A client that has not
+    taken it within the send timeout is a slow client."""
+    write = response.write_eof if last else response.write
     protocol, transport = request.protocol, request.transport
-    _, high_water = transport.get_write_buffer_limits() if transport is not None else (0, 0)
-
-    async def send(data: bytes, *, last: bool = False) -> None:
-        """Write ``data``; with ``last``, end the body in the same write. A client that has
-        not taken it within the send timeout is a slow client."""
-        write = response.write_eof if last else response.write
-        if (
-            transport is not None
-            and not protocol.writing_paused
-            and transport.get_write_buffer_size() + len(data) <= high_water
-        ):
-            # A write waits for the client only once the transport has paused, above its
-            # high-water mark: this one cannot wait, so it needs no timer. Arming one per write
-            # was about a seventh of the relay's CPU per event.
-            await write(data)
-            return
-        try:
-            async with asyncio.timeout(settings.send_timeout_s):
-                await write(data)
-        except TimeoutError as e:
-            raise _SlowClientError from e
-
-    loop = asyncio.get_running_loop()
-    next_heartbeat = loop.time() + heartbeat_s
-    outcome.close_reason = "streaming"
+    if (
+        transport is not None
+        and not protocol.writing_paused
+        and transport.get_write_buffer_size() + len(data) <= transport.get_write_buffer_limits()[1]
+    ):
+        # A write waits for the client only once the transport has paused, above its
+        # high-water mark: this one cannot wait, so it needs no timer. Arming one per write
+        # was about a seventh of the relay's CPU per event.
+        await write(data)
+        return
     try:
-        while True:
-            await client.wait(max(0.0, next_heartbeat - loop.time()))
-            if client.overflowed:
-                outcome.close_reason = "slow_client"
-                await send(_slow_client_frame())
-                return
-            frames = client.take()
-            if frames:
-                # The job's last frames and the end of the body go out in one write.
-                ends = frames[-1].type in events.TERMINAL_TYPES
-                await send(b"".join(encoding.frame(frame) for frame in frames), last=ends)
-                outcome.events += len(frames)
-                if outcome.first_token_at is None and any(f.type == events.TOKEN for f in frames):
-                    outcome.first_token_at = time.monotonic()
-                if ends:
-                    outcome.close_reason = frames[-1].type
-                    return
-            if client.draining:
-                # The client reconnects with Last-Event-ID, to another gateway.
-                outcome.close_reason = "drain"
-                await send(b"", last=True)
-                return
-            if loop.time() >= next_heartbeat:
-                phase = "running" if client.queued_seq > 0 else "queued"
-                await send(encoding.heartbeat(phase))
-                next_heartbeat += heartbeat_s
-                await on_heartbeat()
-    except StreamUnavailableError as e:
-        outcome.close_reason = "unavailable"
-        await send(_error_frame(str(e), "unavailable"))
-    except _SlowClientError:
-        # Its socket buffers are full: nothing more can reach it, so cut the connection.
-        outcome.close_reason = "slow_client"
-        if request.transport is not None:
-            request.transport.abort()
-    except (ConnectionResetError, ConnectionError):
-        outcome.close_reason = "client_gone"
+        async with asyncio.timeout(request.app[appkeys.SETTINGS].send_timeout_s):
+            await write(data)
+    except TimeoutError as e:
+        raise _SlowClientError from e
 
 
 def _slow_client_frame() -> bytes:
