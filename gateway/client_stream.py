@@ -115,11 +115,13 @@ class ClientStream:
         self._frames = merged
         self._buffered_bytes = sum(len(frame.wire) for frame in merged)
 
-    async def wait(self, deadline: float) -> bool:
-        """Wait for frames until the loop time ``deadline`` (rounded up to the ticker's tick);
-        whether any are ready (or the stream must end)."""
-        if self._frames or self.overflowed or self.draining:
-            return True
+    def waiter(self, deadline: float) -> asyncio.Future[None] | None:
+        """What to await for frames until the loop time ``deadline`` (rounded up to the
+        ticker's tick); None when frames are ready now (or the stream must end). The relay
+        awaits it directly: a coroutine per wait would be one more frame each idle stream
+        holds."""
+        if self.ready:
+            return None
         tick = self._ticker.tick_of(deadline)
         if tick != self._alarm_tick:
             # Once per deadline, not per wait: the relay waits for the same heartbeat deadline
@@ -127,11 +129,20 @@ class ClientStream:
             self.stop_alarm()
             self._ticker.set(tick, self)
             self._alarm_tick = tick
-        self._waiter = waiter = asyncio.get_running_loop().create_future()
-        try:
+        self._waiter = asyncio.get_running_loop().create_future()
+        return self._waiter
+
+    async def wait(self, deadline: float) -> bool:
+        """Wait for frames until the loop time ``deadline``; whether any are ready (or the
+        stream must end)."""
+        waiter = self.waiter(deadline)
+        if waiter is not None:
             await waiter
-        finally:
-            self._waiter = None
+        return self.ready
+
+    @property
+    def ready(self) -> bool:
+        """Frames are buffered, or the stream must end."""
         return bool(self._frames) or self.overflowed or self.draining
 
     def alarm(self, tick: int) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
@@ -20,6 +20,7 @@ from gateway.errors import unavailable
 from gateway.fanout import EventFanout, FanoutUnavailableError
 from gateway.frames import Frame, frame_from_event
 from gateway.metrics import METRICS
+from gateway.request_log import SelfLoggedResponse, log_request
 from gateway.stalls import StallWatch, StreamUnavailableError
 from shared import events, replay_log
 from shared.jobqueue import QueueUnavailableError
@@ -36,12 +37,23 @@ SSE_HEADERS = {
 }
 
 
-class _SseResponse(web.StreamResponse):
-    """A stream whose headers go out with its first bytes (``retry:`` and the opening), in one
-    write: aiohttp's ``Response`` buffers them the same way, ``StreamResponse`` by default
-    sends them alone (a system call of their own per stream)."""
+class _SseResponse(SelfLoggedResponse):
+    """A stream's response. Its headers go out with its first bytes (``retry:`` and the
+    opening), in one write: aiohttp's ``Response`` buffers them the same way, ``StreamResponse``
+    by default sends them alone (a system call of their own per stream).
+
+    Its body is the relay. The handler returns the response once the stream is open, and
+    aiohttp relays the job's events when it finishes the response (:meth:`write_eof`), as it
+    writes a ``Response``'s body then: every frame between aiohttp and the route (the
+    middleware's, the route's, aiohttp's own wrappers) is gone by then, where it used to stay
+    alive as long as the stream. An idle stream holds only aiohttp's connection and this."""
 
     _send_headers_immediately = False
+    # The open stream, until the relay takes it.
+    _stream: _Stream | None = None
+
+    def relay(self, stream: _Stream) -> None:
+        self._stream = stream
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         writer = await super().prepare(request)
@@ -49,6 +61,53 @@ class _SseResponse(web.StreamResponse):
         # again: an idle stream would otherwise hold it (about 1.5 KB) for its whole life.
         self.headers.clear()
         return writer
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        """Relay the stream until it ends (aiohttp's call once the handler has returned), then
+        end the body; called again (by the relay's last write, or by aiohttp), only the end."""
+        stream, self._stream = self._stream, None
+        if stream is None:
+            await super().write_eof(data)
+            return
+        # The relay runs in this frame rather than in a coroutine of its own: each frame that
+        # waits with an idle stream is memory it holds for its whole life.
+        request, client, outcome = stream.request, stream.client, stream.outcome
+        app = request.app
+        stall = StallWatch(app, stream.spec.job_id, stream.spec.message_id, client)
+        encoding, heartbeat_s = stream.spec.encoding, app[appkeys.SETTINGS].heartbeat_interval_s
+        loop = asyncio.get_running_loop()
+        next_heartbeat = loop.time() + heartbeat_s
+        outcome.close_reason = "streaming"
+        try:
+            with app[METRICS].relaying():
+                try:
+                    while True:
+                        waiter = client.waiter(next_heartbeat)
+                        if waiter is not None:
+                            await waiter
+                        if await _forward(request, self, client, encoding, outcome):
+                            break
+                        if loop.time() >= next_heartbeat:
+                            phase = "running" if client.queued_seq > 0 else "queued"
+                            await _send(request, self, encoding.heartbeat(phase))
+                            next_heartbeat += heartbeat_s
+                            await stall.check()
+                except StreamUnavailableError as e:
+                    outcome.close_reason = "unavailable"
+                    await _send(request, self, _error_frame(str(e), "unavailable"))
+                except _SlowClientError:
+                    # Its socket buffers are full: nothing more can reach it, so cut it off.
+                    outcome.close_reason = "slow_client"
+                    if request.transport is not None:
+                        request.transport.abort()
+                except (ConnectionResetError, ConnectionError):
+                    outcome.close_reason = "client_gone"
+        except asyncio.CancelledError:
+            outcome.close_reason = "client_gone"
+            raise
+        finally:
+            await stream.end(log_summary=True)
+        await super().write_eof(data)
 
 
 def sse_frame(frame: Frame) -> bytes:
@@ -98,57 +157,29 @@ class StreamRequest:
 
 
 async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamResponse:
-    """Stream a job's events to the client as SSE. Failures before the first byte are JSON.
-
-    The relay runs in this frame rather than in a coroutine of its own: every frame between the
-    route and the relay lasts as long as the stream, so each one is memory an idle stream holds.
-    """
+    """Open a stream of a job's events as SSE: subscribe, read the replay log, send the job,
+    write the first bytes. Failures before the first byte are JSON. Returns the response, which
+    relays the rest once aiohttp finishes it (see :class:`_SseResponse`)."""
     app = request.app
-    settings = app[appkeys.SETTINGS]
     await _hold_stream_lease(request, acquired=spec.lease_held)
     client = ClientStream(
-        max_buffer_bytes=settings.slow_client_buffer_bytes,
+        max_buffer_bytes=app[appkeys.SETTINGS].slow_client_buffer_bytes,
         ticker=app[appkeys.HEARTBEAT_TICKER],
         after_seq=spec.after_seq,
     )
     app[appkeys.DRAIN].register(client)
-    outcome = _Outcome()
+    stream = _Stream(request, spec, client)
     try:
-        response, spec = await _open(request, spec, client)
-        stall = StallWatch(app, spec.job_id, spec.message_id, client)
-        encoding, heartbeat_s = spec.encoding, settings.heartbeat_interval_s
-        loop = asyncio.get_running_loop()
-        next_heartbeat = loop.time() + heartbeat_s
-        outcome.close_reason = "streaming"
-        with app[METRICS].relaying():
-            try:
-                while True:
-                    await client.wait(next_heartbeat)
-                    if await _forward(request, response, client, encoding, outcome):
-                        break
-                    if loop.time() >= next_heartbeat:
-                        phase = "running" if client.queued_seq > 0 else "queued"
-                        await _send(request, response, encoding.heartbeat(phase))
-                        next_heartbeat += heartbeat_s
-                        await stall.check()
-            except StreamUnavailableError as e:
-                outcome.close_reason = "unavailable"
-                await _send(request, response, _error_frame(str(e), "unavailable"))
-            except _SlowClientError:
-                # Its socket buffers are full: nothing more can reach it, so cut the connection.
-                outcome.close_reason = "slow_client"
-                if request.transport is not None:
-                    request.transport.abort()
-            except (ConnectionResetError, ConnectionError):
-                outcome.close_reason = "client_gone"
-        return response
-    except asyncio.CancelledError:
-        outcome.close_reason = "client_gone"
+        response, stream.spec = await _open(request, spec, client)
+    except BaseException as e:
+        if isinstance(e, asyncio.CancelledError):
+            stream.outcome.close_reason = "client_gone"
+        await stream.end()
         raise
-    finally:
-        _stream_closed(request, spec, client, outcome)
-        # Last: in a cancelled handler this await raises at once (the release still runs).
-        await release_stream_lease(request)
+    # Nothing awaits from here until aiohttp calls write_eof, so a cancellation cannot land in
+    # between: the stream either ends above or is the response's to end.
+    response.relay(stream)
+    return response
 
 
 async def _forward(
@@ -179,34 +210,6 @@ async def _forward(
         await _send(request, response, b"", last=True)
         return True
     return False
-
-
-def _stream_closed(
-    request: web.Request, spec: StreamRequest, client: ClientStream, outcome: _Outcome
-) -> None:
-    """Let go of the stream's subscription and registrations, and log its summary. Logged
-    before the lease's release: a client that closes once it has read the end cancels the
-    handler, and the cancellation lands on that await."""
-    app = request.app
-    client.stop_alarm()
-    app[appkeys.FANOUT].unsubscribe(spec.job_id, client)
-    app[appkeys.DRAIN].unregister(client)
-    log.info(
-        "stream.closed",
-        job_id=spec.job_id,
-        session_id=spec.session_id,
-        close_reason=outcome.close_reason,
-        events=outcome.events,
-        ttft_ms=outcome.ttft_ms(request),
-        duration_ms=round((time.monotonic() - request[appkeys.STARTED_AT]) * 1000),
-        resumed_from=spec.after_seq,
-    )
-    app[METRICS].stream_closed(
-        close_reason=outcome.close_reason,
-        events=outcome.events,
-        ttft_ms=outcome.ttft_ms(request),
-        resumed_from=spec.after_seq,
-    )
 
 
 async def _open(
@@ -301,6 +304,49 @@ class _Outcome:
             return None
         started_at: float = request[appkeys.STARTED_AT]
         return round((self.first_token_at - started_at) * 1000)
+
+
+@dataclass(slots=True)
+class _Stream:
+    """An open stream, handed by its handler to its response."""
+
+    request: web.Request
+    spec: StreamRequest
+    client: ClientStream
+    outcome: _Outcome = field(default_factory=_Outcome)
+
+    async def end(self, *, log_summary: bool = False) -> None:
+        """Let go of the subscription, the registrations and the lease, and log the stream's
+        line (``stream.closed``) before the release: a client that closes once it has read the
+        end cancels the handler, and the cancellation lands on that await. With
+        ``log_summary``, also the request's (once the handler has returned, nobody else will)."""
+        request, spec, outcome = self.request, self.spec, self.outcome
+        app = request.app
+        self.client.stop_alarm()
+        app[appkeys.FANOUT].unsubscribe(spec.job_id, self.client)
+        app[appkeys.DRAIN].unregister(self.client)
+        log.info(
+            "stream.closed",
+            job_id=spec.job_id,
+            session_id=spec.session_id,
+            close_reason=outcome.close_reason,
+            events=outcome.events,
+            ttft_ms=outcome.ttft_ms(request),
+            duration_ms=round((time.monotonic() - request[appkeys.STARTED_AT]) * 1000),
+            resumed_from=spec.after_seq,
+        )
+        app[METRICS].stream_closed(
+            close_reason=outcome.close_reason,
+            events=outcome.events,
+            ttft_ms=outcome.ttft_ms(request),
+            resumed_from=spec.after_seq,
+        )
+        try:
+            # Last: in a cancelled handler this await raises at once (the release still runs).
+            await release_stream_lease(request)
+        finally:
+            if log_summary:
+                log_request(request, None)
 
 
 async def _read_replay(request: web.Request, job_id: str, after_seq: int) -> list[Frame]:
