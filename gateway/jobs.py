@@ -1,7 +1,6 @@
 """One chat turn, whatever route it came in by: resolve the session, store the user's message
 and the assistant's placeholder, then subscribe, send the job and stream it. Every streaming
-route is a thin mapping onto :func:`turn_stream`, whose result it streams with
-:func:`~gateway.relay.stream_job`."""
+route is a thin mapping onto :func:`stream_turn`."""
 
 from __future__ import annotations
 
@@ -23,6 +22,7 @@ from gateway.relay import (
     Encoding,
     StreamRequest,
     release_stream_lease,
+    stream_job,
 )
 from shared import events
 from shared.ids import new_id
@@ -113,10 +113,13 @@ async def start_turn(request: web.Request, turn: TurnRequest) -> StartedTurn:
     return StartedTurn(pending.job, pending.submit)
 
 
-async def turn_stream(request: web.Request, turn: TurnRequest) -> StreamRequest:
-    """The stream of ``turn``, for :func:`~gateway.relay.stream_job`. The route awaits that
-    itself: every frame between the route and the relay stays alive as long as the stream, and
-    this one's would hold the turn's set-up (the request, the stored turn, the job)."""
+async def stream_turn(request: web.Request, turn: TurnRequest) -> web.StreamResponse:
+    # The turn's set-up runs in a frame of its own, so the stream's long-lived frame holds none
+    # of it (the stored turn, the job, the snapshot).
+    return await stream_job(request, await _turn_stream(request, turn))
+
+
+async def _turn_stream(request: web.Request, turn: TurnRequest) -> StreamRequest:
     # The lease is taken before anything is stored, so a refused stream (429) stores nothing;
     # the turn is stored by the stream, while it subscribes.
     pending = await _resolve_turn(request, turn, lease=True)

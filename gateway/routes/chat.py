@@ -1,17 +1,15 @@
 """The streaming chat routes: each maps its front end's request shape onto one chat turn.
 
-Each parses its request in a helper of its own and builds the stream in another, so that the
-parsed body, its model and the turn are freed before the stream starts, instead of living in a
-frame that lasts as long as the stream."""
+Each parses its request in a helper of its own, so that the parsed body and its model are freed
+before the stream starts, instead of living in the handler's frame as long as the stream."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from gateway.body import read_body, validate
-from gateway.jobs import TurnRequest, turn_stream
+from gateway.jobs import TurnRequest, stream_turn
 from gateway.projects import require_project
-from gateway.relay import stream_job
 from gateway.routes.sessions import session_id_from_path
 from gateway.schemas import (
     ChatStreamBody,
@@ -28,9 +26,7 @@ routes = web.RouteTableDef()
 @routes.post("/api/sessions/{session_id}/messages/stream")
 async def session_message_stream(request: web.Request) -> web.StreamResponse:
     """Seed 002: ``{"content", "role"?, "simple_language"?}`` into an existing session."""
-    return await stream_job(
-        request, await turn_stream(request, await _session_message_turn(request))
-    )
+    return await stream_turn(request, await _session_message_turn(request))
 
 
 async def _session_message_turn(request: web.Request) -> TurnRequest:
@@ -47,7 +43,7 @@ async def _session_message_turn(request: web.Request) -> TurnRequest:
 @routes.post("/api/v1/chat/stream")
 async def chat_stream(request: web.Request) -> web.StreamResponse:
     """Seed 004: ``{"text", "conversation_id"?, "metadata"?}``, opening with a snapshot."""
-    return await stream_job(request, await turn_stream(request, await _chat_turn(request)))
+    return await stream_turn(request, await _chat_turn(request))
 
 
 async def _chat_turn(request: web.Request) -> TurnRequest:
@@ -67,7 +63,7 @@ async def _chat_turn(request: web.Request) -> TurnRequest:
 @routes.get("/api/question/stream", allow_head=False)
 async def question_stream(request: web.Request) -> web.StreamResponse:
     """Seeds 000 and 001: ``?question=&session_id=&simple_language=`` on a GET."""
-    return await stream_job(request, await turn_stream(request, _question_turn(request)))
+    return await stream_turn(request, _question_turn(request))
 
 
 def _question_turn(request: web.Request) -> TurnRequest:
@@ -83,7 +79,7 @@ def _question_turn(request: web.Request) -> TurnRequest:
 @routes.post("/api/v1/projects/{project}/chat-stream")
 async def project_chat_stream(request: web.Request) -> web.StreamResponse:
     """Seed 003: ``{"message", "session_id"?}``, answered from the project's collection."""
-    return await stream_job(request, await turn_stream(request, await _project_turn(request)))
+    return await stream_turn(request, await _project_turn(request))
 
 
 async def _project_turn(request: web.Request) -> TurnRequest:

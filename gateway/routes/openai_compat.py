@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.body import read_body
 from gateway.errors import ApiError, not_found, validation_error
 from gateway.job_result import JobTimeoutError, run_to_end
-from gateway.jobs import TurnRequest, start_turn, turn_stream
+from gateway.jobs import TurnRequest, start_turn, stream_turn
 from gateway.openai_chunks import CompletionChunks, completion_id
-from gateway.relay import Encoding, stream_job
+from gateway.relay import Encoding
 from gateway.schemas import check_message_text
 from shared import events
 from shared.settings import PIPELINES
@@ -85,7 +85,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             pipeline=body.model,
             encoding=Encoding(frame=chunks.frame, heartbeat=chunks.heartbeat, retry=False),
         )
-        return await stream_job(request, await turn_stream(request, turn))
+        return await stream_turn(request, turn)
     started = await start_turn(request, TurnRequest(text=prompt, pipeline=body.model))
     job = started.job
     try:
