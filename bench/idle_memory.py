@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import gc
 import os
+import signal
 import sys
 import tracemalloc
 from pathlib import Path
@@ -59,11 +60,29 @@ async def _open(url: str, count: int, out: Path, label: str) -> tuple[Tool, int]
     return client, opened
 
 
+def _cancel_on_signals() -> None:
+    """SIGTERM and SIGINT cancel the measurement (the first of them; a second does not cut its
+    clean-up short), so that its ``finally`` stops what it started and purges its namespace: a
+    killed run used to leave its queue and keys behind."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+
+    def cancel() -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, lambda: None)
+        task.cancel()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, cancel)
+
+
 async def rss(streams: int, out: Path) -> None:
+    _cancel_on_signals()
     stack = Stack("idle-memory", out, env={"HEARTBEAT_INTERVAL_S": str(HEARTBEAT_S)})
-    await stack.start()
     clients: list[Tool] = []
     try:
+        await stack.start()
         pid = stack.pids()["gateway"][0]
         clients.append((await _open(stack.url, WARMUP_STREAMS, out, "warmup"))[0])
         await asyncio.sleep(HOLD_S)
@@ -78,12 +97,15 @@ async def rss(streams: int, out: Path) -> None:
             file=sys.stderr,
         )
     finally:
-        for client in clients:
-            await client.close()
-        await stack.stop()
+        try:
+            for client in clients:
+                await client.close()
+        finally:
+            await stack.stop()
 
 
 async def trace(streams: int, out: Path, group: str, top: int) -> None:
+    _cancel_on_signals()
     stack = Stack("idle-memory", out)
     stack.namespace = procs.new_namespace("idle-memory")
     stack.port = procs.free_port()
@@ -101,10 +123,10 @@ async def trace(streams: int, out: Path, group: str, top: int) -> None:
     configure_logging("gateway", LoggingSettings(level="WARNING", format="json"))
     settings = GatewaySettings.from_env()
     runner = web.AppRunner(create_app(settings), access_log=None, handler_cancellation=True)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", stack.port).start()
     clients: list[Tool] = []
     try:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", stack.port).start()
         clients.append((await _open(stack.url, WARMUP_STREAMS, out, "warmup"))[0])
         await asyncio.sleep(HOLD_S)
         tracemalloc.start(12)
@@ -117,10 +139,12 @@ async def trace(streams: int, out: Path, group: str, top: int) -> None:
         after = tracemalloc.take_snapshot()
         _report(before, after, streams, group, top)
     finally:
-        for client in clients:
-            await client.close()
-        await runner.cleanup()
-        await procs.purge_namespace(stack.names)
+        try:
+            for client in clients:
+                await client.close()
+            await runner.cleanup()
+        finally:
+            await procs.purge_namespace(stack.names)
 
 
 def _report(
@@ -164,10 +188,13 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     toolio.raise_fd_limit()
-    if args.mode == "rss":
-        uvloop.run(rss(args.streams, args.out))
-    else:
-        uvloop.run(trace(args.streams, args.out, args.group, args.top))
+    try:
+        if args.mode == "rss":
+            uvloop.run(rss(args.streams, args.out))
+        else:
+            uvloop.run(trace(args.streams, args.out, args.group, args.top))
+    except asyncio.CancelledError:
+        sys.exit("stopped by a signal; what it started is stopped and its namespace purged")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from gateway import sse
 from gateway.client_stream import ClientStream
 from gateway.fanout import EventFanout
 from gateway.frames import Frame, frame_from_event
+from gateway.ticker import HeartbeatTicker
 from shared import events
 from shared.names import Names
 from shared.wire import Event, decode_event, encode_event
@@ -34,13 +35,14 @@ def _raw_token(seq: int) -> bytes:
 
 async def client_stream_cycle(ops: int) -> float:
     """One frame through a client's buffer: deliver, wake the writer, take."""
-    stream = ClientStream(max_buffer_bytes=1 << 30)
+    stream = ClientStream(max_buffer_bytes=1 << 30, ticker=HeartbeatTicker(15.0))
+    loop = asyncio.get_running_loop()
     frames = [Frame(i + 1, events.TOKEN, {}, b"x") for i in range(ops)]
 
     async def writer() -> None:
         taken = 0
         while taken < ops:
-            if await stream.wait(15.0):
+            if await stream.wait(loop.time() + 15.0):
                 taken += len(stream.take())
 
     task = asyncio.create_task(writer())
@@ -58,8 +60,10 @@ def dispatch(ops: int, subscribers: int) -> float:
     names = Names("micro")
     fanout = EventFanout(Redis(), names, "micro", timeout_s=1.0)
     channel = names.job_channel("job")
-    streams = [ClientStream(max_buffer_bytes=1 << 30) for _ in range(subscribers)]
-    fanout._subscribers[channel].update(streams)
+    ticker = HeartbeatTicker(15.0)
+    streams = [ClientStream(max_buffer_bytes=1 << 30, ticker=ticker) for _ in range(subscribers)]
+    # As the registry holds them: one stream alone, several in a set.
+    fanout._subscribers[channel] = streams[0] if subscribers == 1 else set(streams)
     messages: list[dict[str, Any]] = [
         {"type": "message", "channel": channel.encode(), "data": _raw_token(i + 1)}
         for i in range(ops)

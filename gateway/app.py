@@ -21,6 +21,7 @@ from gateway.middlewares import echo_request_id, request_context
 from gateway.openapi import routes as openapi_routes
 from gateway.routes import batch, chat, health, openai_compat, projects, sessions, static, streams
 from gateway.stalls import StallBreaker
+from gateway.ticker import HeartbeatTicker
 from shared.amqp import AmqpJobQueue
 from shared.embedded import EmbeddedServers
 from shared.logging import get_logger
@@ -55,6 +56,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app[appkeys.TICKET_SECRET] = settings.stream_ticket_secret or secrets.token_urlsafe(32)
     app.on_response_prepare.append(echo_request_id)
     app[appkeys.DRAIN] = StreamDrain(settings.drain_s)
+    app[appkeys.HEARTBEAT_TICKER] = HeartbeatTicker(settings.heartbeat_interval_s)
     app.on_shutdown.append(_drain_streams)
     if settings.connections.embedded:
         app[appkeys.EMBEDDED] = EmbeddedServers()

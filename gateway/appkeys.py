@@ -10,6 +10,7 @@ from gateway.drain import StreamDrain
 from gateway.fanout import EventFanout
 from gateway.limits import RateLimiter, StreamLeases
 from gateway.stalls import StallBreaker
+from gateway.ticker import HeartbeatTicker
 from shared.embedded import EmbeddedServers
 from shared.jobqueue import JobPublisher
 from shared.messages import MessageStore
@@ -30,6 +31,7 @@ RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 STREAM_LEASES = web.AppKey("stream_leases", StreamLeases)
 STALLS = web.AppKey("stalls", StallBreaker)
 DRAIN = web.AppKey("drain", StreamDrain)
+HEARTBEAT_TICKER = web.AppKey("heartbeat_ticker", HeartbeatTicker)
 
 # Request-scoped values, set by the middlewares.
 REQUEST_ID = web.RequestKey("request_id", str)

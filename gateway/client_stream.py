@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 
 from gateway.frames import Frame, merge_tokens
+from gateway.ticker import HeartbeatTicker
 from shared import events
 
 
@@ -21,18 +22,22 @@ class ClientStream:
     # Slots and a plain list keep an idle stream small: an empty deque alone is 600 bytes, and
     # ten thousand idle streams each hold one of these.
     __slots__ = (
+        "_alarm_tick",
         "_buffered_bytes",
         "_frames",
         "_held",
         "_max_buffer_bytes",
         "_queued_seq",
+        "_ticker",
         "_waiter",
         "draining",
         "merged_frames",
         "overflowed",
     )
 
-    def __init__(self, *, max_buffer_bytes: int, after_seq: int = 0) -> None:
+    def __init__(
+        self, *, max_buffer_bytes: int, ticker: HeartbeatTicker, after_seq: int = 0
+    ) -> None:
         self._max_buffer_bytes = max_buffer_bytes
         self._frames: list[Frame] = []
         self._buffered_bytes = 0
@@ -42,6 +47,9 @@ class ClientStream:
         # asyncio.timeout context (the profile showed those costing about a tenth of the
         # gateway's CPU per relayed event).
         self._waiter: asyncio.Future[None] | None = None
+        # What wakes a wait at its deadline: the tick this stream is set to ring at (0: none).
+        self._ticker = ticker
+        self._alarm_tick = 0
         self.overflowed = False
         self.draining = False
         self.merged_frames = 0
@@ -107,19 +115,47 @@ class ClientStream:
         self._frames = merged
         self._buffered_bytes = sum(len(frame.wire) for frame in merged)
 
-    async def wait(self, timeout_s: float) -> bool:
-        """Wait up to ``timeout_s`` for frames; whether any are ready (or the stream must end)."""
-        if self._frames or self.overflowed or self.draining:
-            return True
-        loop = asyncio.get_running_loop()
-        self._waiter = waiter = loop.create_future()
-        timer = loop.call_later(timeout_s, _wake, waiter)
-        try:
+    def waiter(self, deadline: float) -> asyncio.Future[None] | None:
+        """What to await for frames until the loop time ``deadline`` (rounded up to the
+        ticker's tick); None when frames are ready now (or the stream must end). The relay
+        awaits it directly: a coroutine per wait would be one more frame each idle stream
+        holds."""
+        if self.ready:
+            return None
+        tick = self._ticker.tick_of(deadline)
+        if tick != self._alarm_tick:
+            # Once per deadline, not per wait: the relay waits for the same heartbeat deadline
+            # again after each batch of frames.
+            self.stop_alarm()
+            self._ticker.set(tick, self)
+            self._alarm_tick = tick
+        self._waiter = asyncio.get_running_loop().create_future()
+        return self._waiter
+
+    async def wait(self, deadline: float) -> bool:
+        """Wait for frames until the loop time ``deadline``; whether any are ready (or the
+        stream must end)."""
+        waiter = self.waiter(deadline)
+        if waiter is not None:
             await waiter
-        finally:
-            timer.cancel()
-            self._waiter = None
+        return self.ready
+
+    @property
+    def ready(self) -> bool:
+        """Frames are buffered, or the stream must end."""
         return bool(self._frames) or self.overflowed or self.draining
+
+    def alarm(self, tick: int) -> None:
+        """The ticker reached ``tick``: wake the wait whose deadline it is."""
+        if tick == self._alarm_tick:
+            self._alarm_tick = 0
+            _wake(self._waiter)
+
+    def stop_alarm(self) -> None:
+        """Take this stream off the ticker (it ended, or its deadline moved)."""
+        if self._alarm_tick:
+            self._ticker.unset(self._alarm_tick, self)
+            self._alarm_tick = 0
 
     def take(self) -> list[Frame]:
         """Everything buffered, oldest first, so it goes out in one write."""

@@ -55,7 +55,9 @@ class EventFanout:
         self._timeout_s = timeout_s
         self._pubsub: PubSub | None = None
         self._listener: asyncio.Task[None] | None = None
-        self._subscribers: defaultdict[str, set[Subscriber]] = defaultdict(set)
+        # Per channel, its stream, or a set of them when several watch one job (rare: a set is
+        # about 200 bytes, which ten thousand idle streams would each pay for).
+        self._subscribers: dict[str, Subscriber | set[Subscriber]] = {}
         # Channels Redis was last asked to subscribe (and not asked to leave since).
         self._subscribed: set[str] = set()
         # Per channel, the SUBSCRIBEs sent and not yet confirmed, oldest first; each resolves
@@ -75,7 +77,10 @@ class EventFanout:
 
     @property
     def subscriber_count(self) -> int:
-        return sum(len(subscribers) for subscribers in self._subscribers.values())
+        return sum(
+            len(watching) if isinstance(watching, set) else 1
+            for watching in self._subscribers.values()
+        )
 
     async def start(self) -> None:
         self._pubsub = self._redis.pubsub()
@@ -98,7 +103,13 @@ class EventFanout:
     async def subscribe(self, job_id: str, subscriber: Subscriber) -> None:
         """Add ``subscriber`` to the job's channel; returns once Redis confirms the channel."""
         channel = self._names.job_channel(job_id)
-        self._subscribers[channel].add(subscriber)
+        watching = self._subscribers.get(channel)
+        if watching is None:
+            self._subscribers[channel] = subscriber
+        elif isinstance(watching, set):
+            watching.add(subscriber)
+        elif watching is not subscriber:
+            self._subscribers[channel] = {watching, subscriber}
         self._job_of[channel] = job_id
         try:
             confirmed = self._confirmation_of(channel)
@@ -111,11 +122,12 @@ class EventFanout:
     def unsubscribe(self, job_id: str, subscriber: Subscriber) -> None:
         """Remove ``subscriber``. Synchronous, so it is safe in a cancelled handler's finally."""
         channel = self._names.job_channel(job_id)
-        subscribers = self._subscribers.get(channel)
-        if subscribers is None:
-            return
-        subscribers.discard(subscriber)
-        if not subscribers:
+        watching = self._subscribers.get(channel)
+        if isinstance(watching, set):
+            watching.discard(subscriber)
+            if len(watching) == 1:
+                self._subscribers[channel] = next(iter(watching))
+        elif watching is subscriber:
             del self._subscribers[channel]
             self._job_of.pop(channel, None)
             if not self._closed:
@@ -226,7 +238,7 @@ class EventFanout:
         """Hand every stream the events published while the link was down, from the replay log,
         merged with the live ones by seq."""
         for channel, job_id in list(self._job_of.items()):
-            subscribers = tuple(self._subscribers.get(channel, ()))
+            subscribers = self._watchers(channel)
             if not subscribers:
                 continue
             for subscriber in subscribers:
@@ -242,6 +254,12 @@ class EventFanout:
                 subscriber.release_live(frames)
         log.info("fanout.recovered", channels=len(self._job_of))
 
+    def _watchers(self, channel: str) -> tuple[Subscriber, ...]:
+        watching = self._subscribers.get(channel)
+        if watching is None:
+            return ()
+        return tuple(watching) if isinstance(watching, set) else (watching,)
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
@@ -251,7 +269,7 @@ class EventFanout:
         channel = message["channel"].decode()
         kind = message["type"]
         if kind == "message":
-            subscribers = self._subscribers.get(channel)
+            subscribers = self._watchers(channel)
             if not subscribers:
                 return
             try:
@@ -259,7 +277,7 @@ class EventFanout:
             except WireError as e:
                 log.error("fanout.malformed_event", channel=channel, error=str(e))
                 return
-            for subscriber in tuple(subscribers):
+            for subscriber in subscribers:
                 subscriber.deliver(frame)
         elif kind == "subscribe":
             self._settle_confirmation(channel, confirmed=True)

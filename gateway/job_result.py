@@ -29,7 +29,10 @@ async def run_to_end(request: web.Request, started: StartedTurn, timeout_s: floa
     job = started.job
     app = request.app
     fanout = app[appkeys.FANOUT]
-    client = ClientStream(max_buffer_bytes=app[appkeys.SETTINGS].slow_client_buffer_bytes)
+    client = ClientStream(
+        max_buffer_bytes=app[appkeys.SETTINGS].slow_client_buffer_bytes,
+        ticker=app[appkeys.HEARTBEAT_TICKER],
+    )
     try:
         # Subscribed before the job is sent, so that no event can be missed.
         await fanout.subscribe(job.job_id, client)
@@ -46,14 +49,16 @@ async def run_to_end(request: web.Request, started: StartedTurn, timeout_s: floa
         except TimeoutError as e:
             raise JobTimeoutError(job.job_id) from e
     finally:
+        client.stop_alarm()
         fanout.unsubscribe(job.job_id, client)
 
 
 async def _final_frame(client: ClientStream) -> Frame:
     # The buffer is drained on every wake-up, so its size limit never matters here; the
     # caller's timeout bounds the loop.
+    loop = asyncio.get_running_loop()
     while True:
-        if await client.wait(timeout_s=60.0):
+        if await client.wait(loop.time() + 60.0):
             for frame in client.take():
                 if frame.type in events.TERMINAL_TYPES:
                     return frame

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from gateway import appkeys
 from gateway.auth import authenticate, bearer_token
 from gateway.errors import ApiError, error_response, from_http_exception, unavailable
+from gateway.request_log import SelfLoggedResponse, log_request
 from gateway.streaming_routes import opens_turn
 from gateway.tickets import redeem_ticket
 from shared.jobqueue import QueueUnavailableError
@@ -39,14 +40,16 @@ def request_id_of(request: web.Request) -> str:
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request context and summary line, the error format, then authentication, in one
-    middleware: a stream's handler runs for the whole stream, and each middleware awaiting it
-    would keep a coroutine frame (and aiohttp's wrapper around it) alive that long too."""
+    middleware: one coroutine frame (and aiohttp's wrapper around it) per request instead of
+    three. A stream's handler returns once the stream is open, and the stream logs the summary
+    line when it ends (gateway/relay.py)."""
     structlog.contextvars.clear_contextvars()
     request_id = request_id_of(request)
     request[appkeys.REQUEST_ID] = request_id
     request[appkeys.STARTED_AT] = time.monotonic()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     status: int | None = None
+    response: web.StreamResponse | None = None
     try:
         try:
             await _authenticate(request)
@@ -55,7 +58,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             # The client went away before its request was read (a reset in the middle of its
             # body): there is nobody to answer, and it is not our error. aiohttp treats a
             # cancelled handler as a premature disconnection; the summary line says 499
-            # (unless a response had gone out already: see _logged_status).
+            # (unless a response had gone out already: see gateway/request_log.py).
             raise asyncio.CancelledError from e
         except Exception as e:
             response = _error_format(e)
@@ -66,23 +69,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         status = response.status
         return response
     finally:
-        log.info(
-            "http.request",
-            method=request.method,
-            path=request.path,
-            status=_logged_status(request, status),
-            user_id=request.get(appkeys.USER_ID),
-            duration_ms=round((time.monotonic() - request[appkeys.STARTED_AT]) * 1000),
-        )
-
-
-def _logged_status(request: web.Request, returned: int | None) -> int:
-    """The status the handler returned; for a cancelled handler, the status already sent, as
-    nginx logs it, or 499 when the client left before any response went out."""
-    if returned is not None:
-        return returned
-    sent: int = request.get(appkeys.SENT_STATUS, 499)
-    return sent
+        # A stream that goes on after its handler returned logs the line when it ends.
+        if not isinstance(response, SelfLoggedResponse):
+            log_request(request, status)
 
 
 async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
@@ -145,10 +134,11 @@ async def _late_rate_hit(request: web.Request) -> web.StreamResponse | None:
 
 def _caller(request: web.Request) -> str:
     """The user behind the bearer token, or behind a stream ticket where one is accepted."""
-    ticket = request.query.get("ticket")
-    route_name = request.match_info.route.name
-    if ticket is not None and route_name == TICKET_ROUTE and "Authorization" not in request.headers:
-        return redeem_ticket(
-            request.app[appkeys.TICKET_SECRET], ticket, request.match_info["job_id"]
-        )
+    # The route first: the parsed query is cached on the request, and a stream would hold it.
+    if request.match_info.route.name == TICKET_ROUTE and "Authorization" not in request.headers:
+        ticket = request.query.get("ticket")
+        if ticket is not None:
+            return redeem_ticket(
+                request.app[appkeys.TICKET_SECRET], ticket, request.match_info["job_id"]
+            )
     return authenticate(bearer_token(request), request.app[appkeys.SETTINGS])

@@ -7,9 +7,10 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 from redis.exceptions import RedisError
 
 from gateway import appkeys, sse
@@ -19,6 +20,7 @@ from gateway.errors import unavailable
 from gateway.fanout import EventFanout, FanoutUnavailableError
 from gateway.frames import Frame, frame_from_event
 from gateway.metrics import METRICS
+from gateway.request_log import SelfLoggedResponse, log_request
 from gateway.stalls import StallWatch, StreamUnavailableError
 from shared import events, replay_log
 from shared.jobqueue import QueueUnavailableError
@@ -35,12 +37,77 @@ SSE_HEADERS = {
 }
 
 
-class _SseResponse(web.StreamResponse):
-    """A stream whose headers go out with its first bytes (``retry:`` and the opening), in one
-    write: aiohttp's ``Response`` buffers them the same way, ``StreamResponse`` by default
-    sends them alone (a system call of their own per stream)."""
+class _SseResponse(SelfLoggedResponse):
+    """A stream's response. Its headers go out with its first bytes (``retry:`` and the
+    opening), in one write: aiohttp's ``Response`` buffers them the same way, ``StreamResponse``
+    by default sends them alone (a system call of their own per stream).
+
+    Its body is the relay. The handler returns the response once the stream is open, and
+    aiohttp relays the job's events when it finishes the response (:meth:`write_eof`), as it
+    writes a ``Response``'s body then: every frame between aiohttp and the route (the
+    middleware's, the route's, aiohttp's own wrappers) is gone by then, where it used to stay
+    alive as long as the stream. An idle stream holds only aiohttp's connection and this."""
 
     _send_headers_immediately = False
+    # The open stream, until the relay takes it.
+    _stream: _Stream | None = None
+
+    def relay(self, stream: _Stream) -> None:
+        self._stream = stream
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        writer = await super().prepare(request)
+        # The headers are in the writer's buffer as bytes by now and nothing reads the mapping
+        # again: an idle stream would otherwise hold it (about 1.5 KB) for its whole life.
+        self.headers.clear()
+        return writer
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        """Relay the stream until it ends (aiohttp's call once the handler has returned), then
+        end the body; called again (by the relay's last write, or by aiohttp), only the end."""
+        stream, self._stream = self._stream, None
+        if stream is None:
+            await super().write_eof(data)
+            return
+        # The relay runs in this frame rather than in a coroutine of its own: each frame that
+        # waits with an idle stream is memory it holds for its whole life.
+        request, client, outcome = stream.request, stream.client, stream.outcome
+        app = request.app
+        stall = StallWatch(app, stream.spec.job_id, stream.spec.message_id, client)
+        encoding, heartbeat_s = stream.spec.encoding, app[appkeys.SETTINGS].heartbeat_interval_s
+        loop = asyncio.get_running_loop()
+        next_heartbeat = loop.time() + heartbeat_s
+        outcome.close_reason = "streaming"
+        try:
+            with app[METRICS].relaying():
+                try:
+                    while True:
+                        waiter = client.waiter(next_heartbeat)
+                        if waiter is not None:
+                            await waiter
+                        if await _forward(request, self, client, encoding, outcome):
+                            break
+                        if loop.time() >= next_heartbeat:
+                            phase = "running" if client.queued_seq > 0 else "queued"
+                            await _send(request, self, encoding.heartbeat(phase))
+                            next_heartbeat += heartbeat_s
+                            await stall.check()
+                except StreamUnavailableError as e:
+                    outcome.close_reason = "unavailable"
+                    await _send(request, self, _error_frame(str(e), "unavailable"))
+                except _SlowClientError:
+                    # Its socket buffers are full: nothing more can reach it, so cut it off.
+                    outcome.close_reason = "slow_client"
+                    if request.transport is not None:
+                        request.transport.abort()
+                except (ConnectionResetError, ConnectionError):
+                    outcome.close_reason = "client_gone"
+        except asyncio.CancelledError:
+            outcome.close_reason = "client_gone"
+            raise
+        finally:
+            await stream.end(log_summary=True)
+        await super().write_eof(data)
 
 
 def sse_frame(frame: Frame) -> bytes:
@@ -90,84 +157,95 @@ class StreamRequest:
 
 
 async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamResponse:
-    """Stream a job's events to the client as SSE. Failures before the first byte are JSON."""
+    """Open a stream of a job's events as SSE: subscribe, read the replay log, send the job,
+    write the first bytes. Failures before the first byte are JSON. Returns the response, which
+    relays the rest once aiohttp finishes it (see :class:`_SseResponse`)."""
     app = request.app
-    settings = app[appkeys.SETTINGS]
-    fanout = app[appkeys.FANOUT]
     await _hold_stream_lease(request, acquired=spec.lease_held)
     client = ClientStream(
-        max_buffer_bytes=settings.slow_client_buffer_bytes, after_seq=spec.after_seq
+        max_buffer_bytes=app[appkeys.SETTINGS].slow_client_buffer_bytes,
+        ticker=app[appkeys.HEARTBEAT_TICKER],
+        after_seq=spec.after_seq,
     )
-    drain = app[appkeys.DRAIN]
-    drain.register(client)
+    app[appkeys.DRAIN].register(client)
+    stream = _Stream(request, spec, client)
+    try:
+        response, stream.spec = await _open(request, spec, client)
+    except BaseException as e:
+        if isinstance(e, asyncio.CancelledError):
+            stream.outcome.close_reason = "client_gone"
+        await stream.end()
+        raise
+    # Nothing awaits from here until aiohttp calls write_eof, so a cancellation cannot land in
+    # between: the stream either ends above or is the response's to end.
+    response.relay(stream)
+    return response
+
+
+async def _forward(
+    request: web.Request,
+    response: web.StreamResponse,
+    client: ClientStream,
+    encoding: Encoding,
+    outcome: _Outcome,
+) -> bool:
+    """Write what the client's buffer holds; whether the stream has ended."""
+    if client.overflowed:
+        outcome.close_reason = "slow_client"
+        await _send(request, response, _slow_client_frame())
+        return True
+    frames = client.take()
+    if frames:
+        # The job's last frames and the end of the body go out in one write.
+        ends = frames[-1].type in events.TERMINAL_TYPES
+        data = b"".join(encoding.frame(frame) for frame in frames)
+        await _send(request, response, data, last=ends)
+        outcome.count(frames)
+        if ends:
+            outcome.close_reason = frames[-1].type
+            return True
+    if client.draining:
+        # The client reconnects with Last-Event-ID, to another gateway.
+        outcome.close_reason = "drain"
+        await _send(request, response, b"", last=True)
+        return True
+    return False
+
+
+async def _open(
+    request: web.Request, spec: StreamRequest, client: ClientStream
+) -> tuple[_SseResponse, StreamRequest]:
+    """Subscribe, read the replay log, send the job, then write the response's first bytes.
+    Returns the response and ``spec`` without what the stream no longer needs: the opening (a
+    whole conversation's snapshot), the turn's closures, the replayed frames all stay here."""
+    settings = request.app[appkeys.SETTINGS]
     # A job not yet sent has published nothing: there is no log to read, nothing to hold.
     replays = spec.submit is None or spec.after_seq > 0
     if replays:
         client.hold_live()
-    outcome = _Outcome()
     try:
+        opening = await _subscribe(request.app[appkeys.FANOUT], spec, client)
+    except FanoutUnavailableError as e:
+        raise unavailable("the event store cannot be reached") from e
+    if replays:
         try:
-            spec = dataclasses.replace(spec, opening=await _subscribe(fanout, spec, client))
-        except FanoutUnavailableError as e:
+            replayed = await _read_replay(request, spec.job_id, spec.after_seq)
+        except RedisError as e:
             raise unavailable("the event store cannot be reached") from e
-        if replays:
-            try:
-                replayed = await _read_replay(request, spec.job_id, spec.after_seq)
-            except RedisError as e:
-                raise unavailable("the event store cannot be reached") from e
-            client.release_live(replayed)
-        if spec.submit is not None:
-            try:
-                await asyncio.shield(spec.submit())
-            except QueueUnavailableError as e:
-                raise unavailable("the job queue cannot be reached") from e
-        response = _SseResponse(
-            status=200,
-            headers={**SSE_HEADERS, "X-Job-Id": spec.job_id, "X-Session-Id": spec.session_id},
-        )
-        await response.prepare(request)
-        retry = sse.retry_frame(settings.sse_retry_ms) if spec.encoding.retry else b""
-        await response.write(retry + spec.opening)
-        # The opening (a whole conversation's snapshot) and the turn's closures are done with:
-        # an idle stream must not hold them for its whole life.
-        spec = dataclasses.replace(spec, opening=b"", store=None, submit=None, abandon=None)
-        stall = StallWatch(request.app, spec.job_id, spec.message_id, client)
-        with app[METRICS].relaying():
-            await _relay(
-                request,
-                response,
-                client,
-                spec.encoding,
-                outcome,
-                on_heartbeat=stall.check,
-            )
-        return response
-    except asyncio.CancelledError:
-        outcome.close_reason = "client_gone"
-        raise
-    finally:
-        fanout.unsubscribe(spec.job_id, client)
-        drain.unregister(client)
-        # Logged before the release: a client that closes once it has read the end cancels
-        # this handler, and the cancellation lands on the await below.
-        log.info(
-            "stream.closed",
-            job_id=spec.job_id,
-            session_id=spec.session_id,
-            close_reason=outcome.close_reason,
-            events=outcome.events,
-            ttft_ms=outcome.ttft_ms(request),
-            duration_ms=round((time.monotonic() - request[appkeys.STARTED_AT]) * 1000),
-            resumed_from=spec.after_seq,
-        )
-        app[METRICS].stream_closed(
-            close_reason=outcome.close_reason,
-            events=outcome.events,
-            ttft_ms=outcome.ttft_ms(request),
-            resumed_from=spec.after_seq,
-        )
-        # Last: in a cancelled handler this await raises at once (the release still runs).
-        await release_stream_lease(request)
+        client.release_live(replayed)
+    if spec.submit is not None:
+        try:
+            await asyncio.shield(spec.submit())
+        except QueueUnavailableError as e:
+            raise unavailable("the job queue cannot be reached") from e
+    response = _SseResponse(
+        status=200,
+        headers={**SSE_HEADERS, "X-Job-Id": spec.job_id, "X-Session-Id": spec.session_id},
+    )
+    await response.prepare(request)
+    retry = sse.retry_frame(settings.sse_retry_ms) if spec.encoding.retry else b""
+    await response.write(retry + opening)
+    return response, dataclasses.replace(spec, opening=b"", store=None, submit=None, abandon=None)
 
 
 async def _subscribe(fanout: EventFanout, spec: StreamRequest, client: ClientStream) -> bytes:
@@ -216,11 +294,59 @@ class _Outcome:
     events: int = 0
     first_token_at: float | None = None
 
+    def count(self, frames: list[Frame]) -> None:
+        self.events += len(frames)
+        if self.first_token_at is None and any(f.type == events.TOKEN for f in frames):
+            self.first_token_at = time.monotonic()
+
     def ttft_ms(self, request: web.Request) -> int | None:
         if self.first_token_at is None:
             return None
         started_at: float = request[appkeys.STARTED_AT]
         return round((self.first_token_at - started_at) * 1000)
+
+
+@dataclass(slots=True)
+class _Stream:
+    """An open stream, handed by its handler to its response."""
+
+    request: web.Request
+    spec: StreamRequest
+    client: ClientStream
+    outcome: _Outcome = field(default_factory=_Outcome)
+
+    async def end(self, *, log_summary: bool = False) -> None:
+        """Let go of the subscription, the registrations and the lease, and log the stream's
+        line (``stream.closed``) before the release: a client that closes once it has read the
+        end cancels the handler, and the cancellation lands on that await. With
+        ``log_summary``, also the request's (once the handler has returned, nobody else will)."""
+        request, spec, outcome = self.request, self.spec, self.outcome
+        app = request.app
+        self.client.stop_alarm()
+        app[appkeys.FANOUT].unsubscribe(spec.job_id, self.client)
+        app[appkeys.DRAIN].unregister(self.client)
+        log.info(
+            "stream.closed",
+            job_id=spec.job_id,
+            session_id=spec.session_id,
+            close_reason=outcome.close_reason,
+            events=outcome.events,
+            ttft_ms=outcome.ttft_ms(request),
+            duration_ms=round((time.monotonic() - request[appkeys.STARTED_AT]) * 1000),
+            resumed_from=spec.after_seq,
+        )
+        app[METRICS].stream_closed(
+            close_reason=outcome.close_reason,
+            events=outcome.events,
+            ttft_ms=outcome.ttft_ms(request),
+            resumed_from=spec.after_seq,
+        )
+        try:
+            # Last: in a cancelled handler this await raises at once (the release still runs).
+            await release_stream_lease(request)
+        finally:
+            if log_summary:
+                log_request(request, None)
 
 
 async def _read_replay(request: web.Request, job_id: str, after_seq: int) -> list[Frame]:
@@ -233,81 +359,28 @@ class _SlowClientError(Exception):
     """The client stopped reading: a write did not complete within the send timeout."""
 
 
-async def _relay(
-    request: web.Request,
-    response: web.StreamResponse,
-    client: ClientStream,
-    encoding: Encoding,
-    outcome: _Outcome,
-    *,
-    on_heartbeat: Callable[[], Awaitable[None]],
+async def _send(
+    request: web.Request, response: web.StreamResponse, data: bytes, *, last: bool = False
 ) -> None:
-    settings = request.app[appkeys.SETTINGS]
-    heartbeat_s = settings.heartbeat_interval_s
+    """Write ``data``; with ``last``, end the body in the same write. A client that has not
+    taken it within the send timeout is a slow client."""
+    write = response.write_eof if last else response.write
     protocol, transport = request.protocol, request.transport
-    _, high_water = transport.get_write_buffer_limits() if transport is not None else (0, 0)
-
-    async def send(data: bytes, *, last: bool = False) -> None:
-        """Write ``data``; with ``last``, end the body in the same write. A client that has
-        not taken it within the send timeout is a slow client."""
-        write = response.write_eof if last else response.write
-        if (
-            transport is not None
-            and not protocol.writing_paused
-            and transport.get_write_buffer_size() + len(data) <= high_water
-        ):
-            # A write waits for the client only once the transport has paused, above its
-            # high-water mark: this one cannot wait, so it needs no timer. Arming one per write
-            # was about a seventh of the relay's CPU per event.
-            await write(data)
-            return
-        try:
-            async with asyncio.timeout(settings.send_timeout_s):
-                await write(data)
-        except TimeoutError as e:
-            raise _SlowClientError from e
-
-    loop = asyncio.get_running_loop()
-    next_heartbeat = loop.time() + heartbeat_s
-    outcome.close_reason = "streaming"
+    if (
+        transport is not None
+        and not protocol.writing_paused
+        and transport.get_write_buffer_size() + len(data) <= transport.get_write_buffer_limits()[1]
+    ):
+        # A write waits for the client only once the transport has paused, above its
+        # high-water mark: this one cannot wait, so it needs no timer. Arming one per write
+        # was about a seventh of the relay's CPU per event.
+        await write(data)
+        return
     try:
-        while True:
-            await client.wait(max(0.0, next_heartbeat - loop.time()))
-            if client.overflowed:
-                outcome.close_reason = "slow_client"
-                await send(_slow_client_frame())
-                return
-            frames = client.take()
-            if frames:
-                # The job's last frames and the end of the body go out in one write.
-                ends = frames[-1].type in events.TERMINAL_TYPES
-                await send(b"".join(encoding.frame(frame) for frame in frames), last=ends)
-                outcome.events += len(frames)
-                if outcome.first_token_at is None and any(f.type == events.TOKEN for f in frames):
-                    outcome.first_token_at = time.monotonic()
-                if ends:
-                    outcome.close_reason = frames[-1].type
-                    return
-            if client.draining:
-                # The client reconnects with Last-Event-ID, to another gateway.
-                outcome.close_reason = "drain"
-                await send(b"", last=True)
-                return
-            if loop.time() >= next_heartbeat:
-                phase = "running" if client.queued_seq > 0 else "queued"
-                await send(encoding.heartbeat(phase))
-                next_heartbeat += heartbeat_s
-                await on_heartbeat()
-    except StreamUnavailableError as e:
-        outcome.close_reason = "unavailable"
-        await send(_error_frame(str(e), "unavailable"))
-    except _SlowClientError:
-        # Its socket buffers are full: nothing more can reach it, so cut the connection.
-        outcome.close_reason = "slow_client"
-        if request.transport is not None:
-            request.transport.abort()
-    except (ConnectionResetError, ConnectionError):
-        outcome.close_reason = "client_gone"
+        async with asyncio.timeout(request.app[appkeys.SETTINGS].send_timeout_s):
+            await write(data)
+    except TimeoutError as e:
+        raise _SlowClientError from e
 
 
 def _slow_client_frame() -> bytes:

@@ -15,6 +15,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from gateway.client_stream import ClientStream
 from gateway.fanout import EventFanout
+from gateway.ticker import HeartbeatTicker
 from shared.names import Names
 from shared.wire import Event, encode_event
 from tests.conftest import REDIS_URL
@@ -39,7 +40,7 @@ async def fanout(redis: Redis, namespace: str) -> AsyncIterator[EventFanout]:
 
 
 def stream() -> ClientStream:
-    return ClientStream(max_buffer_bytes=1 << 20)
+    return ClientStream(max_buffer_bytes=1 << 20, ticker=HeartbeatTicker(5.0))
 
 
 async def publish(redis: Redis, names: Names, job_id: str, seq: int) -> int:
@@ -50,7 +51,7 @@ async def publish(redis: Redis, names: Names, job_id: str, seq: int) -> int:
 async def frames_of(client: ClientStream, count: int) -> list[int]:
     seqs: list[int] = []
     while len(seqs) < count:
-        await client.wait(60.0)
+        await client.wait(asyncio.get_running_loop().time() + 60.0)
         seqs += [frame.seq for frame in client.take()]
     return seqs
 

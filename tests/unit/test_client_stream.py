@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from gateway.client_stream import ClientStream
 from gateway.frames import Frame, frame_from_event
+from gateway.ticker import HeartbeatTicker
 from shared import events
 from shared.wire import Event
+
+TICKER = HeartbeatTicker(5.0)
 
 
 def frame(seq: int, kind: str = events.TOKEN, text: str = "x") -> Frame:
@@ -14,7 +17,7 @@ def frame(seq: int, kind: str = events.TOKEN, text: str = "x") -> Frame:
 
 
 def test_replay_and_held_live_frames_merge_in_order_without_duplicates() -> None:
-    stream = ClientStream(max_buffer_bytes=1 << 20, after_seq=2)
+    stream = ClientStream(max_buffer_bytes=1 << 20, after_seq=2, ticker=TICKER)
     stream.hold_live()
     stream.deliver(frame(5))
     stream.deliver(frame(6))
@@ -26,7 +29,7 @@ def test_replay_and_held_live_frames_merge_in_order_without_duplicates() -> None
 
 def test_a_full_buffer_merges_consecutive_tokens_under_the_last_seq() -> None:
     one = len(frame(1, text="ab").wire)
-    stream = ClientStream(max_buffer_bytes=one * 4)
+    stream = ClientStream(max_buffer_bytes=one * 4, ticker=TICKER)
     stream.deliver(frame(1, events.PROGRESS))
     for seq, text in enumerate(["ab", "cd", "ef", "gh", "ij"], start=2):
         stream.deliver(frame(seq, text=text))
@@ -41,7 +44,7 @@ def test_a_full_buffer_merges_consecutive_tokens_under_the_last_seq() -> None:
 
 
 def test_a_client_still_over_budget_after_merging_overflows_and_holds_nothing() -> None:
-    stream = ClientStream(max_buffer_bytes=2048)
+    stream = ClientStream(max_buffer_bytes=2048, ticker=TICKER)
     for seq in range(1, 40):
         stream.deliver(frame(seq, events.PROGRESS))
     assert stream.overflowed
