@@ -1,19 +1,24 @@
 """Knowing when to stop a job: a cancel request from any gateway, or no client left watching.
 
 Each worker process holds one pub/sub subscription to the cancel channel. A job that was
-cancelled before this worker took it is caught by its cancel flag. A job nobody watches any
-more (no gateway subscribed to its channel, so ``PUBSUB NUMSUB`` is zero) for the disconnect
-grace period is cancelled too: that works across gateways and survives a gateway crash.
+cancelled before this worker took it is caught by its cancel flag, read in the round trip of the
+job's first event (not one of its own ahead of it): the pipeline's first checkpoint, and the
+choice of the job's finish reason, wait for it (:meth:`Cancellation.known`). A job nobody
+watches any more (no gateway subscribed to its channel, so ``PUBSUB NUMSUB`` is zero) for the
+disconnect grace period is cancelled too: that works across gateways and survives a gateway
+crash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
+from redis.asyncio.client import Pipeline, PubSub
 from redis.exceptions import RedisError
 
 from shared.logging import get_logger
@@ -34,6 +39,8 @@ class Cancellation:
 
     event: asyncio.Event = field(default_factory=asyncio.Event)
     reason: str | None = None
+    # The reply of the job's cancel-flag read, while it is not applied yet.
+    flag: asyncio.Future[Any] | None = None
 
     def cancel(self, reason: str) -> None:
         if self.reason is None:
@@ -43,6 +50,17 @@ class Cancellation:
     @property
     def requested(self) -> bool:
         return self.event.is_set()
+
+    async def known(self) -> None:
+        """Wait until the job's cancel flag is read, and apply it. Raises why the read failed
+        (the round trip of the job's first event failed too)."""
+        flag = self.flag
+        if flag is None:
+            return
+        # Shielded: a checkpoint cancelled while it waits leaves the read to the others.
+        if await asyncio.shield(flag):
+            self.cancel(REASON_REQUESTED)
+        self.flag = None
 
 
 class CancelSignals:
@@ -65,11 +83,20 @@ class CancelSignals:
         if self._pubsub is not None:
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    async def watch(self, job_id: str) -> Cancellation:
+    def watch(self, job_id: str) -> Cancellation:
+        """From now on, a cancel broadcast for ``job_id`` cancels it. One sent earlier left a
+        flag: set the Cancellation's ``flag`` to the reply of :meth:`stage_flag_read`."""
         cancellation = self._watched[job_id] = Cancellation()
-        if await self._redis.exists(self._names.job_cancel_flag(job_id)):
-            cancellation.cancel(REASON_REQUESTED)
         return cancellation
+
+    def stage_flag_read(self, job_id: str) -> Callable[[Pipeline], None]:
+        """Stages the read of ``job_id``'s cancel flag: its reply is true when it is set."""
+        key = self._names.job_cancel_flag(job_id)
+
+        def read(pipe: Pipeline) -> None:
+            pipe.exists(key)
+
+        return read
 
     def release(self, job_id: str) -> None:
         self._watched.pop(job_id, None)

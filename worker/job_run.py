@@ -93,7 +93,10 @@ class JobRun:
         await self.log.emit(events.RESET, {"reason": reason}, persist=clear)
 
     async def checkpoint(self) -> None:
-        """Stop here if the job was cancelled. Every progress step and token passes one."""
+        """Stop here if the job was cancelled. Every progress step and token passes one; the
+        first waits for the job's cancel flag to be read (see worker.cancellation)."""
+        if self.cancellation.flag is not None:
+            await self.cancellation.known()
         if self.cancellation.requested:
             raise JobCancelledError(self.cancellation.reason)
 

@@ -160,7 +160,7 @@ class Worker:
 
     async def _run(self, job: Job, *, redelivered: bool) -> str:
         log.info("job.started", pipeline=job.pipeline, redelivered=redelivered)
-        cancellation = await self._cancels.watch(job.job_id)
+        cancellation = self._cancels.watch(job.job_id)
         try:
             return await self._run_watched(job, cancellation, redelivered=redelivered)
         finally:
@@ -185,6 +185,10 @@ class Worker:
             # The job ended before its ack was lost: publishing it again would duplicate it.
             log.info("job.already_finished", seq=previous.seq)
             return "duplicate"
+        # A cancel sent before this worker took the job left a flag: it is read in the round
+        # trip of the run's first event rather than one of its own before it, and the
+        # pipeline's first checkpoint waits for it.
+        cancellation.flag = event_log.read_along(self._cancels.stage_flag_read(job.job_id))
         if previous is None:
             await run.start()
         else:
@@ -250,6 +254,8 @@ class Worker:
                 await cancel_and_wait(task)
             if not working.done():
                 await cancel_and_wait(working)
+        # A pipeline that finished before any checkpoint still ends cancelled if it was.
+        await cancellation.known()
         if cancellation.requested or working.cancelled():
             return PipelineResult(finish_reason=events.FINISH_CANCELLED)
         return working.result()

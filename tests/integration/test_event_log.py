@@ -4,6 +4,7 @@ not repeat its text."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -134,3 +135,37 @@ async def test_events_are_published_again_after_redis_lost_its_scripts(
     logged = await replay_log.read_after(redis, names, "job-3", 0)
     assert [e.seq for e in logged] == [1, 2]
     assert logged[1].payload["content"] == "after the flush"
+
+
+async def test_a_read_along_goes_out_with_the_next_events(
+    redis: Redis, real_connections: ConnectionSettings
+) -> None:
+    names = real_connections.names
+    await redis.set(names.job_cancel_flag("job-6"), 1)
+    log = JobEventLog(redis, names, EventLogSettings(), "job-6")
+    flag = log.read_along(lambda pipe: pipe.exists(names.job_cancel_flag("job-6")))
+    await asyncio.sleep(0.05)
+    assert not flag.done()  # no round trip of its own
+    await log.emit(events.START, {"jobId": "job-6"})
+    assert await flag == 1
+    await log.flush()
+    logged = await replay_log.read_after(redis, names, "job-6", 0)
+    assert [(e.seq, e.type) for e in logged] == [(1, events.START)]
+
+
+async def test_a_read_along_a_refused_batch_gets_the_refusal(
+    redis: Redis, real_connections: ConnectionSettings
+) -> None:
+    names = real_connections.names
+    appender = replay_log.EventAppender(names, EventLogSettings())
+    taken = Event("job-7", 1, events.ERROR, events.error_payload("stalled", "job_stalled"))
+    async with redis.pipeline(transaction=False) as pipe:
+        appender.stage(pipe, "job-7", 1, [encode_event(taken)])
+        await pipe.execute()
+    log = JobEventLog(redis, names, EventLogSettings(), "job-7")
+    flag = log.read_along(lambda pipe: pipe.exists(names.job_cancel_flag("job-7")))
+    await log.emit(events.START, {"jobId": "job-7"})
+    with pytest.raises(EventLogConflictError):
+        await flag
+    with pytest.raises(EventLogConflictError):
+        await log.flush()
