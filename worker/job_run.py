@@ -66,6 +66,8 @@ class JobRun:
     started_at: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
     tokens: int = 0
+    # The ``end`` event is emitted.
+    ended: bool = False
     _parts: list[str] = field(default_factory=list)
     # The UTF-8 length of the content so far: where the next token is written.
     _content_bytes: int = 0
@@ -131,6 +133,13 @@ class JobRun:
         return round((time.monotonic() - self.started_at) * 1000)
 
     async def end(self, finish_reason: str, citations: list[dict[str, Any]] | None = None) -> None:
+        await self.emit_end(finish_reason, citations)
+        await self.log.flush()
+
+    async def emit_end(
+        self, finish_reason: str, citations: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Queue the ``end`` event without waiting for it to be sent (:meth:`end` waits)."""
         payload = events.end_payload(
             message_id=self.job.message_id,
             content=self.content,
@@ -153,7 +162,7 @@ class JobRun:
             self.messages.stage_job_end(pipe, self.job.job_id, self.log.last_seq)
 
         await self.log.emit(events.END, payload, persist=settle)
-        await self.log.flush()
+        self.ended = True
 
     async def fail(self, message: str, code: str) -> None:
         def settle(pipe: Pipeline) -> None:

@@ -234,6 +234,9 @@ class Worker:
                 f"the {job.pipeline} pipeline failed: {type(e).__name__}", "pipeline_error"
             )
             return "error"
+        if run.ended:
+            await run.log.flush()
+            return result.finish_reason
         if run.cancellation.requested:
             log.info("job.cancelled", reason=run.cancellation.reason, tokens=run.tokens)
         await run.end(result.finish_reason, result.citations)
@@ -256,6 +259,8 @@ class Worker:
                 await cancel_and_wait(working)
         # A pipeline that finished before any checkpoint still ends cancelled if it was.
         await cancellation.known()
+        if run.ended:
+            return working.result()
         if cancellation.requested or working.cancelled():
             return PipelineResult(finish_reason=events.FINISH_CANCELLED)
         return working.result()
@@ -263,6 +268,12 @@ class Worker:
     @staticmethod
     async def _run_to_checkpoint(pipeline: Pipeline, run: JobRun) -> PipelineResult:
         try:
-            return await pipeline.run(run)
+            result = await pipeline.run(run)
         except JobCancelledError:
             return PipelineResult(finish_reason=events.FINISH_CANCELLED)
+        # The answer is complete: its end is queued at once, so that it goes out with the last
+        # tokens (one round trip) rather than after the cancel watches are wound down.
+        await run.cancellation.known()
+        if not run.cancellation.requested:
+            await run.emit_end(result.finish_reason, result.citations)
+        return result

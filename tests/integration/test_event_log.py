@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -14,6 +15,8 @@ from shared import events, replay_log
 from shared.messages import MessageStore
 from shared.settings import ConnectionSettings, EventLogSettings
 from shared.wire import Event, Job, decode_event, encode_event
+from tests.conftest import AUTH, GatewayFactory, WorkerFactory
+from tests.support.sse import job_events, parse_sse
 from worker.event_log import EventLogConflictError, JobEventLog
 from worker.job_run import JobRun
 
@@ -169,3 +172,30 @@ async def test_a_read_along_a_refused_batch_gets_the_refusal(
         await flag
     with pytest.raises(EventLogConflictError):
         await log.flush()
+
+
+async def test_a_quick_echo_job_goes_out_in_two_round_trips(
+    real_connections: ConnectionSettings,
+    start_gateway: GatewayFactory,
+    start_worker: WorkerFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its start with the cancel flag's read, then everything else (the end with the last
+    # tokens): each round trip is a send the worker and Redis pay for, on the way to the first
+    # token too.
+    batches: list[list[str]] = []
+    send = JobEventLog._send
+
+    async def counted(self: JobEventLog, batch: list[Any], *args: Any, **kwargs: Any) -> Any:
+        batches.append([decode_event(queued.raw).type for queued in batch])
+        return await send(self, batch, *args, **kwargs)
+
+    monkeypatch.setattr(JobEventLog, "_send", counted)
+    gateway = await start_gateway(real_connections)
+    await start_worker(real_connections)
+    response = await gateway.post(
+        "/api/v1/chat/stream", json={"text": "one two three", "pipeline": "echo"}, headers=AUTH
+    )
+    assert [e["type"] for e in job_events(parse_sse(await response.read()))][-1] == "end"
+    assert [batch[0] for batch in batches] == [events.START, events.PROGRESS]
+    assert batches[-1][-1] == events.END
