@@ -25,7 +25,7 @@ from shared.messages import (
 )
 from shared.wire import Job
 from worker.cancellation import Cancellation
-from worker.event_log import JobEventLog, Staging
+from worker.event_log import JobEventLog, MergeableStaging, Staging
 
 
 class JobCancelledError(Exception):
@@ -33,7 +33,7 @@ class JobCancelledError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class _ContentWrite:
+class _ContentWrite(MergeableStaging):
     """A token's text, written into the stored message at its byte offset (UTF-8). The tokens
     of one batch are contiguous, so they go as one write."""
 
