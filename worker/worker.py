@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Mapping
+from typing import Any
 
 import structlog
 from aio_pika.exceptions import AMQPError
@@ -248,13 +249,12 @@ class Worker:
         """Run the pipeline until it finishes or the job is cancelled, whichever is first.
         A cancelled pipeline is stopped where it stands (closing any upstream request)."""
         working = asyncio.create_task(self._run_to_checkpoint(pipeline, run))
-        stopping = asyncio.create_task(cancellation.event.wait())
-        audience = asyncio.create_task(self._cancels.watch_audience(run.job.job_id, cancellation))
+        audience = self._cancels.watch_audience(run.job.job_id, cancellation)
         try:
-            await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            either: set[asyncio.Future[Any]] = {working, cancellation.stopped()}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (stopping, audience):
-                await cancel_and_wait(task)
+            await audience.stop()
             if not working.done():
                 await cancel_and_wait(working)
         # A pipeline that finished before any checkpoint still ends cancelled if it was.
