@@ -1,19 +1,24 @@
 """Knowing when to stop a job: a cancel request from any gateway, or no client left watching.
 
 Each worker process holds one pub/sub subscription to the cancel channel. A job that was
-cancelled before this worker took it is caught by its cancel flag. A job nobody watches any
-more (no gateway subscribed to its channel, so ``PUBSUB NUMSUB`` is zero) for the disconnect
-grace period is cancelled too: that works across gateways and survives a gateway crash.
+cancelled before this worker took it is caught by its cancel flag, read in the round trip of the
+job's first event (not one of its own ahead of it): the pipeline's first checkpoint, and the
+choice of the job's finish reason, wait for it (:meth:`Cancellation.known`). A job nobody
+watches any more (no gateway subscribed to its channel, so ``PUBSUB NUMSUB`` is zero) for the
+disconnect grace period is cancelled too: that works across gateways and survives a gateway
+crash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
+from redis.asyncio.client import Pipeline, PubSub
 from redis.exceptions import RedisError
 
 from shared.logging import get_logger
@@ -32,17 +37,63 @@ REASON_ABANDONED = "abandoned"
 class Cancellation:
     """Set once a job must stop, with why."""
 
-    event: asyncio.Event = field(default_factory=asyncio.Event)
     reason: str | None = None
+    # The reply of the job's cancel-flag read, while it is not applied yet.
+    flag: asyncio.Future[Any] | None = None
+    _stopped: asyncio.Future[None] | None = field(default=None, repr=False)
 
     def cancel(self, reason: str) -> None:
         if self.reason is None:
             self.reason = reason
-        self.event.set()
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
 
     @property
     def requested(self) -> bool:
-        return self.event.is_set()
+        return self.reason is not None
+
+    def stopped(self) -> asyncio.Future[None]:
+        """A future that resolves once the job is cancelled: to wait for alongside the
+        pipeline's task, without a task of its own."""
+        if self._stopped is None:
+            self._stopped = asyncio.get_running_loop().create_future()
+            if self.requested:
+                self._stopped.set_result(None)
+        return self._stopped
+
+    async def known(self) -> None:
+        """Wait until the job's cancel flag is read, and apply it. Raises why the read failed
+        (the round trip of the job's first event failed too)."""
+        flag = self.flag
+        if flag is None:
+            return
+        # Shielded: a checkpoint cancelled while it waits leaves the read to the others.
+        if await asyncio.shield(flag):
+            self.cancel(REASON_REQUESTED)
+        self.flag = None
+
+
+class AudienceWatch:
+    """The audience watch of one running job. Its task starts only after the first poll period,
+    from a timer: a job that ends sooner (most do) costs a timer, not a task to start and then
+    cancel."""
+
+    def __init__(self, watch: Coroutine[Any, Any, None], delay_s: float) -> None:
+        self._watch: Coroutine[Any, Any, None] | None = watch
+        self._task: asyncio.Task[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(delay_s, self._start)
+
+    def _start(self) -> None:
+        assert self._watch is not None
+        self._task = asyncio.create_task(self._watch)
+        self._watch = None
+
+    async def stop(self) -> None:
+        self._timer.cancel()
+        if self._watch is not None:
+            self._watch.close()  # never started
+            self._watch = None
+        await cancel_and_wait(self._task)
 
 
 class CancelSignals:
@@ -65,33 +116,53 @@ class CancelSignals:
         if self._pubsub is not None:
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    async def watch(self, job_id: str) -> Cancellation:
+    def watch(self, job_id: str) -> Cancellation:
+        """From now on, a cancel broadcast for ``job_id`` cancels it. One sent earlier left a
+        flag: set the Cancellation's ``flag`` to the reply of :meth:`stage_flag_read`."""
         cancellation = self._watched[job_id] = Cancellation()
-        if await self._redis.exists(self._names.job_cancel_flag(job_id)):
-            cancellation.cancel(REASON_REQUESTED)
         return cancellation
+
+    def stage_flag_read(self, job_id: str) -> Callable[[Pipeline], None]:
+        """Stages the read of ``job_id``'s cancel flag: its reply is true when it is set."""
+        key = self._names.job_cancel_flag(job_id)
+
+        def read(pipe: Pipeline) -> None:
+            pipe.exists(key)
+
+        return read
 
     def release(self, job_id: str) -> None:
         self._watched.pop(job_id, None)
 
-    async def watch_audience(self, job_id: str, cancellation: Cancellation) -> None:
-        """Cancel the job once no client has watched it for the disconnect grace period."""
+    def watch_audience(self, job_id: str, cancellation: Cancellation) -> AudienceWatch:
+        """Cancel the job once no client has watched it for the disconnect grace period, until
+        the watch is stopped."""
+        return AudienceWatch(self._watch_audience(job_id, cancellation), self._poll_s)
+
+    @property
+    def _poll_s(self) -> float:
+        return min(1.0, self._grace_s / 4)
+
+    async def _watch_audience(self, job_id: str, cancellation: Cancellation) -> None:
+        # Started one poll period in (see AudienceWatch): it looks first, then sleeps.
         channel = self._names.job_channel(job_id)
-        poll_s = min(1.0, self._grace_s / 4)
         loop = asyncio.get_running_loop()
         alone_since: float | None = None
         while not cancellation.requested:
-            await asyncio.sleep(poll_s)
             try:
                 [(_, watchers)] = await self._redis.pubsub_numsub(channel)
             except RedisError:
-                continue  # an outage is not an abandonment
+                # An outage is not an abandonment.
+                await asyncio.sleep(self._poll_s)
+                continue
             if watchers:
                 alone_since = None
             elif alone_since is None:
                 alone_since = loop.time()
             elif loop.time() - alone_since >= self._grace_s:
                 cancellation.cancel(REASON_ABANDONED)
+                return
+            await asyncio.sleep(self._poll_s)
 
     async def _listen(self) -> None:
         assert self._pubsub is not None

@@ -6,14 +6,16 @@ since its last round trip in one pipeline. An event on its own goes out at once,
 events a pipeline produces back to back (``start`` and the progress steps, tokens that arrive
 together) share a round trip instead of each waiting for the one before. :meth:`flush` waits
 until everything emitted is in Redis; the worker acks a job only after flushing its final event.
+:meth:`read_along` puts a read into the next of those round trips instead of one of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -44,15 +46,26 @@ MAX_QUEUED_EVENTS = 256
 Staging = Callable[[Pipeline], None]
 
 
-@runtime_checkable
-class MergeableStaging(Protocol):
+class MergeableStaging(ABC):
     """A staging that may absorb the one right after it in a batch, so that consecutive writes
-    of one kind (the tokens of a batch, into the stored message) go to Redis as one command."""
+    of one kind (the tokens of a batch, into the stored message) go to Redis as one command.
+    A base class rather than a runtime-checkable protocol: checking one of those is a walk
+    over its members, each time (about 5% of a worker's CPU per short chat)."""
 
+    __slots__ = ()
+
+    @abstractmethod
     def __call__(self, pipe: Pipeline) -> None: ...
 
+    @abstractmethod
     def merged(self, following: Staging) -> Staging | None:
         """One staging doing this one's writes and then ``following``'s; None if it cannot."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    stage: Staging
+    reply: asyncio.Future[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +85,7 @@ class JobEventLog:
         self._job_id = job_id
         self._seq = 0
         self._queued: list[_Queued] = []
+        self._reads: list[_Read] = []
         self._sender: asyncio.Task[None] | None = None
         self._failure: Exception | None = None
         self._appender = replay_log.EventAppender(names, settings)
@@ -108,6 +122,14 @@ class JobEventLog:
             await self.flush()
         return event
 
+    def read_along(self, stage: Staging) -> asyncio.Future[Any]:
+        """Stage a read (one command) into the round trip of the next events emitted, instead of
+        a round trip of its own. The future resolves with its reply once that round trip is
+        done, or with the error that stopped it (which the next emit or flush raises too)."""
+        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._reads.append(_Read(stage, reply))
+        return reply
+
     async def flush(self) -> None:
         """Wait until every emitted event is in Redis, or raise why one could not be.
 
@@ -122,6 +144,9 @@ class JobEventLog:
         if self._sender is not None and not self._sender.done():
             self._sender.cancel()
             await asyncio.gather(self._sender, return_exceptions=True)
+        for read in self._reads:
+            read.reply.cancel()
+        self._reads.clear()
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -132,20 +157,35 @@ class JobEventLog:
         try:
             while self._queued:
                 batch, self._queued = self._queued, []
-                await self._send_with_retry(batch)
+                # The reads staged so far go with this batch (later ones wait for the next).
+                reads = self._reads[:]
+                replies = await self._send_with_retry(batch, reads)
+                del self._reads[: len(reads)]
                 self.published += len(batch)
+                for read, reply in zip(reads, replies, strict=True):
+                    if not read.reply.done():
+                        read.reply.set_result(reply)
         except (EventLogConflictError, EventPublishError) as e:
-            self._failure = e
-            self._queued.clear()
+            self._fail(e)
         except Exception as e:
             # Whatever else stopped a batch (Redis refusing a write is a bug, not an outage),
             # the job's events cannot be published: the worker hands the job back.
             failure = EventPublishError(self._job_id)
             failure.__cause__ = e
-            self._failure = failure
-            self._queued.clear()
+            self._fail(failure)
 
-    async def _send_with_retry(self, batch: list[_Queued]) -> None:
+    def _fail(self, failure: Exception) -> None:
+        self._failure = failure
+        self._queued.clear()
+        for read in self._reads:
+            if not read.reply.done():
+                read.reply.set_exception(failure)
+                # Retrieved here: a run that never awaits it gets the same error from its next
+                # emit or flush, and asyncio would otherwise log it as never retrieved.
+                read.reply.exception()
+        self._reads.clear()
+
+    async def _send_with_retry(self, batch: list[_Queued], reads: list[_Read]) -> list[Any]:
         """While Redis is unreachable the batch is held and retried, for up to
         ``publish_retry_s``; its seqs stay the same and it lands whole or not at all, so a retry
         cannot duplicate an event."""
@@ -154,26 +194,27 @@ class JobEventLog:
         attempt = 0
         while True:
             try:
-                await self._send(batch, retrying=attempt > 0)
-                return
+                return await self._send(batch, reads, retrying=attempt > 0)
             except (RedisConnectionError, RedisTimeoutError) as e:
                 if loop.time() >= deadline:
                     raise EventPublishError(self._job_id) from e
                 attempt += 1
                 await asyncio.sleep(min(RETRY_BASE_S * 2**attempt, RETRY_CAP_S))
 
-    async def _send(self, batch: list[_Queued], *, retrying: bool) -> None:
+    async def _send(self, batch: list[_Queued], reads: list[_Read], *, retrying: bool) -> list[Any]:
+        """Send ``batch`` (and ``reads`` ahead of it); returns the reads' replies."""
         async with self._redis.pipeline(transaction=False) as pipe:
+            for read in reads:
+                read.stage(pipe)
             for persist in _merged([q.persist for q in batch if q.persist is not None]):
                 persist(pipe)
             first_seq = batch[0].seq
             self._appender.stage(pipe, self._job_id, first_seq, [q.raw for q in batch])
             results = await pipe.execute()
         log_ended_at = int(results[-1])
-        if log_ended_at == 0:
-            return
-        if retrying and log_ended_at == batch[-1].seq:
-            return  # an earlier attempt landed the batch before the link dropped
+        if log_ended_at == 0 or (retrying and log_ended_at == batch[-1].seq):
+            # (The second: an earlier attempt landed the batch before the link dropped.)
+            return list(results[: len(reads)])
         # The log already holds these seqs: a gateway ended the job as stalled, or another
         # worker took it over. This run no longer owns the stream.
         raise EventLogConflictError(self._job_id)

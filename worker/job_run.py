@@ -25,7 +25,7 @@ from shared.messages import (
 )
 from shared.wire import Job
 from worker.cancellation import Cancellation
-from worker.event_log import JobEventLog, Staging
+from worker.event_log import JobEventLog, MergeableStaging, Staging
 
 
 class JobCancelledError(Exception):
@@ -33,7 +33,7 @@ class JobCancelledError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class _ContentWrite:
+class _ContentWrite(MergeableStaging):
     """A token's text, written into the stored message at its byte offset (UTF-8). The tokens
     of one batch are contiguous, so they go as one write."""
 
@@ -66,6 +66,8 @@ class JobRun:
     started_at: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
     tokens: int = 0
+    # The ``end`` event is emitted.
+    ended: bool = False
     _parts: list[str] = field(default_factory=list)
     # The UTF-8 length of the content so far: where the next token is written.
     _content_bytes: int = 0
@@ -93,7 +95,10 @@ class JobRun:
         await self.log.emit(events.RESET, {"reason": reason}, persist=clear)
 
     async def checkpoint(self) -> None:
-        """Stop here if the job was cancelled. Every progress step and token passes one."""
+        """Stop here if the job was cancelled. Every progress step and token passes one; the
+        first waits for the job's cancel flag to be read (see worker.cancellation)."""
+        if self.cancellation.flag is not None:
+            await self.cancellation.known()
         if self.cancellation.requested:
             raise JobCancelledError(self.cancellation.reason)
 
@@ -128,6 +133,13 @@ class JobRun:
         return round((time.monotonic() - self.started_at) * 1000)
 
     async def end(self, finish_reason: str, citations: list[dict[str, Any]] | None = None) -> None:
+        await self.emit_end(finish_reason, citations)
+        await self.log.flush()
+
+    async def emit_end(
+        self, finish_reason: str, citations: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Queue the ``end`` event without waiting for it to be sent (:meth:`end` waits)."""
         payload = events.end_payload(
             message_id=self.job.message_id,
             content=self.content,
@@ -150,7 +162,7 @@ class JobRun:
             self.messages.stage_job_end(pipe, self.job.job_id, self.log.last_seq)
 
         await self.log.emit(events.END, payload, persist=settle)
-        await self.log.flush()
+        self.ended = True
 
     async def fail(self, message: str, code: str) -> None:
         def settle(pipe: Pipeline) -> None:

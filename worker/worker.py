@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Mapping
+from typing import Any
 
 import structlog
 from aio_pika.exceptions import AMQPError
@@ -160,7 +161,7 @@ class Worker:
 
     async def _run(self, job: Job, *, redelivered: bool) -> str:
         log.info("job.started", pipeline=job.pipeline, redelivered=redelivered)
-        cancellation = await self._cancels.watch(job.job_id)
+        cancellation = self._cancels.watch(job.job_id)
         try:
             return await self._run_watched(job, cancellation, redelivered=redelivered)
         finally:
@@ -185,6 +186,10 @@ class Worker:
             # The job ended before its ack was lost: publishing it again would duplicate it.
             log.info("job.already_finished", seq=previous.seq)
             return "duplicate"
+        # A cancel sent before this worker took the job left a flag: it is read in the round
+        # trip of the run's first event rather than one of its own before it, and the
+        # pipeline's first checkpoint waits for it.
+        cancellation.flag = event_log.read_along(self._cancels.stage_flag_read(job.job_id))
         if previous is None:
             await run.start()
         else:
@@ -230,6 +235,9 @@ class Worker:
                 f"the {job.pipeline} pipeline failed: {type(e).__name__}", "pipeline_error"
             )
             return "error"
+        if run.ended:
+            await run.log.flush()
+            return result.finish_reason
         if run.cancellation.requested:
             log.info("job.cancelled", reason=run.cancellation.reason, tokens=run.tokens)
         await run.end(result.finish_reason, result.citations)
@@ -241,15 +249,18 @@ class Worker:
         """Run the pipeline until it finishes or the job is cancelled, whichever is first.
         A cancelled pipeline is stopped where it stands (closing any upstream request)."""
         working = asyncio.create_task(self._run_to_checkpoint(pipeline, run))
-        stopping = asyncio.create_task(cancellation.event.wait())
-        audience = asyncio.create_task(self._cancels.watch_audience(run.job.job_id, cancellation))
+        audience = self._cancels.watch_audience(run.job.job_id, cancellation)
         try:
-            await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            either: set[asyncio.Future[Any]] = {working, cancellation.stopped()}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (stopping, audience):
-                await cancel_and_wait(task)
+            await audience.stop()
             if not working.done():
                 await cancel_and_wait(working)
+        # A pipeline that finished before any checkpoint still ends cancelled if it was.
+        await cancellation.known()
+        if run.ended:
+            return working.result()
         if cancellation.requested or working.cancelled():
             return PipelineResult(finish_reason=events.FINISH_CANCELLED)
         return working.result()
@@ -257,6 +268,12 @@ class Worker:
     @staticmethod
     async def _run_to_checkpoint(pipeline: Pipeline, run: JobRun) -> PipelineResult:
         try:
-            return await pipeline.run(run)
+            result = await pipeline.run(run)
         except JobCancelledError:
             return PipelineResult(finish_reason=events.FINISH_CANCELLED)
+        # The answer is complete: its end is queued at once, so that it goes out with the last
+        # tokens (one round trip) rather than after the cancel watches are wound down.
+        await run.cancellation.known()
+        if not run.cancellation.requested:
+            await run.emit_end(result.finish_reason, result.citations)
+        return result

@@ -4,7 +4,9 @@ not repeat its text."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -13,6 +15,8 @@ from shared import events, replay_log
 from shared.messages import MessageStore
 from shared.settings import ConnectionSettings, EventLogSettings
 from shared.wire import Event, Job, decode_event, encode_event
+from tests.conftest import AUTH, GatewayFactory, WorkerFactory
+from tests.support.sse import job_events, parse_sse
 from worker.event_log import EventLogConflictError, JobEventLog
 from worker.job_run import JobRun
 
@@ -134,3 +138,64 @@ async def test_events_are_published_again_after_redis_lost_its_scripts(
     logged = await replay_log.read_after(redis, names, "job-3", 0)
     assert [e.seq for e in logged] == [1, 2]
     assert logged[1].payload["content"] == "after the flush"
+
+
+async def test_a_read_along_goes_out_with_the_next_events(
+    redis: Redis, real_connections: ConnectionSettings
+) -> None:
+    names = real_connections.names
+    await redis.set(names.job_cancel_flag("job-6"), 1)
+    log = JobEventLog(redis, names, EventLogSettings(), "job-6")
+    flag = log.read_along(lambda pipe: pipe.exists(names.job_cancel_flag("job-6")))
+    await asyncio.sleep(0.05)
+    assert not flag.done()  # no round trip of its own
+    await log.emit(events.START, {"jobId": "job-6"})
+    assert await flag == 1
+    await log.flush()
+    logged = await replay_log.read_after(redis, names, "job-6", 0)
+    assert [(e.seq, e.type) for e in logged] == [(1, events.START)]
+
+
+async def test_a_read_along_a_refused_batch_gets_the_refusal(
+    redis: Redis, real_connections: ConnectionSettings
+) -> None:
+    names = real_connections.names
+    appender = replay_log.EventAppender(names, EventLogSettings())
+    taken = Event("job-7", 1, events.ERROR, events.error_payload("stalled", "job_stalled"))
+    async with redis.pipeline(transaction=False) as pipe:
+        appender.stage(pipe, "job-7", 1, [encode_event(taken)])
+        await pipe.execute()
+    log = JobEventLog(redis, names, EventLogSettings(), "job-7")
+    flag = log.read_along(lambda pipe: pipe.exists(names.job_cancel_flag("job-7")))
+    await log.emit(events.START, {"jobId": "job-7"})
+    with pytest.raises(EventLogConflictError):
+        await flag
+    with pytest.raises(EventLogConflictError):
+        await log.flush()
+
+
+async def test_a_quick_echo_job_goes_out_in_two_round_trips(
+    real_connections: ConnectionSettings,
+    start_gateway: GatewayFactory,
+    start_worker: WorkerFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its start with the cancel flag's read, then everything else (the end with the last
+    # tokens): each round trip is a send the worker and Redis pay for, on the way to the first
+    # token too.
+    batches: list[list[str]] = []
+    send = JobEventLog._send
+
+    async def counted(self: JobEventLog, batch: list[Any], *args: Any, **kwargs: Any) -> Any:
+        batches.append([decode_event(queued.raw).type for queued in batch])
+        return await send(self, batch, *args, **kwargs)
+
+    monkeypatch.setattr(JobEventLog, "_send", counted)
+    gateway = await start_gateway(real_connections)
+    await start_worker(real_connections)
+    response = await gateway.post(
+        "/api/v1/chat/stream", json={"text": "one two three", "pipeline": "echo"}, headers=AUTH
+    )
+    assert [e["type"] for e in job_events(parse_sse(await response.read()))][-1] == "end"
+    assert [batch[0] for batch in batches] == [events.START, events.PROGRESS]
+    assert batches[-1][-1] == events.END

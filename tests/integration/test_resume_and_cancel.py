@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import asyncio
 
+from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
+from shared import events
+from shared.amqp import AmqpJobQueue
 from shared.settings import ConnectionSettings
-from tests.conftest import AUTH, OTHER_AUTH, GatewayFactory, StackFactory, WorkerFactory
+from tests.conftest import (
+    AUTH,
+    OTHER_AUTH,
+    GatewayFactory,
+    StackFactory,
+    WorkerFactory,
+    worker_settings,
+)
 from tests.support.chat import Client, create_session, messages_of, slow_words
 from tests.support.sse import SseMessage, iter_sse, job_events, parse_sse
+from worker.job_run import JobRun
+from worker.pipelines import PipelineResult
+from worker.worker import Worker
 
 
 async def start_slow(gateway: Client, words: int = 12) -> tuple[str, str, object]:
@@ -221,6 +234,38 @@ async def test_a_queued_job_cancelled_twice_ends_cancelled_when_a_worker_takes_i
     assert [e["type"] for e in events] == ["start", "end"]
     assert events[-1]["finishReason"] == "cancelled" and events[-1]["content"] == ""
     assert (await messages_of(gateway, sid))[1]["status"] == "cancelled"
+
+
+class FinishesAtOnce:
+    """Answers without passing a single checkpoint."""
+
+    async def run(self, run: JobRun) -> PipelineResult:
+        return PipelineResult(finish_reason=events.FINISH_STOP)
+
+
+async def test_a_queued_cancelled_job_whose_pipeline_passes_no_checkpoint_ends_cancelled(
+    real_connections: ConnectionSettings, start_gateway: GatewayFactory
+) -> None:
+    # The cancel flag is read along with the job's first event, not before it: the pipeline
+    # may be done before the flag is known, and the job must still end cancelled.
+    gateway = await start_gateway(real_connections)
+    _sid, job_id, response = await start_slow(gateway)
+    assert (await gateway.post(f"/api/v1/streams/{job_id}/cancel", headers=AUTH)).status == 202
+    assert real_connections.redis_url and real_connections.amqp_url
+    redis = Redis.from_url(real_connections.redis_url)
+    queue = AmqpJobQueue(real_connections.amqp_url, real_connections.names, timeout_s=2.0)
+    queue.start()
+    worker = Worker(
+        worker_settings(real_connections), redis, queue, pipelines={"echo": FinishesAtOnce()}
+    )
+    await worker.start()
+    try:
+        events_seen = job_events(parse_sse(await response.read()))  # type: ignore[attr-defined]
+    finally:
+        await worker.close()
+        await redis.aclose()
+    assert [e["type"] for e in events_seen] == ["start", "end"]
+    assert events_seen[-1]["finishReason"] == "cancelled"
 
 
 async def test_cancelling_a_job_that_ended_by_itself_is_409(gateway: Client) -> None:
