@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from gateway import appkeys
 from gateway.app import create_app
 from gateway.errors import ApiError
-from gateway.limits import StreamLeases
+from gateway.limits import RATE_WINDOW_S, StreamLeases
 from shared.names import Names
 from shared.redis_client import connect_redis
 from shared.settings import ConnectionSettings
@@ -50,8 +50,17 @@ async def test_open_streams_past_the_limit_get_429_with_retry_after(
     await again.read()
 
 
+async def _within_one_rate_window(needed_s: float = 5.0) -> None:
+    """The rate limit's window is a fixed minute: a burst that crossed into the next one would
+    start counting again. Wait for the next window when fewer than ``needed_s`` are left."""
+    left_s = RATE_WINDOW_S - time.time() % RATE_WINDOW_S
+    if left_s < needed_s:
+        await asyncio.sleep(left_s + 0.05)
+
+
 async def test_requests_past_the_rate_get_429(make_stack: StackFactory) -> None:
     gateway = await make_stack(rate_limit_per_minute=5)
+    await _within_one_rate_window()
     statuses = [(await gateway.get("/api/v1/sessions", headers=AUTH)).status for _ in range(6)]
     assert statuses == [200] * 5 + [429]
     limited = await gateway.get("/api/v1/sessions", headers=AUTH)
@@ -121,6 +130,7 @@ async def test_chat_turns_count_against_the_rate_whether_or_not_they_start(
     refused before that (422) still counts; past the limit a turn gets 429, whatever its body,
     and leaves nothing behind: no session, no message, no lease."""
     gateway = await make_stack(rate_limit_per_minute=3)
+    await _within_one_rate_window()
     started = await gateway.post(
         "/api/v1/chat/stream", json={"text": "first", "pipeline": "echo"}, headers=AUTH
     )
