@@ -81,20 +81,23 @@ class _SseResponse(SelfLoggedResponse):
         try:
             with app[METRICS].relaying():
                 try:
-                    while True:
-                        waiter = client.waiter(next_heartbeat)
-                        if waiter is not None:
-                            await waiter
-                        if await _forward(request, self, client, encoding, outcome):
-                            break
-                        if loop.time() >= next_heartbeat:
-                            phase = "running" if client.queued_seq > 0 else "queued"
-                            await _send(request, self, encoding.heartbeat(phase))
-                            next_heartbeat += heartbeat_s
-                            await stall.check()
-                except StreamUnavailableError as e:
-                    outcome.close_reason = "unavailable"
-                    await _send(request, self, _error_frame(str(e), "unavailable"))
+                    try:
+                        while True:
+                            waiter = client.waiter(next_heartbeat)
+                            if waiter is not None:
+                                await waiter
+                            if await _forward(request, self, client, encoding, outcome):
+                                break
+                            if loop.time() >= next_heartbeat:
+                                phase = "running" if client.queued_seq > 0 else "queued"
+                                await _send(request, self, encoding.heartbeat(phase))
+                                next_heartbeat += heartbeat_s
+                                await stall.check()
+                    except StreamUnavailableError as e:
+                        # Written like any other frame: a client too slow for it, or gone, is
+                        # handled below.
+                        outcome.close_reason = "unavailable"
+                        await _send(request, self, _error_frame(str(e), "unavailable"))
                 except _SlowClientError:
                     # Its socket buffers are full: nothing more can reach it, so cut it off.
                     outcome.close_reason = "slow_client"

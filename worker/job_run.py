@@ -161,8 +161,10 @@ class JobRun:
             )
             self.messages.stage_job_end(pipe, self.job.job_id, self.log.last_seq)
 
-        await self.log.emit(events.END, payload, persist=settle)
+        # Ended from the moment the end takes its seq: its emit may then wait for a full queue to
+        # flush, and a cancellation landing meanwhile must not emit a second end after it.
         self.ended = True
+        await self.log.emit(events.END, payload, persist=settle)
 
     async def fail(self, message: str, code: str) -> None:
         def settle(pipe: Pipeline) -> None:
