@@ -4,9 +4,11 @@ plot beside it, and print the table. ``--scale smoke`` runs everything tiny (the
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 import platform
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +29,7 @@ async def run(
     profile: bool = False,
     levels: list[int] | None = None,
 ) -> tuple[dict[str, Any], Path]:
+    toolio.cancel_on_signals()
     scale = SCALES[scale_name]
     if levels:
         scale = dataclasses.replace(scale, levels=tuple(levels))
@@ -74,9 +77,12 @@ def main() -> None:
     )
     parser.add_argument("--levels", nargs="*", type=int, help="concurrent streams to measure at")
     args = parser.parse_args()
-    result, json_path = uvloop.run(
-        run(args.scale, args.out, args.only, profile=args.profile, levels=args.levels)
-    )
+    try:
+        result, json_path = uvloop.run(
+            run(args.scale, args.out, args.only, profile=args.profile, levels=args.levels)
+        )
+    except asyncio.CancelledError:
+        sys.exit("stopped by a signal; what it started is stopped and its namespaces purged")
     print(report.table(result))
     print(f"\n  results: {json_path}" + (f", plot: {result['plot']}" if result["plot"] else ""))
 

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import gc
 import os
-import signal
 import sys
 import tracemalloc
 from pathlib import Path
@@ -60,25 +59,8 @@ async def _open(url: str, count: int, out: Path, label: str) -> tuple[Tool, int]
     return client, opened
 
 
-def _cancel_on_signals() -> None:
-    """SIGTERM and SIGINT cancel the measurement (the first of them; a second does not cut its
-    clean-up short), so that its ``finally`` stops what it started and purges its namespace: a
-    killed run used to leave its queue and keys behind."""
-    task = asyncio.current_task()
-    assert task is not None
-    loop = asyncio.get_running_loop()
-
-    def cancel() -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, lambda: None)
-        task.cancel()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, cancel)
-
-
 async def rss(streams: int, out: Path) -> None:
-    _cancel_on_signals()
+    toolio.cancel_on_signals()
     stack = Stack("idle-memory", out, env={"HEARTBEAT_INTERVAL_S": str(HEARTBEAT_S)})
     clients: list[Tool] = []
     try:
@@ -105,7 +87,7 @@ async def rss(streams: int, out: Path) -> None:
 
 
 async def trace(streams: int, out: Path, group: str, top: int) -> None:
-    _cancel_on_signals()
+    toolio.cancel_on_signals()
     stack = Stack("idle-memory", out)
     stack.namespace = procs.new_namespace("idle-memory")
     stack.port = procs.free_port()

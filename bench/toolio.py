@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,3 +56,20 @@ def read_job_ids(path: str) -> list[str]:
 
 def write_job_ids(path: str, job_ids: list[str]) -> None:
     Path(path).write_text("\n".join(job_ids))
+
+
+def cancel_on_signals() -> None:
+    """SIGTERM and SIGINT cancel the current task, a measurement (the first of them; a second
+    does not cut its clean-up short), so that its ``finally`` blocks stop what it started and
+    purge its namespaces: a killed run used to leave its processes, queue and keys behind."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+
+    def cancel() -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, lambda: None)
+        task.cancel()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, cancel)
