@@ -60,12 +60,8 @@ async def _measure(url: str, count: int, *, quorum: bool) -> dict[str, Any]:
         return {"delivery": summarize_ns(to_delivery), "confirm": summarize_ns(to_confirm)}
     finally:
         await consumer.close()
-        async with publisher.channel() as channel:
-            for name in (names.jobs_queue, names.dead_letter_queue):
-                await channel.queue_delete(name)
-            for name in (names.jobs_exchange, names.dead_letter_exchange):
-                await channel.exchange_delete(name)
         await publisher.close()
+        await procs.purge_namespace(names)
 
 
 async def main() -> None:

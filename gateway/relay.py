@@ -325,6 +325,7 @@ class _Stream:
         ``log_summary``, also the request's (once the handler has returned, nobody else will)."""
         request, spec, outcome = self.request, self.spec, self.outcome
         app = request.app
+        ttft_ms = outcome.ttft_ms(request)
         self.client.stop_alarm()
         app[appkeys.FANOUT].unsubscribe(spec.job_id, self.client)
         app[appkeys.DRAIN].unregister(self.client)
@@ -334,14 +335,14 @@ class _Stream:
             session_id=spec.session_id,
             close_reason=outcome.close_reason,
             events=outcome.events,
-            ttft_ms=outcome.ttft_ms(request),
+            ttft_ms=ttft_ms,
             duration_ms=round((time.monotonic() - request[appkeys.STARTED_AT]) * 1000),
             resumed_from=spec.after_seq,
         )
         app[METRICS].stream_closed(
             close_reason=outcome.close_reason,
             events=outcome.events,
-            ttft_ms=outcome.ttft_ms(request),
+            ttft_ms=ttft_ms,
             resumed_from=spec.after_seq,
         )
         try:
