@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
 
 from redis.asyncio import Redis
 
@@ -64,14 +63,12 @@ def dispatch(ops: int, subscribers: int) -> float:
     streams = [ClientStream(max_buffer_bytes=1 << 30, ticker=ticker) for _ in range(subscribers)]
     # As the registry holds them: one stream alone, several in a set.
     fanout._subscribers[channel] = streams[0] if subscribers == 1 else set(streams)
-    messages: list[dict[str, Any]] = [
-        {"type": "message", "channel": channel.encode(), "data": _raw_token(i + 1)}
-        for i in range(ops)
-    ]
+    raw_channel = channel.encode()
+    raws = [_raw_token(i + 1) for i in range(ops)]
 
     def run() -> None:
-        for message in messages:
-            fanout._dispatch(message)
+        for raw in raws:
+            fanout._deliver(raw_channel, raw)
 
     return _per_op_us(run, ops)
 
@@ -92,6 +89,19 @@ def heartbeat_frame(ops: int) -> float:
     return _per_op_us(run, ops)
 
 
+def reference_loop(ops: int) -> float:
+    """A thousand turns of a bare Python loop, no chatstream code: the machine's speed on the
+    day. The same code's CPU figures moved by a factor of three from one day to another on
+    this shared VM; set against this figure, runs of different days can be compared."""
+
+    def run() -> None:
+        total = 0
+        for i in range(ops * 1000):
+            total += i
+
+    return _per_op_us(run, ops)
+
+
 async def run_all(ops: int = OPS) -> dict[str, float]:
     return {
         "client_stream_cycle_us": await client_stream_cycle(ops),
@@ -99,4 +109,5 @@ async def run_all(ops: int = OPS) -> dict[str, float]:
         "dispatch_to_100_streams_us": dispatch(max(1, ops // 100), 100),
         "decode_and_frame_us": decode_and_frame(ops),
         "heartbeat_frame_us": heartbeat_frame(ops),
+        "reference_loop_us": reference_loop(max(1, ops // 10)),
     }

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
+from dataclasses import dataclass, field
 
 import uvloop
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from bench import toolio
 from bench.stats import summarize_ns
@@ -23,62 +26,77 @@ from shared.names import Names
 from shared.wire import decode_event
 
 
+@dataclass
+class Receipts:
+    """What the subscriber saw: latencies of token events, or (probing) each event's arrival."""
+
+    probe: bool
+    latencies: list[int] = field(default_factory=list)
+    arrivals: dict[str, int] = field(default_factory=dict)
+    first_ns: int = 0
+    last_ns: int = 0
+
+    def record(self, data: bytes) -> None:
+        now = time.monotonic_ns()
+        event = decode_event(data)
+        self.first_ns = self.first_ns or now
+        self.last_ns = now
+        if self.probe:
+            self.arrivals[f"{event.job_id}:{event.seq}"] = now
+        elif event.type == events.TOKEN:
+            self.latencies.append(now - int(event.payload["content"]))
+
+
+async def listen(pubsub: PubSub, receipts: Receipts) -> None:
+    """The same loop as the gateway's fanout listener: each reply straight off the connection,
+    blocking until it comes."""
+    link = pubsub.connection
+    assert link is not None
+    while True:
+        reply = await link.read_response(timeout=math.inf, push_request=True)
+        if reply[0] == b"message":
+            receipts.record(reply[2])
+        elif reply[0] == b"pmessage":
+            receipts.record(reply[3])
+
+
 async def main() -> None:
     spec = toolio.spec()
     names = Names(spec["namespace"])
-    probe = bool(spec.get("probe", False))
+    receipts = Receipts(probe=bool(spec.get("probe", False)))
     stdin = await toolio.stdin_lines()
-    redis = Redis.from_url(spec["redis_url"])
+    # RESP2, as the gateway's client (shared/redis_client.py).
+    redis = Redis.from_url(spec["redis_url"], protocol=2)
     pubsub = redis.pubsub()
-    if probe:
+    if receipts.probe:
         await pubsub.psubscribe(names.job_channel("*"))
     else:
         job_ids = toolio.read_job_ids(spec["job_ids_file"])
         await pubsub.subscribe(*(names.job_channel(job_id) for job_id in job_ids))
     # Drain the confirmations, so that "ready" means every channel is live.
-    expected = 1 if probe else len(job_ids)
+    expected = 1 if receipts.probe else len(job_ids)
     while expected:
         message = await pubsub.get_message(timeout=5.0)
         if message is not None and message["type"] in ("subscribe", "psubscribe"):
             expected -= 1
     toolio.emit({"ready": True})
-    latencies: list[int] = []
-    arrivals: dict[str, int] = {}
-    span_ns = [0, 0]
-
-    async def listen() -> None:
-        # The same loop as the gateway's fanout listener: block on the next message.
-        while True:
-            message = await pubsub.get_message(timeout=None)
-            if message is None or message["type"] not in ("message", "pmessage"):
-                continue
-            now = time.monotonic_ns()
-            event = decode_event(message["data"])
-            span_ns[0] = span_ns[0] or now
-            span_ns[1] = now
-            if probe:
-                arrivals[f"{event.job_id}:{event.seq}"] = now
-            elif event.type == events.TOKEN:
-                latencies.append(now - int(event.payload["content"]))
-
     cpu_before = time.process_time()
-    listener = asyncio.create_task(listen())
+    listener = asyncio.create_task(listen(pubsub, receipts))
     await toolio.wait_for_stop(stdin, float(spec["timeout_s"]))
     listener.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await listener
-    first_ns, last_ns = span_ns
     cpu_s = time.process_time() - cpu_before
     await pubsub.aclose()
     await redis.aclose()
     report = {
-        "received": len(arrivals) if probe else len(latencies),
-        "latency": summarize_ns(latencies),
-        "active_s": round((last_ns - first_ns) / 1e9, 3),
+        "received": len(receipts.arrivals) if receipts.probe else len(receipts.latencies),
+        "latency": summarize_ns(receipts.latencies),
+        "active_s": round((receipts.last_ns - receipts.first_ns) / 1e9, 3),
         "cpu_s": round(cpu_s, 3),
     }
-    if probe:
-        report["arrivals"] = arrivals
+    if receipts.probe:
+        report["arrivals"] = receipts.arrivals
     toolio.emit(report)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections import defaultdict, deque
 from collections.abc import Coroutine
 from typing import Any, Protocol
@@ -166,7 +167,7 @@ class EventFanout:
         """Bring Redis in line with the registry: every queued join in one SUBSCRIBE, every
         queued leave in one UNSUBSCRIBE. One flush runs at a time and each takes the queue as
         it finds it, so a leave and a rejoin of the same channel go out in order; Redis
-        confirms each channel of a SUBSCRIBE in order, matched FIFO in :meth:`_dispatch`."""
+        confirms each channel of a SUBSCRIBE in order, matched FIFO in :meth:`_on_reply`."""
         assert self._pubsub is not None
         # Streams opening in this turn of the loop join the same command.
         await asyncio.sleep(0)
@@ -209,26 +210,41 @@ class EventFanout:
         try:
             await self._pubsub.unsubscribe(*channels)
         except (RedisError, OSError) as e:
-            # The channels' messages are dropped in _dispatch; a broken link drops them anyway.
+            # The channels' messages are dropped in _deliver; a broken link drops them anyway.
             log.warning("fanout.unsubscribe_failed", channels=len(channels), error=str(e))
 
     async def _listen(self) -> None:
         assert self._pubsub is not None
+        pubsub = self._pubsub
         recovering = False
         while True:
             try:
-                if not self._pubsub.subscribed:
-                    await self._pubsub.subscribe(self._control_channel)
+                if not pubsub.subscribed:
+                    await pubsub.subscribe(self._control_channel)
+                link = pubsub.connection
+                assert link is not None, "subscribing connects"
+                if not link.is_connected:
+                    # Connecting resubscribes every channel (redis-py's connect callback), in
+                    # one command, so all of them at once.
+                    await link.connect()
                 while True:
-                    message = await self._pubsub.get_message(timeout=None)
-                    if message is None:
-                        continue
+                    # Straight off the connection: PubSub.get_message wraps each read in a
+                    # health check, a retry wrapper and a metrics hook and builds a dict, about
+                    # three quarters of the gateway's cost of reading a message
+                    # (docs/performance.md, sixth pass). A read error drops the connection.
+                    # Under RESP3 (which redis-py speaks unless told RESP2, as the gateway's
+                    # client is) messages are pushes: returned, not handed to a handler.
+                    reply = await link.read_response(timeout=math.inf, push_request=True)
                     if recovering:
-                        # The link is back and redis-py has resubscribed every channel (in one
-                        # command, so all of them at once): fetch what the outage swallowed.
+                        # The first reply on the new connection: the channels are subscribed
+                        # again, so fetch what the outage swallowed.
                         recovering = False
                         self._spawn(self._backfill_all())
-                    self._dispatch(message)
+                    if reply[0] == b"message":
+                        self._deliver(reply[1], reply[2])
+                    else:
+                        # Confirmations, mostly: redis-py keeps its record of the channels.
+                        self._on_reply(await pubsub.handle_message(reply))
             except (RedisError, OSError) as e:
                 recovering = True
                 log.warning("fanout.listener_error", error=str(e), retry_in_s=LISTENER_RETRY_S)
@@ -265,22 +281,22 @@ class EventFanout:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
-        channel = message["channel"].decode()
-        kind = message["type"]
-        if kind == "message":
-            subscribers = self._watchers(channel)
-            if not subscribers:
-                return
-            try:
-                frame = frame_from_event(decode_event(message["data"]))
-            except WireError as e:
-                log.error("fanout.malformed_event", channel=channel, error=str(e))
-                return
-            for subscriber in subscribers:
-                subscriber.deliver(frame)
-        elif kind == "subscribe":
-            self._settle_confirmation(channel, confirmed=True)
+    def _deliver(self, channel: bytes, data: bytes) -> None:
+        """A job's event: decoded and framed once, handed to every stream on its channel."""
+        subscribers = self._watchers(channel.decode())
+        if not subscribers:
+            return
+        try:
+            frame = frame_from_event(decode_event(data))
+        except WireError as e:
+            log.error("fanout.malformed_event", channel=channel.decode(), error=str(e))
+            return
+        for subscriber in subscribers:
+            subscriber.deliver(frame)
+
+    def _on_reply(self, message: dict[str, Any] | None) -> None:
+        if message is not None and message["type"] == "subscribe":
+            self._settle_confirmation(message["channel"].decode(), confirmed=True)
 
     def _settle_confirmation(self, channel: str, *, confirmed: bool) -> None:
         """Redis confirmed the channel's oldest SUBSCRIBE; or its newest could not be sent."""

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_writer import StreamWriter
 from redis.exceptions import RedisError
 
 from gateway import appkeys, sse
@@ -51,12 +52,17 @@ class _SseResponse(SelfLoggedResponse):
     _send_headers_immediately = False
     # The open stream, until the relay takes it.
     _stream: _Stream | None = None
+    # The stream being relayed, for frames written straight from the fanout (write_now).
+    _relaying: _Stream | None = None
+    # Whether the body goes out in HTTP/1.1 chunks (an HTTP/1.0 client's does not).
+    _chunked = False
 
     def relay(self, stream: _Stream) -> None:
         self._stream = stream
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         writer = await super().prepare(request)
+        self._chunked = isinstance(writer, StreamWriter) and writer.chunked
         # The headers are in the writer's buffer as bytes by now and nothing reads the mapping
         # again: an idle stream would otherwise hold it (about 1.5 KB) for its whole life.
         self.headers.clear()
@@ -78,6 +84,8 @@ class _SseResponse(SelfLoggedResponse):
         loop = asyncio.get_running_loop()
         next_heartbeat = loop.time() + heartbeat_s
         outcome.close_reason = "streaming"
+        self._relaying = stream
+        client.direct_writer = self
         try:
             with app[METRICS].relaying():
                 try:
@@ -109,8 +117,29 @@ class _SseResponse(SelfLoggedResponse):
             outcome.close_reason = "client_gone"
             raise
         finally:
+            client.direct_writer = self._relaying = None
             await stream.end(log_summary=True)
         await super().write_eof(data)
+
+    def write_now(self, frame: Frame) -> bool:
+        """Write ``frame`` here and now, as the fanout hands it over, if the socket takes it
+        without waiting; False leaves it to the relay. Called only while the relay waits with
+        nothing pending, so frames keep their order. Past aiohttp's writer, whose ``write`` is
+        a coroutine: the chunk goes to the transport as that writer would frame it."""
+        stream = self._relaying
+        if stream is None or not self._chunked or frame.type in events.TERMINAL_TYPES:
+            # The relay ends the body with the job's last frame.
+            return False
+        data = stream.spec.encoding.frame(frame)
+        if data:
+            chunk = b"%x\r\n%s\r\n" % (len(data), data)
+            transport = _takes_at_once(stream.request, len(chunk))
+            if transport is None:
+                # The relay writes it, under the send timeout.
+                return False
+            transport.write(chunk)
+        stream.outcome.count((frame,))
+        return True
 
 
 def sse_frame(frame: Frame) -> bytes:
@@ -297,7 +326,7 @@ class _Outcome:
     events: int = 0
     first_token_at: float | None = None
 
-    def count(self, frames: list[Frame]) -> None:
+    def count(self, frames: Sequence[Frame]) -> None:
         self.events += len(frames)
         if self.first_token_at is None and any(f.type == events.TOKEN for f in frames):
             self.first_token_at = time.monotonic()
@@ -369,15 +398,9 @@ async def _send(
     """Write ``data``; with ``last``, end the body in the same write. A client that has not
     taken it within the send timeout is a slow client."""
     write = response.write_eof if last else response.write
-    protocol, transport = request.protocol, request.transport
-    if (
-        transport is not None
-        and not protocol.writing_paused
-        and transport.get_write_buffer_size() + len(data) <= transport.get_write_buffer_limits()[1]
-    ):
-        # A write waits for the client only once the transport has paused, above its
-        # high-water mark: this one cannot wait, so it needs no timer. Arming one per write
-        # was about a seventh of the relay's CPU per event.
+    if _takes_at_once(request, len(data)) is not None:
+        # This write cannot wait, so it needs no timer. Arming one per write was about a
+        # seventh of the relay's CPU per event.
         await write(data)
         return
     try:
@@ -385,6 +408,20 @@ async def _send(
             await write(data)
     except TimeoutError as e:
         raise _SlowClientError from e
+
+
+def _takes_at_once(request: web.Request, size: int) -> asyncio.WriteTransport | None:
+    """The client's transport if it takes ``size`` more bytes without waiting, else None. A
+    write waits for a client only once the transport has paused, above its high-water mark."""
+    transport = request.transport
+    if (
+        transport is None
+        or transport.is_closing()
+        or request.protocol.writing_paused
+        or transport.get_write_buffer_size() + size > transport.get_write_buffer_limits()[1]
+    ):
+        return None
+    return transport
 
 
 def _slow_client_frame() -> bytes:

@@ -1,13 +1,15 @@
 """The gateway's pub/sub fanout against the real Redis: streams that open together share
 SUBSCRIBE commands yet each one returns only once its channel is confirmed, so it misses no
-event published after; a leave and a rejoin of one channel keep their order; a shutdown with
-leaves still queued is quiet."""
+event published after; a leave and a rejoin of one channel keep their order; a listener whose
+connection is cut reconnects and hands its streams what they missed; a shutdown with leaves still
+queued is quiet."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +18,12 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from gateway.client_stream import ClientStream
 from gateway.fanout import EventFanout
 from gateway.ticker import HeartbeatTicker
+from shared import replay_log
 from shared.names import Names
+from shared.settings import EventLogSettings
 from shared.wire import Event, encode_event
 from tests.conftest import REDIS_URL
+from tests.support.redis_server import PrivateRedis
 
 STREAMS = 500
 
@@ -131,6 +136,56 @@ async def test_leaves_and_joins_of_one_channel_in_a_burst_end_subscribed_iff_a_s
             break
         await asyncio.sleep(0.01)
     assert dict(await redis.pubsub_numsub(channel))[channel.encode()] == 0
+
+
+async def test_a_listener_whose_connection_is_cut_reconnects_and_backfills_what_it_missed(
+    tmp_path: Path,
+) -> None:
+    """A private Redis, so that cutting every pub/sub connection touches no other client."""
+    server = PrivateRedis(tmp_path)
+    await server.start()
+    redis = Redis.from_url(server.url, protocol=2)
+    names = Names("cut")
+    fanout = EventFanout(redis, names, "test", timeout_s=5.0)
+    appender = replay_log.EventAppender(names, EventLogSettings())
+
+    async def append(seq: int) -> None:
+        """As a worker does: into the replay log and onto the channel."""
+        raw = encode_event(Event(job_id="job", seq=seq, type="token", payload={"content": "x"}))
+        async with redis.pipeline(transaction=False) as pipe:
+            appender.stage(pipe, "job", seq, [raw])
+            await pipe.execute()
+
+    try:
+        await fanout.start()
+        client = stream()
+        await fanout.subscribe("job", client)
+        await append(1)
+        assert await frames_of(client, 1) == [1]
+        assert await redis.client_kill_filter(_type="pubsub") == 1
+        # Published while the listener is away (it waits half a second before reconnecting):
+        # only the replay log has it.
+        await append(2)
+        await append(3)
+        assert await frames_of(client, 2) == [2, 3]
+        # The channel is live again.
+        for _ in range(500):
+            if dict(await redis.pubsub_numsub(names.job_channel("job")))[
+                names.job_channel("job").encode()
+            ]:
+                break
+            await asyncio.sleep(0.01)
+        await append(4)
+        assert await frames_of(client, 1) == [4]
+        # A stream that opens now is confirmed by the new connection.
+        late = stream()
+        await fanout.subscribe("other", late)
+        assert await publish(redis, names, "other", 1) == 1
+        assert await frames_of(late, 1) == [1]
+    finally:
+        await fanout.close()
+        await redis.aclose()
+        server.kill()
 
 
 async def test_closing_with_many_streams_still_open_leaves_no_task_error(namespace: str) -> None:
