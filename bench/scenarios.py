@@ -24,6 +24,8 @@ ECHO_WORKERS = 2
 # a relay falling behind by even a tenth over the step's seconds queues far more than this.
 KEPT_UP_P99_MS = 100.0
 ECHO_RUNNING_JOBS = 100
+# How much of a short-chats run ``--profile`` records.
+CHATS_PROFILE_S = 10.0
 # How much of the idle streams' opening storm ``--profile`` records (the hold: all of it).
 IDLE_PROFILE_S = 20.0
 TEN_WORDS = "the quick brown fox jumps over the lazy sleeping dog"
@@ -464,11 +466,20 @@ async def short_chats(ctx: Context) -> dict[str, Any]:
             assert client.process is not None
             groups = {**stack.pids(), **usage.server_pids(), "client": [client.process.pid]}
             before = usage.cpu_seconds(groups)
+            # The gateway and one worker, over the first seconds of the run.
+            profilers = [
+                await _start_profile(
+                    ctx, groups[part][0], CHATS_PROFILE_S, f"chats-{workers}-{part}"
+                )
+                for part in ("gateway", "worker")
+            ]
             try:
                 report = await client.read(duration_s + READY_TIMEOUT_S)
             finally:
                 after = usage.cpu_seconds(groups)
                 await client.close()
+                for profiler in profilers:
+                    await _profile_written(profiler)
         finally:
             await stack.stop()
         cpu = usage.cpu_delta(before, after)

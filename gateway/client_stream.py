@@ -20,8 +20,9 @@ from shared import events
 
 
 class DirectWriter(Protocol):
-    def write_now(self, frame: Frame) -> bool:
-        """Write ``frame`` if the socket takes it without waiting; whether it did."""
+    def write_now(self, frames: list[Frame]) -> bool:
+        """Write ``frames`` if the socket takes them without waiting; whether it did (all of
+        them, or none)."""
         ...
 
 
@@ -31,6 +32,7 @@ class ClientStream:
     __slots__ = (
         "_alarm_tick",
         "_buffered_bytes",
+        "_flush_due",
         "_frames",
         "_held",
         "_max_buffer_bytes",
@@ -58,8 +60,9 @@ class ClientStream:
         # What wakes a wait at its deadline: the tick this stream is set to ring at (0: none).
         self._ticker = ticker
         self._alarm_tick = 0
-        # Writes a frame straight to the socket while the writer waits with nothing pending.
+        # Writes frames straight to the socket while the writer waits (see _flush).
         self.direct_writer: DirectWriter | None = None
+        self._flush_due = False
         self.overflowed = False
         self.draining = False
         self.merged_frames = 0
@@ -97,18 +100,6 @@ class ClientStream:
         if frame.seq <= self._queued_seq or self.overflowed:
             return
         self._queued_seq = frame.seq
-        waiter, direct = self._waiter, self.direct_writer
-        if (
-            direct is not None
-            and waiter is not None
-            and not waiter.done()
-            and direct.write_now(frame)
-        ):
-            # The writer waits with nothing buffered (a frame buffered since has woken it, so
-            # the order holds), and the socket took the frame at once: waking the writer to
-            # write it was about half of the relay's CPU per event (docs/performance.md,
-            # sixth pass).
-            return
         self._frames.append(frame)
         self._buffered_bytes += len(frame.wire)
         if self._buffered_bytes > self._max_buffer_bytes:
@@ -118,7 +109,32 @@ class ClientStream:
                 self.overflowed = True
                 self._frames = []
                 self._buffered_bytes = 0
-        _wake(self._waiter)
+                _wake(self._waiter)
+                return
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if self.direct_writer is None:
+            waiter.set_result(None)
+        elif not self._flush_due:
+            # Written once the fanout has handed over everything it read at once (a job's
+            # batch arrives together), in one write, without waking the writer: waking it was
+            # about half of the relay's CPU per event (docs/performance.md, sixth pass).
+            self._flush_due = True
+            waiter.get_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Write the buffered frames straight to the socket, or wake the writer to."""
+        self._flush_due = False
+        waiter, direct = self._waiter, self.direct_writer
+        if waiter is None or waiter.done() or not self._frames or direct is None:
+            # The writer was woken meanwhile (its heartbeat, a drain) and takes them itself.
+            return
+        if direct.write_now(self._frames):
+            self._frames = []
+            self._buffered_bytes = 0
+        else:
+            waiter.set_result(None)
 
     def _merge_pending_tokens(self) -> None:
         merged: list[Frame] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -121,24 +121,25 @@ class _SseResponse(SelfLoggedResponse):
             await stream.end(log_summary=True)
         await super().write_eof(data)
 
-    def write_now(self, frame: Frame) -> bool:
-        """Write ``frame`` here and now, as the fanout hands it over, if the socket takes it
-        without waiting; False leaves it to the relay. Called only while the relay waits with
-        nothing pending, so frames keep their order. Past aiohttp's writer, whose ``write`` is
-        a coroutine: the chunk goes to the transport as that writer would frame it."""
+    def write_now(self, frames: list[Frame]) -> bool:
+        """Write ``frames`` here and now, as the fanout hands them over, if the socket takes
+        them without waiting; False leaves them to the relay. Called only while the relay waits
+        with nothing else pending, so frames keep their order. Past aiohttp's writer, whose
+        ``write`` is a coroutine: the chunk goes to the transport as that writer frames it."""
         stream = self._relaying
-        if stream is None or not self._chunked or frame.type in events.TERMINAL_TYPES:
+        if stream is None or not self._chunked or frames[-1].type in events.TERMINAL_TYPES:
             # The relay ends the body with the job's last frame.
             return False
-        data = stream.spec.encoding.frame(frame)
+        encode = stream.spec.encoding.frame
+        data = b"".join([encode(frame) for frame in frames])
         if data:
             chunk = b"%x\r\n%s\r\n" % (len(data), data)
             transport = _takes_at_once(stream.request, len(chunk))
             if transport is None:
-                # The relay writes it, under the send timeout.
+                # The relay writes them, under the send timeout.
                 return False
             transport.write(chunk)
-        stream.outcome.count((frame,))
+        stream.outcome.count(frames)
         return True
 
 
@@ -326,7 +327,7 @@ class _Outcome:
     events: int = 0
     first_token_at: float | None = None
 
-    def count(self, frames: Sequence[Frame]) -> None:
+    def count(self, frames: list[Frame]) -> None:
         self.events += len(frames)
         if self.first_token_at is None and any(f.type == events.TOKEN for f in frames):
             self.first_token_at = time.monotonic()

@@ -1,6 +1,6 @@
-"""ClientStream's direct writes: while its writer waits with nothing buffered, a frame goes
-straight to the socket (the writer's ``write_now``) instead of waking the writer; frames keep
-their seq order and arrive once, whatever the socket refuses."""
+"""ClientStream's direct writes: while its writer waits, the frames the fanout hands over in one
+go are written straight to the socket (the writer's ``write_now``), in one write, instead of
+waking the writer; frames keep their seq order and arrive once, whatever the socket refuses."""
 
 from __future__ import annotations
 
@@ -12,20 +12,20 @@ from gateway.ticker import HeartbeatTicker
 
 
 class Socket:
-    """A writer's side of ``write_now``: what it took, and whether it takes more."""
+    """A writer's side of ``write_now``: each write it took, and whether it takes more."""
 
     def __init__(self) -> None:
-        self.written: list[int] = []
+        self.writes: list[list[int]] = []
         self.takes = True
 
-    def write_now(self, frame: Frame) -> bool:
+    def write_now(self, frames: list[Frame]) -> bool:
         if self.takes:
-            self.written.append(frame.seq)
+            self.writes.append([frame.seq for frame in frames])
         return self.takes
 
 
-def frame(seq: int, kind: str = "token") -> Frame:
-    return Frame(seq, kind, {}, b"id: %d\ndata: {}\n\n" % seq)
+def frame(seq: int) -> Frame:
+    return Frame(seq, "token", {}, b"id: %d\ndata: {}\n\n" % seq)
 
 
 def stream_to(socket: Socket) -> ClientStream:
@@ -35,21 +35,30 @@ def stream_to(socket: Socket) -> ClientStream:
 
 
 def park(stream: ClientStream) -> asyncio.Future[None]:
+    """As the relay waits for frames."""
     waiter = stream.waiter(asyncio.get_running_loop().time() + 60.0)
     assert waiter is not None
     return waiter
 
 
-async def test_a_frame_for_a_waiting_writer_goes_straight_to_the_socket() -> None:
+async def a_turn_of_the_loop() -> None:
+    await asyncio.sleep(0)
+
+
+async def test_frames_handed_over_together_go_out_in_one_write_without_waking_the_writer() -> None:
     socket = Socket()
     stream = stream_to(socket)
     waiter = park(stream)
-    stream.deliver(frame(1))
-    stream.deliver(frame(2))
-    assert socket.written == [1, 2]
+    for seq in (1, 2, 3):
+        stream.deliver(frame(seq))
+    assert socket.writes == [], "written once the fanout has handed over all it has"
+    await a_turn_of_the_loop()
+    assert socket.writes == [[1, 2, 3]]
     assert not waiter.done(), "the writer is not woken for frames already written"
     assert stream.take() == []
-    assert stream.queued_seq == 2
+    stream.deliver(frame(4))
+    await a_turn_of_the_loop()
+    assert socket.writes == [[1, 2, 3], [4]]
     stream.stop_alarm()
 
 
@@ -58,30 +67,45 @@ async def test_nothing_is_written_directly_while_the_writer_is_busy() -> None:
     stream = stream_to(socket)
     # Not waiting: the writer is writing, or has not started.
     stream.deliver(frame(1))
-    assert socket.written == []
+    await a_turn_of_the_loop()
+    assert socket.writes == []
     assert [f.seq for f in stream.take()] == [1]
 
 
-async def test_once_a_frame_is_buffered_the_later_ones_queue_behind_it() -> None:
+async def test_frames_the_socket_refuses_wake_the_writer_with_every_later_one_behind() -> None:
     socket = Socket()
     stream = stream_to(socket)
     waiter = park(stream)
     socket.takes = False
     stream.deliver(frame(1))
-    assert waiter.done(), "a refused frame wakes the writer"
+    await a_turn_of_the_loop()
+    assert waiter.done(), "refused frames wake the writer"
     socket.takes = True
     stream.deliver(frame(2))
-    stream.deliver(frame(3))
-    assert socket.written == []
-    assert [f.seq for f in stream.take()] == [1, 2, 3]
-    # Waiting again with nothing buffered: direct once more.
+    await a_turn_of_the_loop()
+    assert socket.writes == []
+    assert [f.seq for f in stream.take()] == [1, 2]
+    # Waiting again: direct once more.
     park(stream)
-    stream.deliver(frame(4))
-    assert socket.written == [4]
+    stream.deliver(frame(3))
+    await a_turn_of_the_loop()
+    assert socket.writes == [[3]]
     stream.stop_alarm()
 
 
-async def test_a_seq_already_written_is_not_written_again() -> None:
+async def test_a_writer_woken_before_the_write_takes_the_frames_itself() -> None:
+    socket = Socket()
+    stream = stream_to(socket)
+    park(stream)
+    stream.deliver(frame(1))
+    # Woken first (a drain here; its heartbeat does the same).
+    stream.close_for_drain()
+    await a_turn_of_the_loop()
+    assert socket.writes == []
+    assert [f.seq for f in stream.take()] == [1]
+
+
+async def test_a_seq_already_handed_over_is_not_written_again() -> None:
     socket = Socket()
     stream = stream_to(socket)
     park(stream)
@@ -90,7 +114,8 @@ async def test_a_seq_already_written_is_not_written_again() -> None:
     # A replay that overlaps what went out live.
     stream.hold_live()
     stream.release_live([frame(1), frame(2)])
-    assert socket.written == [1, 2]
+    await a_turn_of_the_loop()
+    assert socket.writes == [[1, 2]]
     stream.stop_alarm()
 
 
@@ -100,7 +125,9 @@ async def test_held_frames_wait_for_the_replay_even_when_the_writer_waits() -> N
     park(stream)
     stream.hold_live()
     stream.deliver(frame(3))
-    assert socket.written == []
+    await a_turn_of_the_loop()
+    assert socket.writes == []
     stream.release_live([frame(1), frame(2)])
-    assert socket.written == [1, 2, 3]
+    await a_turn_of_the_loop()
+    assert socket.writes == [[1, 2, 3]]
     stream.stop_alarm()
