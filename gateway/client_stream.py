@@ -4,6 +4,10 @@ Frames arrive from two places, the live fanout and the replay log. While the rep
 live frames are held back; afterwards both are merged in seq order and anything already queued
 is dropped, so the client sees every seq once, in order.
 
+While the relay waits for frames, the frames the fanout hands over together are written straight
+to the socket from one callback (:meth:`ClientStream._flush`), without waking the relay; when the
+socket would make them wait, or the job's last frame is among them, the relay is woken to write.
+
 A client that reads slower than the job writes first has its pending tokens merged into fewer,
 larger frames; if it is still over its budget after that, it is marked overflowed and gets
 nothing more (the relay closes it with an error it can resume from). Memory stays bounded.

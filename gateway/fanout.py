@@ -50,6 +50,9 @@ class EventFanout:
     def __init__(self, redis: Redis, names: Names, instance_id: str, *, timeout_s: float) -> None:
         """``timeout_s`` bounds the wait for Redis to confirm a SUBSCRIBE that went out; one
         that cannot go out (the link is down) fails at once."""
+        if redis.get_encoder().decode_responses:  # type: ignore[no-untyped-call]
+            # The listener matches replies by their raw bytes (b"message").
+            raise ValueError("the fanout needs a Redis client that does not decode responses")
         self._redis = redis
         self._names = names
         self._control_channel = names.gateway_control_channel(instance_id)
@@ -232,8 +235,8 @@ class EventFanout:
                     # health check, a retry wrapper and a metrics hook and builds a dict, about
                     # three quarters of the gateway's cost of reading a message
                     # (docs/performance.md, sixth pass). A read error drops the connection.
-                    # Under RESP3 (which redis-py speaks unless told RESP2, as the gateway's
-                    # client is) messages are pushes: returned, not handed to a handler.
+                    # push_request: under RESP3 (the gateway's client speaks RESP2) messages are
+                    # pushes, which redis-py would otherwise hand to its push handler and drop.
                     reply = await link.read_response(timeout=math.inf, push_request=True)
                     if recovering:
                         # The first reply on the new connection: the channels are subscribed
@@ -253,6 +256,7 @@ class EventFanout:
     async def _backfill_all(self) -> None:
         """Hand every stream the events published while the link was down, from the replay log,
         merged with the live ones by seq."""
+        await self._leave_stale_channels()
         for channel, job_id in list(self._job_of.items()):
             subscribers = self._watchers(channel)
             if not subscribers:
@@ -269,6 +273,15 @@ class EventFanout:
             for subscriber in subscribers:
                 subscriber.release_live(frames)
         log.info("fanout.recovered", channels=len(self._job_of))
+
+    async def _leave_stale_channels(self) -> None:
+        """Reconnecting resubscribed every channel redis-py still listed, including those whose
+        UNSUBSCRIBE the outage swallowed before Redis confirmed it: leave those again."""
+        assert self._pubsub is not None
+        listed = (c.decode() if isinstance(c, bytes) else c for c in self._pubsub.channels)
+        stale = [c for c in listed if c != self._control_channel and c not in self._subscribed]
+        if stale:
+            await self._unsubscribe(stale)
 
     def _watchers(self, channel: str) -> tuple[Subscriber, ...]:
         watching = self._subscribers.get(channel)

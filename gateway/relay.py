@@ -62,7 +62,11 @@ class _SseResponse(SelfLoggedResponse):
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         writer = await super().prepare(request)
-        self._chunked = isinstance(writer, StreamWriter) and writer.chunked
+        # Frames written past aiohttp's writer (write_now) are framed as its chunks; a body it
+        # compresses or does not chunk gets none.
+        self._chunked = (
+            isinstance(writer, StreamWriter) and writer.chunked and self.compression is False
+        )
         # The headers are in the writer's buffer as bytes by now and nothing reads the mapping
         # again: an idle stream would otherwise hold it (about 1.5 KB) for its whole life.
         self.headers.clear()
@@ -399,7 +403,7 @@ async def _send(
     """Write ``data``; with ``last``, end the body in the same write. A client that has not
     taken it within the send timeout is a slow client."""
     write = response.write_eof if last else response.write
-    if _takes_at_once(request, len(data)) is not None:
+    if _takes_at_once(request, len(data) + _CHUNK_FRAMING_BYTES) is not None:
         # This write cannot wait, so it needs no timer. Arming one per write was about a
         # seventh of the relay's CPU per event.
         await write(data)
@@ -409,6 +413,10 @@ async def _send(
             await write(data)
     except TimeoutError as e:
         raise _SlowClientError from e
+
+
+# The most aiohttp adds to a write: the chunk's size line and CRLF, and the last chunk.
+_CHUNK_FRAMING_BYTES = 32
 
 
 def _takes_at_once(request: web.Request, size: int) -> asyncio.WriteTransport | None:

@@ -55,9 +55,10 @@ async def publish(redis: Redis, names: Names, job_id: str, seq: int) -> int:
 
 async def frames_of(client: ClientStream, count: int) -> list[int]:
     seqs: list[int] = []
-    while len(seqs) < count:
-        await client.wait(asyncio.get_running_loop().time() + 60.0)
-        seqs += [frame.seq for frame in client.take()]
+    async with asyncio.timeout(30):
+        while len(seqs) < count:
+            await client.wait(asyncio.get_running_loop().time() + 60.0)
+            seqs += [frame.seq for frame in client.take()]
     return seqs
 
 
@@ -175,6 +176,8 @@ async def test_a_listener_whose_connection_is_cut_reconnects_and_backfills_what_
             ]:
                 break
             await asyncio.sleep(0.01)
+        else:
+            pytest.fail("the listener did not subscribe the job's channel again")
         await append(4)
         assert await frames_of(client, 1) == [4]
         # A stream that opens now is confirmed by the new connection.
