@@ -11,6 +11,7 @@ import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -24,6 +25,7 @@ from shared.settings import EventLogSettings
 from shared.wire import Event, encode_event
 from tests.conftest import REDIS_URL
 from tests.support.redis_server import PrivateRedis
+from tests.support.tcp_proxy import TcpProxy
 
 STREAMS = 500
 
@@ -189,6 +191,52 @@ async def test_a_listener_whose_connection_is_cut_reconnects_and_backfills_what_
         await fanout.close()
         await redis.aclose()
         server.kill()
+
+
+async def test_a_leave_whose_confirmation_the_outage_swallowed_is_not_resubscribed(
+    namespace: str,
+) -> None:
+    """Redis takes an UNSUBSCRIBE, the link drops before its reply arrives: redis-py still lists
+    the channel and resubscribes it on reconnecting, and the fanout leaves it again."""
+    names = Names(namespace)
+    channel, control = names.job_channel("job"), names.gateway_control_channel("test")
+    proxy = TcpProxy("127.0.0.1", urlsplit(REDIS_URL).port or 6379)
+    await proxy.start()
+    redis = Redis.from_url(REDIS_URL)
+    through_proxy = Redis.from_url(
+        urlunsplit(urlsplit(REDIS_URL)._replace(netloc=f"127.0.0.1:{proxy.port}")), protocol=2
+    )
+    fanout = EventFanout(through_proxy, names, "test", timeout_s=5.0)
+
+    async def subscribers(name: str) -> int:
+        return int(dict(await redis.pubsub_numsub(name))[name.encode()])
+
+    async def until(name: str, count: int) -> None:
+        for _ in range(500):
+            if await subscribers(name) == count:
+                return
+            await asyncio.sleep(0.01)
+        pytest.fail(f"{name} kept {await subscribers(name)} subscribers, not {count}")
+
+    try:
+        await fanout.start()
+        client = stream()
+        await fanout.subscribe("job", client)
+        proxy.drop_replies = True
+        fanout.unsubscribe("job", client)
+        await until(channel, 0)
+        await proxy.cut()
+        proxy.drop_replies = False
+        await proxy.restore()
+        # The listener reconnects, which resubscribes the control channel and the left one in
+        # one command; then the left one is left again.
+        await until(control, 1)
+        await until(channel, 0)
+    finally:
+        await fanout.close()
+        await through_proxy.aclose()
+        await redis.aclose()
+        await proxy.close()
 
 
 async def test_closing_with_many_streams_still_open_leaves_no_task_error(namespace: str) -> None:

@@ -12,6 +12,8 @@ class TcpProxy:
     target_host: str
     target_port: int
     port: int = 0
+    # While set, what the server sends is dropped (its replies lost on the way).
+    drop_replies: bool = False
     _server: asyncio.Server | None = None
     _pipes: set[asyncio.StreamWriter] = field(default_factory=set)
 
@@ -42,11 +44,17 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._pipes.update((writer, up_writer))
-        await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+        await asyncio.gather(
+            self._pump(reader, up_writer), self._pump(up_reader, writer, replies=True)
+        )
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, replies: bool = False
+    ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
+                if replies and self.drop_replies:
+                    continue
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()
