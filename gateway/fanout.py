@@ -296,13 +296,14 @@ class EventFanout:
 
     def _deliver(self, channel: bytes, data: bytes) -> None:
         """A job's event: decoded and framed once, handed to every stream on its channel."""
-        subscribers = self._watchers(channel.decode())
+        name = channel.decode()
+        subscribers = self._watchers(name)
         if not subscribers:
             return
         try:
             frame = frame_from_event(decode_event(data))
         except WireError as e:
-            log.error("fanout.malformed_event", channel=channel.decode(), error=str(e))
+            log.error("fanout.malformed_event", channel=name, error=str(e))
             return
         for subscriber in subscribers:
             subscriber.deliver(frame)

@@ -52,8 +52,6 @@ class _SseResponse(SelfLoggedResponse):
     _send_headers_immediately = False
     # The open stream, until the relay takes it.
     _stream: _Stream | None = None
-    # The stream being relayed, for frames written straight from the fanout (write_now).
-    _relaying: _Stream | None = None
     # Whether the body goes out in HTTP/1.1 chunks (an HTTP/1.0 client's does not).
     _chunked = False
 
@@ -62,8 +60,8 @@ class _SseResponse(SelfLoggedResponse):
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         writer = await super().prepare(request)
-        # Frames written past aiohttp's writer (write_now) are framed as its chunks; a body it
-        # compresses or does not chunk gets none.
+        # Frames written past aiohttp's writer (_Stream.write_now) are framed as its chunks; a
+        # body it compresses or does not chunk gets none.
         self._chunked = (
             isinstance(writer, StreamWriter) and writer.chunked and self.compression is False
         )
@@ -88,8 +86,8 @@ class _SseResponse(SelfLoggedResponse):
         loop = asyncio.get_running_loop()
         next_heartbeat = loop.time() + heartbeat_s
         outcome.close_reason = "streaming"
-        self._relaying = stream
-        client.direct_writer = self
+        if self._chunked:
+            client.direct_writer = stream
         try:
             with app[METRICS].relaying():
                 try:
@@ -121,30 +119,9 @@ class _SseResponse(SelfLoggedResponse):
             outcome.close_reason = "client_gone"
             raise
         finally:
-            client.direct_writer = self._relaying = None
+            client.direct_writer = None
             await stream.end(log_summary=True)
         await super().write_eof(data)
-
-    def write_now(self, frames: list[Frame]) -> bool:
-        """Write ``frames`` here and now, as the fanout hands them over, if the socket takes
-        them without waiting; False leaves them to the relay. Called only while the relay waits
-        with nothing else pending, so frames keep their order. Past aiohttp's writer, whose
-        ``write`` is a coroutine: the chunk goes to the transport as that writer frames it."""
-        stream = self._relaying
-        if stream is None or not self._chunked or frames[-1].type in events.TERMINAL_TYPES:
-            # The relay ends the body with the job's last frame.
-            return False
-        encode = stream.spec.encoding.frame
-        data = b"".join([encode(frame) for frame in frames])
-        if data:
-            chunk = b"%x\r\n%s\r\n" % (len(data), data)
-            transport = _takes_at_once(stream.request, len(chunk))
-            if transport is None:
-                # The relay writes them, under the send timeout.
-                return False
-            transport.write(chunk)
-        stream.outcome.count(frames)
-        return True
 
 
 def sse_frame(frame: Frame) -> bytes:
@@ -351,6 +328,27 @@ class _Stream:
     spec: StreamRequest
     client: ClientStream
     outcome: _Outcome = field(default_factory=_Outcome)
+
+    def write_now(self, frames: list[Frame]) -> bool:
+        """Write ``frames`` here and now, as the fanout hands them over, if the socket takes
+        them without waiting; False leaves them to the relay. Called only while the relay waits
+        with nothing else pending, so frames keep their order, and only on a chunked body
+        (see :class:`_SseResponse`). Past aiohttp's writer, whose ``write`` is a coroutine: the
+        chunk goes to the transport as that writer frames it."""
+        if frames[-1].type in events.TERMINAL_TYPES:
+            # The relay ends the body with the job's last frame.
+            return False
+        encode = self.spec.encoding.frame
+        data = b"".join([encode(frame) for frame in frames])
+        if data:
+            chunk = b"%x\r\n%s\r\n" % (len(data), data)
+            transport = _takes_at_once(self.request, len(chunk))
+            if transport is None:
+                # The relay writes them, under the send timeout.
+                return False
+            transport.write(chunk)
+        self.outcome.count(frames)
+        return True
 
     async def end(self, *, log_summary: bool = False) -> None:
         """Let go of the subscription, the registrations and the lease, and log the stream's
