@@ -6,6 +6,9 @@ UV_VERSION ?= 0.13.9
 UV := .tools/bin/uv
 PY := .venv/bin/python
 export UV_PYTHON_DOWNLOADS ?= never
+# The tests and the benchmark start many gateway and worker processes; where the environment
+# sets PYTHONDONTWRITEBYTECODE, each would compile chatstream's modules again.
+unexport PYTHONDONTWRITEBYTECODE
 
 # The real servers `make stack` and `make test` use.
 REDIS_URL_LOCAL ?= redis://127.0.0.1:6379/0
