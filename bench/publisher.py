@@ -5,7 +5,8 @@ cannot tell the difference.
 
 Each token's content is the publish time (``time.monotonic_ns()``, one clock for every process
 on the machine), so a client computes publish-to-receipt latency. The events due in one tick go
-out in one pipeline, as several workers' concurrent publishes would.
+out in one write, as several workers' concurrent publishes would, over a bare connection
+(``bench/resp.py``) so that the load generator costs the machine little.
 """
 
 from __future__ import annotations
@@ -14,22 +15,21 @@ import asyncio
 import time
 
 import uvloop
-from redis.asyncio import Redis
 
 from bench import toolio
+from bench.resp import Command, RespConnection
 from shared import events, replay_log
 from shared.names import Names
-from shared.redis_client import tcp_connection_class
 from shared.settings import EventLogSettings
 from shared.wire import Event, encode_event
 
 TICK_S = 0.001
-# At most this many events per pipeline, so that a burst cannot become one huge write.
+# At most this many events per write, so that a burst cannot become one huge write.
 MAX_BATCH = 256
 
 
 class SyntheticJobs:
-    def __init__(self, redis: Redis, names: Names, job_ids: list[str]) -> None:
+    def __init__(self, redis: RespConnection, names: Names, job_ids: list[str]) -> None:
         self._redis = redis
         self._appender = replay_log.EventAppender(names, EventLogSettings())
         self._job_ids = job_ids
@@ -47,15 +47,17 @@ class SyntheticJobs:
             self._seqs[job_id] += 1
             event = Event(job_id, self._seqs[job_id], events.TOKEN, events.token_payload(stamp))
             due.setdefault(job_id, []).append(encode_event(event))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for job_id, raws in due.items():
-                self._appender.stage(pipe, job_id, self._seqs[job_id] - len(raws) + 1, raws)
-            await pipe.execute()
+        commands: list[Command] = [
+            self._appender.command(job_id, self._seqs[job_id] - len(raws) + 1, raws)
+            for job_id, raws in due.items()
+        ]
+        await self._redis.execute(commands)
         self.published += count
 
 
 async def publish_for(jobs: SyntheticJobs, rate: float, duration_s: float) -> float:
-    """Publish at ``rate`` events/s (0: as fast as one process can) for ``duration_s``."""
+    """Publish at ``rate`` events/s (0: as fast as one process can) for ``duration_s``. At a
+    rate, exactly ``rate * duration_s`` events: the last tick's are not left out."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     deadline = started + duration_s
@@ -68,14 +70,16 @@ async def publish_for(jobs: SyntheticJobs, rate: float, duration_s: float) -> fl
             await jobs.publish(min(due, MAX_BATCH))
         else:
             await asyncio.sleep(TICK_S)
+    if rate > 0:
+        while (due := round(rate * duration_s) - jobs.published) > 0:
+            await jobs.publish(min(due, MAX_BATCH))
     return loop.time() - started
 
 
 async def main() -> None:
     spec = toolio.spec()
     job_ids = toolio.read_job_ids(spec["job_ids_file"])
-    # Connected as the worker's client is (shared.redis_client), so it packs commands alike.
-    redis = Redis.from_url(spec["redis_url"], **tcp_connection_class(spec["redis_url"]))
+    redis = await RespConnection.open(spec["redis_url"])
     cpu_before = time.process_time()
     try:
         jobs = SyntheticJobs(redis, Names(spec["namespace"]), job_ids)

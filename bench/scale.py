@@ -42,7 +42,7 @@ FULL = Scale(
     # docs/performance.md); on a bigger machine, raise this.
     throughput_publishers=1,
     # Offered rates, lowest first, for the most events/s the gateway keeps up with.
-    sustained_rates=(16_000, 18_000, 20_000, 22_000, 24_000, 26_000),
+    sustained_rates=tuple(range(16_000, 30_001, 1_000)),
     ttft_chats=200,
     idle_streams=10_000,
     idle_hold_s=12,

@@ -13,7 +13,6 @@ from redis.asyncio.client import Pipeline
 
 from shared.logging import get_logger
 from shared.names import Names
-from shared.redis_client import stage_script
 from shared.settings import EventLogSettings
 from shared.wire import Event, WireError, decode_event
 
@@ -65,12 +64,24 @@ class EventAppender:
     def stage(self, pipe: Pipeline, job_id: str, first_seq: int, raws: list[bytes]) -> None:
         """Stage the events ``first_seq``, ``first_seq + 1``, ... (msgpack bytes) into ``pipe``.
         The staged reply is 0, or the seq the log already ended at (nothing was appended)."""
+        pipe.execute_command(*self.command(job_id, first_seq, raws))
+
+    def command(
+        self, job_id: str, first_seq: int, raws: list[bytes]
+    ) -> tuple[str | int | bytes, ...]:
+        """The command :meth:`stage` stages, word by word (an EVAL carrying its script, see
+        ``stage_script``), for a client that sends it by other means."""
         settings = self._settings
-        stage_script(
-            pipe,
+        return (
+            "EVAL",
             _APPEND_EVENTS,
-            [self._names.job_replay_log(job_id), self._names.job_channel(job_id)],
-            [settings.replay_max_events, settings.replay_ttl_s, first_seq, *raws],
+            2,
+            self._names.job_replay_log(job_id),
+            self._names.job_channel(job_id),
+            settings.replay_max_events,
+            settings.replay_ttl_s,
+            first_seq,
+            *raws,
         )
 
 

@@ -32,13 +32,13 @@ async def offered(
 async def test_rates_go_up_until_one_is_not_kept_up_with(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    assert await offered(monkeypatch, tmp_path, 21_000) == (
-        [16_000, 18_000, 20_000, 22_000],
-        20_000,
+    assert await offered(monkeypatch, tmp_path, 18_500) == (
+        [16_000, 17_000, 18_000, 19_000],
+        18_000,
     )
     assert await offered(monkeypatch, tmp_path, 99_000) == (
-        [16_000, 18_000, 20_000, 22_000, 24_000, 26_000],
-        26_000,
+        list(range(16_000, 30_001, 1_000)),
+        30_000,
     )
 
 
