@@ -9,8 +9,10 @@ Modes (``spec["mode"]``):
 - ``ttft``: one chat at a time, the time from sending the request to the first ``token``.
 - ``chats``: a closed loop of short chats for ``duration_s``, each checked end to end.
 
-SSE is parsed here by hand, on purpose: the load generator must cost far less CPU than the
-gateway it measures, so it only splits frames and reads the few fields it times.
+The last two send each user's chats on one kept-alive connection
+(:class:`bench.sse_raw.KeptConnection`). HTTP and SSE are parsed here by hand, on purpose: the
+load generator must cost far less CPU than the gateway it measures, so it only splits frames and
+reads the few fields it times.
 """
 
 from __future__ import annotations
@@ -21,11 +23,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import uvloop
 
 from bench import sse_raw, toolio
-from bench.sse_raw import Frames
 from bench.stats import summarize_ns
 
 STREAM_PATH = sse_raw.STREAM_PATH
@@ -42,23 +42,6 @@ class Tally:
     heartbeats: int = 0
     first_ns: int = 0
     last_ns: int = 0
-
-
-def _auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-async def open_stream(
-    http: aiohttp.ClientSession, url: str, key: str, text: str
-) -> aiohttp.ClientResponse:
-    response = await http.post(
-        url + STREAM_PATH, json={"text": text, "pipeline": "echo"}, headers=_auth(key)
-    )
-    if response.status != 200:
-        body = await response.text()
-        response.release()
-        raise RuntimeError(f"{response.status}: {body[:200]}")
-    return response
 
 
 def tally_frames(tally: Tally, job_id: str, stamp: str, frames: list[bytes], now: int) -> bool:
@@ -81,8 +64,8 @@ def tally_frames(tally: Tally, job_id: str, stamp: str, frames: list[bytes], now
     return False
 
 
-async def streams(spec: dict[str, Any], _http: aiohttp.ClientSession) -> dict[str, Any]:
-    """Read through :mod:`bench.sse_raw`, which costs far less per event than aiohttp's client."""
+async def streams(spec: dict[str, Any]) -> dict[str, Any]:
+    """One connection per stream (:class:`bench.sse_raw.RawStream`), held until ``stop``."""
     stdin = await toolio.stdin_lines()
     keys: list[str] = spec["keys"]
     count = int(spec["count"])
@@ -152,33 +135,40 @@ def _by_status(errors: list[str]) -> dict[str, int]:
     return counts
 
 
-async def ttft(spec: dict[str, Any], http: aiohttp.ClientSession) -> dict[str, Any]:
+async def ttft(spec: dict[str, Any]) -> dict[str, Any]:
     samples: list[int] = []
     errors = 0
+    request = sse_raw.chat_request(spec["url"], spec["keys"][0], spec["text"])
+    connection: sse_raw.KeptConnection | None = None
     for i in range(int(spec["count"])):
-        started = time.monotonic_ns()
-        try:
-            response = await open_stream(http, spec["url"], spec["keys"][0], spec["text"])
-        except (aiohttp.ClientError, RuntimeError):
-            errors += 1
-            continue
-        frames = Frames()
         first_token: int | None = None
-        async for chunk in response.content.iter_any():
-            if first_token is None and any(TOKEN_MARK in f for f in frames.feed(chunk)):
-                first_token = time.monotonic_ns() - started
-        response.release()
+
+        def on_frames(frames: list[bytes], read_at_ns: int) -> None:
+            nonlocal first_token
+            if first_token is None and any(TOKEN_MARK in f for f in frames):
+                first_token = read_at_ns
+
+        try:
+            connection = connection or await sse_raw.KeptConnection.open(spec["url"])
+            started = time.monotonic_ns()
+            await connection.chat(request, on_frames)
+        except (OSError, RuntimeError):
+            errors += 1
+            _closed(connection)
+            connection = None
+            continue
         if first_token is None:
             errors += 1
         else:
-            samples.append(first_token)
+            samples.append(first_token - started)
         if i % 50 == 49:
             # Let the gateway's per-stream bookkeeping settle, as between real users.
             await asyncio.sleep(0.01)
+    _closed(connection)
     return {"ttft": summarize_ns(samples), "errors": errors}
 
 
-async def chats(spec: dict[str, Any], http: aiohttp.ClientSession) -> dict[str, Any]:
+async def chats(spec: dict[str, Any]) -> dict[str, Any]:
     keys: list[str] = spec["keys"]
     text: str = spec["text"]
     deadline = time.monotonic() + float(spec["duration_s"])
@@ -188,21 +178,32 @@ async def chats(spec: dict[str, Any], http: aiohttp.ClientSession) -> dict[str, 
 
     async def one_user(i: int) -> None:
         nonlocal completed
+        request = sse_raw.chat_request(spec["url"], keys[i % len(keys)], text)
+        connection: sse_raw.KeptConnection | None = None
         while time.monotonic() < deadline:
+            last_frame = b""
+
+            def on_frames(frames: list[bytes], _read_at_ns: int) -> None:
+                nonlocal last_frame
+                last_frame = frames[-1]
+
             started = time.monotonic_ns()
             try:
-                response = await open_stream(http, spec["url"], keys[i % len(keys)], text)
-                body = await response.read()
-            except (aiohttp.ClientError, RuntimeError) as e:
+                connection = connection or await sse_raw.KeptConnection.open(spec["url"])
+                await connection.chat(request, on_frames)
+            except (OSError, RuntimeError) as e:
                 errors.append(repr(e))
+                _closed(connection)
+                connection = None
                 continue
-            last = body.rstrip(b"\n").rsplit(b"\ndata: ", 1)[-1]
-            end = json.loads(last)
+            last = last_frame.rsplit(b"\ndata: ", 1)[-1]
+            end = json.loads(last) if last.startswith(b"{") else {}
             if end.get("type") == "end" and end.get("content") == text:
                 completed += 1
                 durations.append(time.monotonic_ns() - started)
             else:
                 errors.append(f"unexpected last event: {last[:200]!r}")
+        _closed(connection)
 
     started = time.monotonic()
     await asyncio.gather(*(one_user(i) for i in range(int(spec["concurrency"]))))
@@ -217,17 +218,20 @@ async def chats(spec: dict[str, Any], http: aiohttp.ClientSession) -> dict[str, 
     }
 
 
+def _closed(connection: sse_raw.KeptConnection | None) -> None:
+    """Close ``connection`` (after an error it cannot carry another chat); a new one is opened
+    for the next."""
+    if connection is not None:
+        connection.close()
+
+
 MODES = {"streams": streams, "ttft": ttft, "chats": chats}
 
 
 async def main() -> None:
     spec = toolio.spec()
     toolio.raise_fd_limit()
-    connector = aiohttp.TCPConnector(limit=0, force_close=False)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-        report = await MODES[spec["mode"]](spec, http)
-    toolio.emit(report)
+    toolio.emit(await MODES[spec["mode"]](spec))
 
 
 if __name__ == "__main__":

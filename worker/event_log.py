@@ -209,8 +209,9 @@ class JobEventLog:
             for persist in _merged([q.persist for q in batch if q.persist is not None]):
                 persist(pipe)
             first_seq = batch[0].seq
-            self._appender.stage(pipe, self._job_id, first_seq, [q.raw for q in batch])
-            results = await pipe.execute()
+            results = await self._appender.append(
+                pipe, self._job_id, first_seq, [q.raw for q in batch]
+            )
         log_ended_at = int(results[-1])
         if log_ended_at == 0 or (retrying and log_ended_at == batch[-1].seq):
             # (The second: an earlier attempt landed the batch before the link dropped.)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,9 +14,11 @@ from redis.asyncio import Redis
 
 from shared import events, replay_log
 from shared.messages import MessageStore
+from shared.names import Names
 from shared.settings import ConnectionSettings, EventLogSettings
 from shared.wire import Event, Job, decode_event, encode_event
 from tests.conftest import AUTH, GatewayFactory, WorkerFactory
+from tests.support.redis_server import PrivateRedis
 from tests.support.sse import job_events, parse_sse
 from worker.event_log import EventLogConflictError, JobEventLog
 from worker.job_run import JobRun
@@ -70,8 +73,7 @@ async def test_a_batch_after_another_writers_event_is_refused_whole(
     stalled = Event("job-2", 2, events.ERROR, events.error_payload("stalled", "job_stalled"))
     appender = replay_log.EventAppender(names, EventLogSettings())
     async with redis.pipeline(transaction=False) as pipe:
-        appender.stage(pipe, "job-2", 2, [encode_event(stalled)])
-        await pipe.execute()
+        await appender.append(pipe, "job-2", 2, [encode_event(stalled)])
     for text in ("a", "b", "c"):
         await log.emit(events.TOKEN, events.token_payload(text))
     with pytest.raises(EventLogConflictError):
@@ -163,8 +165,7 @@ async def test_a_read_along_a_refused_batch_gets_the_refusal(
     appender = replay_log.EventAppender(names, EventLogSettings())
     taken = Event("job-7", 1, events.ERROR, events.error_payload("stalled", "job_stalled"))
     async with redis.pipeline(transaction=False) as pipe:
-        appender.stage(pipe, "job-7", 1, [encode_event(taken)])
-        await pipe.execute()
+        await appender.append(pipe, "job-7", 1, [encode_event(taken)])
     log = JobEventLog(redis, names, EventLogSettings(), "job-7")
     flag = log.read_along(lambda pipe: pipe.exists(names.job_cancel_flag("job-7")))
     await log.emit(events.START, {"jobId": "job-7"})
@@ -199,3 +200,38 @@ async def test_a_quick_echo_job_goes_out_in_two_round_trips(
     assert [e["type"] for e in job_events(parse_sse(await response.read()))][-1] == "end"
     assert [batch[0] for batch in batches] == [events.START, events.PROGRESS]
     assert batches[-1][-1] == events.END
+
+
+async def test_an_append_lands_whether_or_not_redis_has_its_script_cached(
+    tmp_path: Path,
+) -> None:
+    """A private Redis, so that flushing its script cache touches no other client. Appends go
+    by the script's hash; one that Redis refuses for want of the script is sent again with its
+    text, after what was staged before it, and lands once."""
+    server = PrivateRedis(tmp_path)
+    await server.start()
+    redis = Redis.from_url(server.url, protocol=2)
+    names = Names("cache")
+    appender = replay_log.EventAppender(names, EventLogSettings())
+    channel = names.job_channel("job")
+
+    async def append(seq: int) -> list[Any]:
+        raw = encode_event(Event(job_id="job", seq=seq, type="token", payload={"content": "x"}))
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.pubsub_numsub(channel)
+            return await appender.append(pipe, "job", seq, [raw])
+
+    try:
+        assert not (await redis.script_exists(replay_log.APPEND_EVENTS_SHA))[0]
+        assert await append(1) == [[(channel.encode(), 0)], 0]
+        assert (await redis.script_exists(replay_log.APPEND_EVENTS_SHA))[0]
+        assert await append(2) == [[(channel.encode(), 0)], 0]
+        await redis.script_flush()
+        assert await append(3) == [[(channel.encode(), 0)], 0]
+        # A duplicate is still refused by the script, whichever way it was sent.
+        assert await append(3) == [[(channel.encode(), 0)], 3]
+        logged = await replay_log.read_after(redis, names, "job", 0)
+        assert [e.seq for e in logged] == [1, 2, 3]
+    finally:
+        await redis.aclose()
+        server.kill()

@@ -156,8 +156,7 @@ async def test_a_listener_whose_connection_is_cut_reconnects_and_backfills_what_
         """As a worker does: into the replay log and onto the channel."""
         raw = encode_event(Event(job_id="job", seq=seq, type="token", payload={"content": "x"}))
         async with redis.pipeline(transaction=False) as pipe:
-            appender.stage(pipe, "job", seq, [raw])
-            await pipe.execute()
+            await appender.append(pipe, "job", seq, [raw])
 
     try:
         await fanout.start()
