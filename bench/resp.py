@@ -27,6 +27,8 @@ class RespConnection:
     async def open(cls, url: str) -> RespConnection:
         """Connect to a ``redis://host:port/db`` URL (no password: the bench's local Redis)."""
         parts = urlsplit(url)
+        if parts.scheme != "redis" or parts.username or parts.password:
+            raise ValueError(f"only redis://host:port/db is supported, not {url!r}")
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 6379)
         connection = cls(reader, writer)
         db = parts.path.lstrip("/")
@@ -36,7 +38,8 @@ class RespConnection:
 
     async def execute(self, commands: Sequence[Command]) -> list[object]:
         """Send ``commands`` in one write and return their replies, all read before the first
-        error reply, if any, is raised."""
+        error reply, if any, is raised. One call at a time: replies are matched by order. After
+        a ConnectionError the connection cannot be used again."""
         # hiredis's stub types the command as a one-element tuple; it takes any length.
         packed = [hiredis.pack_command(tuple(c)) for c in commands]  # type: ignore[arg-type]
         self._writer.write(b"".join(packed))

@@ -149,7 +149,8 @@ async def ttft(spec: dict[str, Any]) -> dict[str, Any]:
                 first_token = read_at_ns
 
         try:
-            connection = connection or await sse_raw.KeptConnection.open(spec["url"])
+            if connection is None or not connection.reusable:
+                connection = await sse_raw.KeptConnection.open(spec["url"])
             started = time.monotonic_ns()
             await connection.chat(request, on_frames)
         except (OSError, RuntimeError):
@@ -189,7 +190,8 @@ async def chats(spec: dict[str, Any]) -> dict[str, Any]:
 
             started = time.monotonic_ns()
             try:
-                connection = connection or await sse_raw.KeptConnection.open(spec["url"])
+                if connection is None or not connection.reusable:
+                    connection = await sse_raw.KeptConnection.open(spec["url"])
                 await connection.chat(request, on_frames)
             except (OSError, RuntimeError) as e:
                 errors.append(repr(e))

@@ -23,6 +23,8 @@ import httptools
 STREAM_PATH = "/api/v1/chat/stream"
 # The most of a refused open's body kept for its error.
 ERROR_BODY_BYTES = 200
+# A kept-alive chat's connect, or its whole response, taking longer is counted as an error.
+CHAT_TIMEOUT_S = 30.0
 
 END, CLOSED, BROKEN = "end", "closed", "broken"
 
@@ -136,21 +138,34 @@ class KeptConnection(asyncio.Protocol):
     async def open(cls, url: str) -> KeptConnection:
         host, port = _host_port(url)
         loop = asyncio.get_running_loop()
-        _, connection = await loop.create_connection(cls, host, port)
+        async with asyncio.timeout(CHAT_TIMEOUT_S):
+            _, connection = await loop.create_connection(cls, host, port)
         return connection
+
+    @property
+    def reusable(self) -> bool:
+        """False once the gateway closed the connection or said it would."""
+        return self._broken is None and self._transport is not None
 
     async def chat(self, request: bytes, on_frames: Callable[[list[bytes], int], None]) -> None:
         """Send ``request`` and hand its response's frames to ``on_frames`` (with the read's
         monotonic ns) until the body ends. Raises RuntimeError("<status>: <body>") for a
-        refusal, ConnectionError when the connection breaks (it cannot be used again)."""
-        if self._broken is not None or self._transport is None:
+        refusal, ConnectionError when the connection breaks, TimeoutError when the response
+        takes longer than ``CHAT_TIMEOUT_S``; after any of them it cannot be used again."""
+        if self._transport is None or not self.reusable:
             raise ConnectionError("the connection is closed") from self._broken
         self._on_frames = on_frames
         self._frames = Frames()
         self._status, self._refused_body = 0, b""
         self._done = asyncio.get_running_loop().create_future()
         self._transport.write(request)
-        await self._done
+        try:
+            async with asyncio.timeout(CHAT_TIMEOUT_S):
+                await self._done
+        except TimeoutError:
+            # Mid-response: what is left of it would be read as the next chat's.
+            self._break(TimeoutError("no end to the response"))
+            raise
 
     def close(self) -> None:
         if self._transport is not None:
@@ -185,16 +200,17 @@ class KeptConnection(asyncio.Protocol):
             self._on_frames(frames, self._read_at_ns)
 
     def on_message_complete(self) -> None:
-        if self._done is None or self._done.done():
-            return
-        if self._status == 200:
-            self._done.set_result(None)
-        else:
-            refused = self._refused_body.decode(errors="replace")
-            self._done.set_exception(RuntimeError(f"{self._status}: {refused}"))
+        if self._done is not None and not self._done.done():
+            if self._status == 200:
+                self._done.set_result(None)
+            else:
+                refused = self._refused_body.decode(errors="replace")
+                self._done.set_exception(RuntimeError(f"{self._status}: {refused}"))
+        if not self._parser.should_keep_alive():
+            self._break(ConnectionError("the gateway closes the connection"))
 
     def _break(self, error: BaseException) -> None:
-        self._broken = error
+        self._broken = self._broken or error
         if self._done is not None and not self._done.done():
             self._done.set_exception(ConnectionError(f"the stream broke: {error!r}"))
         self.close()

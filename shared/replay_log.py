@@ -58,19 +58,20 @@ return 0
 APPEND_EVENTS_SHA = hashlib.sha1(APPEND_EVENTS_SCRIPT.encode()).hexdigest()
 
 
-# The connection pools whose Redis has run the append script since it last refused its hash.
-_SCRIPT_CACHED_BEHIND: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
+# The connection pools whose Redis has been asked to keep the append script (SCRIPT LOAD).
+_SCRIPT_LOADED_BEHIND: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
 
 
 class EventAppender:
     """Appends a job's consecutive events to its replay log and publishes them, in one step.
 
-    The script goes by its hash (EVALSHA) once the Redis behind a connection pool has run it:
-    carrying its text with every append (EVAL) made Redis read and hash it each time, about a
-    third of Redis's CPU for a one-event append (17-19 → 12 µs here, docs/performance.md). The
-    first append through a pool carries the text, which caches it. A Redis that lost its cache
-    since (a restart, SCRIPT FLUSH) refuses the hash, and the append is sent again with the
-    text, one round trip after the commands staged before it."""
+    The script goes by its hash (EVALSHA): carrying its text with every append (EVAL) made Redis
+    read and hash it each time, about a third of Redis's CPU for a one-event append (17-19 → 12
+    µs here, docs/performance.md, seventh pass). The first append through a connection pool
+    loads the script first, in the same round trip (SCRIPT LOAD, which Redis never evicts, where
+    a script cached by EVAL may be). A Redis that lost it since (a restart, SCRIPT FLUSH)
+    refuses the hash; the append is then sent again after loading it, one round trip after the
+    commands staged before it."""
 
     def __init__(self, names: Names, settings: EventLogSettings) -> None:
         self._names = names
@@ -85,18 +86,13 @@ class EventAppender:
         already ended at (nothing was appended)."""
         words = self._keys_and_args(job_id, first_seq, raws)
         pool = pipe.connection_pool
-        if pool in _SCRIPT_CACHED_BEHIND:
-            pipe.evalsha(APPEND_EVENTS_SHA, *words)
-        else:
-            pipe.eval(APPEND_EVENTS_SCRIPT, *words)
-        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        replies = await _load_then_append(pipe, words, load=pool not in _SCRIPT_LOADED_BEHIND)
         if isinstance(replies[-1], NoScriptError):
-            pipe.eval(APPEND_EVENTS_SCRIPT, *words)
-            (replies[-1],) = await pipe.execute(raise_on_error=False)
+            replies[-1:] = await _load_then_append(pipe, words, load=True)
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
-        _SCRIPT_CACHED_BEHIND.add(pool)
+        _SCRIPT_LOADED_BEHIND.add(pool)
         return replies
 
     def command(self, job_id: str, first_seq: int, raws: list[bytes]) -> tuple[Any, ...]:
@@ -115,6 +111,18 @@ class EventAppender:
             first_seq,
             *raws,
         )
+
+
+async def _load_then_append(pipe: Pipeline, words: tuple[Any, ...], *, load: bool) -> list[Any]:
+    """Execute ``pipe`` with the append staged last, the script loaded just before it when
+    ``load``; the replies without the load's."""
+    if load:
+        pipe.script_load(APPEND_EVENTS_SCRIPT)
+    pipe.evalsha(APPEND_EVENTS_SHA, *words)
+    replies: list[Any] = await pipe.execute(raise_on_error=False)
+    if load:
+        del replies[-2]
+    return replies
 
 
 async def read_after(redis: Redis, names: Names, job_id: str, after_seq: int) -> list[Event]:

@@ -206,8 +206,8 @@ async def test_an_append_lands_whether_or_not_redis_has_its_script_cached(
     tmp_path: Path,
 ) -> None:
     """A private Redis, so that flushing its script cache touches no other client. Appends go
-    by the script's hash; one that Redis refuses for want of the script is sent again with its
-    text, after what was staged before it, and lands once."""
+    by the script's hash, never with its text; one that Redis refuses for want of the script is
+    sent again after loading it, after what was staged before it, and lands once."""
     server = PrivateRedis(tmp_path)
     await server.start()
     redis = Redis.from_url(server.url, protocol=2)
@@ -232,6 +232,10 @@ async def test_an_append_lands_whether_or_not_redis_has_its_script_cached(
         assert await append(3) == [[(channel.encode(), 0)], 3]
         logged = await replay_log.read_after(redis, names, "job", 0)
         assert [e.seq for e in logged] == [1, 2, 3]
+        calls = await redis.info("commandstats")
+        assert "cmdstat_eval" not in calls
+        # Four appends and the one refused for want of the script.
+        assert calls["cmdstat_evalsha"]["calls"] == 5
     finally:
         await redis.aclose()
         server.kill()
