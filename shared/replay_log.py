@@ -34,8 +34,10 @@ def entry_id(seq: int) -> str:
 # All or nothing, and only right after the log's last entry: a batch can never interleave with
 # another writer's events (a gateway that ended the job as stalled, a worker that took it over).
 # The first XADD is the check: Redis refuses an id at or below the stream's last one, and once
-# it is taken the rest of the batch follows it. Field 'e' is EVENT_FIELD. Returns 0 when
-# appended, else the seq the log already ends at.
+# it is taken the rest of the batch follows it. A batch sent again whose first send landed (its
+# reply lost to a dropped link or a timeout, and the client retried) finds itself already
+# logged, byte for byte and last: that is no conflict, and nothing is published twice. Field
+# 'e' is EVENT_FIELD. Returns 0 when appended (or already), else the seq the log ends at.
 APPEND_EVENTS_SCRIPT = """
 local first = tonumber(ARGV[3])
 local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], first .. '-0', 'e', ARGV[4])
@@ -45,7 +47,18 @@ if type(added) == 'table' and added.err then
     return redis.error_reply(err)
   end
   local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-  return tonumber(string.match(last[1][1], '^%d+'))
+  local last_seq = tonumber(string.match(last[1][1], '^%d+'))
+  if last_seq == first + #ARGV - 4 then
+    local logged = redis.call('XRANGE', KEYS[1], first .. '-0', '+')
+    local same = #logged == #ARGV - 3
+    for i = 1, #logged do
+      same = same and logged[i][2][2] == ARGV[i + 3]
+    end
+    if same then
+      return 0
+    end
+  end
+  return last_seq
 end
 redis.call('PUBLISH', KEYS[2], ARGV[4])
 for i = 5, #ARGV do

@@ -194,14 +194,14 @@ class JobEventLog:
         attempt = 0
         while True:
             try:
-                return await self._send(batch, reads, retrying=attempt > 0)
+                return await self._send(batch, reads)
             except (RedisConnectionError, RedisTimeoutError) as e:
                 if loop.time() >= deadline:
                     raise EventPublishError(self._job_id) from e
                 attempt += 1
                 await asyncio.sleep(min(RETRY_BASE_S * 2**attempt, RETRY_CAP_S))
 
-    async def _send(self, batch: list[_Queued], reads: list[_Read], *, retrying: bool) -> list[Any]:
+    async def _send(self, batch: list[_Queued], reads: list[_Read]) -> list[Any]:
         """Send ``batch`` (and ``reads`` ahead of it); returns the reads' replies."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for read in reads:
@@ -212,9 +212,8 @@ class JobEventLog:
             results = await self._appender.append(
                 pipe, self._job_id, first_seq, [q.raw for q in batch]
             )
-        log_ended_at = int(results[-1])
-        if log_ended_at == 0 or (retrying and log_ended_at == batch[-1].seq):
-            # (The second: an earlier attempt landed the batch before the link dropped.)
+        # 0 also when an earlier send of this batch had landed (the script recognises it).
+        if int(results[-1]) == 0:
             return list(results[: len(reads)])
         # The log already holds these seqs: a gateway ended the job as stalled, or another
         # worker took it over. This run no longer owns the stream.

@@ -84,6 +84,44 @@ async def test_a_batch_after_another_writers_event_is_refused_whole(
     assert [(e.seq, e.type) for e in logged] == [(1, events.START), (2, events.ERROR)]
 
 
+async def test_a_batch_sent_again_after_its_first_send_landed_is_taken_once(
+    redis: Redis, real_connections: ConnectionSettings
+) -> None:
+    """A client that retried a pipeline whose reply it lost (redis-py's own retry does) sends
+    the same batch twice: the second finds it logged and is no conflict; a batch that differs,
+    or one that another writer's event follows, still is."""
+    names = real_connections.names
+    appender = replay_log.EventAppender(names, EventLogSettings())
+    batch = [
+        encode_event(Event("job-r", seq, events.TOKEN, events.token_payload(f"t{seq}")))
+        for seq in (1, 2)
+    ]
+
+    async def append(first_seq: int, raws: list[bytes]) -> int:
+        async with redis.pipeline(transaction=False) as pipe:
+            (reply,) = await appender.append(pipe, "job-r", first_seq, raws)
+        return int(reply)
+
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(names.job_channel("job-r"))
+    try:
+        assert await append(1, batch) == 0
+        assert await append(1, batch) == 0
+        assert await append(2, batch[1:]) == 0
+        other = encode_event(Event("job-r", 2, events.TOKEN, events.token_payload("other")))
+        assert await append(1, [batch[0], other]) == 2
+        assert await append(1, batch[:1]) == 2
+        published = []
+        while (message := await pubsub.get_message(timeout=0.5)) is not None:
+            if message["type"] == "message":
+                published.append(decode_event(message["data"]).seq)
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+    assert published == [1, 2]
+    logged = await replay_log.read_after(redis, names, "job-r", 0)
+    assert [e.payload["content"] for e in logged] == ["t1", "t2"]
+
+
 async def test_a_token_written_twice_at_its_offset_is_stored_once(
     redis: Redis, real_connections: ConnectionSettings
 ) -> None:
@@ -128,8 +166,8 @@ async def test_a_batch_of_tokens_grows_the_stored_message_by_exactly_their_text(
 async def test_events_are_published_again_after_redis_lost_its_scripts(
     redis: Redis, real_connections: ConnectionSettings
 ) -> None:
-    """Publishing pipelines send their scripts as EVAL (no SCRIPT EXISTS round trip), so a
-    Redis that lost its scripts (a restart) takes the next batch all the same."""
+    """A Redis that lost its scripts (a restart) takes the next batch all the same: the append
+    is sent again after loading its script, the other scripts go as EVAL."""
     names = real_connections.names
     log = JobEventLog(redis, names, EventLogSettings(), "job-3")
     await log.emit(events.START, {"jobId": "job-3"})
@@ -215,8 +253,9 @@ async def test_an_append_lands_whether_or_not_redis_has_its_script_cached(
     appender = replay_log.EventAppender(names, EventLogSettings())
     channel = names.job_channel("job")
 
-    async def append(seq: int) -> list[Any]:
-        raw = encode_event(Event(job_id="job", seq=seq, type="token", payload={"content": "x"}))
+    async def append(seq: int, content: str = "x") -> list[Any]:
+        event = Event(job_id="job", seq=seq, type="token", payload={"content": content})
+        raw = encode_event(event)
         async with redis.pipeline(transaction=False) as pipe:
             pipe.pubsub_numsub(channel)
             return await appender.append(pipe, "job", seq, [raw])
@@ -228,8 +267,8 @@ async def test_an_append_lands_whether_or_not_redis_has_its_script_cached(
         assert await append(2) == [[(channel.encode(), 0)], 0]
         await redis.script_flush()
         assert await append(3) == [[(channel.encode(), 0)], 0]
-        # A duplicate is still refused by the script, whichever way it was sent.
-        assert await append(3) == [[(channel.encode(), 0)], 3]
+        # Another event at a logged seq is still refused by the script.
+        assert await append(3, "y") == [[(channel.encode(), 0)], 3]
         logged = await replay_log.read_after(redis, names, "job", 0)
         assert [e.seq for e in logged] == [1, 2, 3]
         calls = await redis.info("commandstats")
