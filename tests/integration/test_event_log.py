@@ -163,19 +163,25 @@ async def test_a_batch_of_tokens_grows_the_stored_message_by_exactly_their_text(
     assert [e.type for e in logged] == [events.TOKEN] * 3 + [events.PROGRESS, events.TOKEN]
 
 
-async def test_events_are_published_again_after_redis_lost_its_scripts(
-    redis: Redis, real_connections: ConnectionSettings
-) -> None:
+async def test_events_are_published_again_after_redis_lost_its_scripts(tmp_path: Path) -> None:
     """A Redis that lost its scripts (a restart) takes the next batch all the same: the append
-    is sent again after loading its script, the other scripts go as EVAL."""
-    names = real_connections.names
-    log = JobEventLog(redis, names, EventLogSettings(), "job-3")
-    await log.emit(events.START, {"jobId": "job-3"})
-    await log.flush()
-    await redis.script_flush()
-    await log.emit(events.TOKEN, events.token_payload("after the flush"))
-    await log.flush()
-    logged = await replay_log.read_after(redis, names, "job-3", 0)
+    is sent again after loading its script, the other scripts go as EVAL. A private Redis, so
+    that flushing its scripts touches no other client."""
+    server = PrivateRedis(tmp_path)
+    await server.start()
+    redis = Redis.from_url(server.url, protocol=2)
+    names = Names("flushed")
+    try:
+        log = JobEventLog(redis, names, EventLogSettings(), "job-3")
+        await log.emit(events.START, {"jobId": "job-3"})
+        await log.flush()
+        await redis.script_flush()
+        await log.emit(events.TOKEN, events.token_payload("after the flush"))
+        await log.flush()
+        logged = await replay_log.read_after(redis, names, "job-3", 0)
+    finally:
+        await redis.aclose()
+        server.kill()
     assert [e.seq for e in logged] == [1, 2]
     assert logged[1].payload["content"] == "after the flush"
 
