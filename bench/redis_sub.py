@@ -87,7 +87,7 @@ async def main() -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await listener
     cpu_s = time.process_time() - cpu_before
-    await pubsub.aclose()
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
     await redis.aclose()
     report = {
         "received": len(receipts.arrivals) if receipts.probe else len(receipts.latencies),

@@ -236,7 +236,8 @@ async def _sustained_step(ctx: Context, stack: Stack, rate: float) -> dict[str, 
 def _delivered_per_s(phase: dict[str, Any]) -> int:
     """Events the client received over the span from the first arrival to the last."""
     events: int = phase["client"]["events"]
-    return round(events / max(phase["client"]["active_s"], 1e-9))
+    active_s: float = phase["client"]["active_s"]
+    return round(events / max(active_s, 1e-9))
 
 
 async def _relay_phase(

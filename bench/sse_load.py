@@ -99,9 +99,10 @@ async def streams(spec: dict[str, Any]) -> dict[str, Any]:
     toolio.emit({"ready": True, "opened": len(job_ids), "open_s": round(open_s, 3)})
     stop = asyncio.ensure_future(toolio.wait_for_stop(stdin, float(spec["timeout_s"])))
     ends = [stream.ended for stream in opened]
-    await asyncio.wait([stop, *ends], return_when=asyncio.FIRST_COMPLETED)
+    waited: list[asyncio.Future[Any]] = [stop, *ends]
+    await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
     while not stop.done() and any(not end.done() for end in ends):
-        await asyncio.wait([stop, *ends], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
     stop.cancel()
     how = [end.result() if end.done() else "open" for end in ends]
     for stream in opened:

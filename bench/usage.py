@@ -11,7 +11,7 @@ from collections.abc import Mapping
 try:
     import psutil
 except ImportError:  # pragma: no cover - depends on the installed group
-    psutil = None
+    psutil = None  # type: ignore[assignment]
 
 # The shared servers, found by process name: where a chat's time goes besides our processes.
 SERVER_NAMES = {"redis": ("redis-server",), "broker": ("beam.smp", "beam")}
