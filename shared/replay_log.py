@@ -95,8 +95,9 @@ class EventAppender:
     ) -> list[Any]:
         """Append the events ``first_seq``, ``first_seq + 1``, ... (msgpack bytes) as the last
         command of ``pipe`` (non-transactional), execute it, and return its replies, raising
-        the first error among them. The append's reply, the last, is 0, or the seq the log
-        already ended at (nothing was appended)."""
+        the first error among them. The append's reply, the last, is 0 (appended, or found
+        already logged as it is, and not published again), or the seq the log already ended at
+        (nothing was appended)."""
         words = self._keys_and_args(job_id, first_seq, raws)
         pool = pipe.connection_pool
         replies = await _load_then_append(pipe, words, load=pool not in _SCRIPT_LOADED_BEHIND)

@@ -141,7 +141,9 @@ class EventLogSettings:
         env = _Env(os.environ if environ is None else environ)
         return cls(
             replay_ttl_s=env.integer("REPLAY_TTL_S", 600, minimum=1),
-            replay_max_events=env.integer("REPLAY_MAX_EVENTS", 10_000, minimum=10),
+            # At least one batch of a worker's events (worker/event_log.py MAX_QUEUED_EVENTS):
+            # a batch sent again is recognised by finding all of it still in the log.
+            replay_max_events=env.integer("REPLAY_MAX_EVENTS", 10_000, minimum=256),
             publish_retry_s=env.number("EVENT_PUBLISH_RETRY_S", 30.0),
         )
 

@@ -212,7 +212,8 @@ class JobEventLog:
             results = await self._appender.append(
                 pipe, self._job_id, first_seq, [q.raw for q in batch]
             )
-        # 0 also when an earlier send of this batch had landed (the script recognises it).
+        # 0 also when the log already holds exactly this batch: an earlier send of it that
+        # landed, or another run's byte-identical events (the script recognises either).
         if int(results[-1]) == 0:
             return list(results[: len(reads)])
         # The log already holds these seqs: a gateway ended the job as stalled, or another
