@@ -44,19 +44,68 @@ class Frames:
         return frames
 
 
-class RawStream(asyncio.Protocol):
-    """One ``POST /api/v1/chat/stream`` and its response, frame by frame into ``sink``."""
+class _Response(asyncio.Protocol):
+    """What both clients read the same way: httptools parses the response, a 200's body is
+    split into SSE frames handed to :meth:`_frames_read` with the read's time, and a refusal's
+    status and the start of its body make :meth:`_refusal`."""
 
-    def __init__(self, request: bytes, sink: FrameSink) -> None:
-        loop = asyncio.get_running_loop()
-        self._request = request
-        self._sink = sink
+    def __init__(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
-        self._frames = Frames()
         self._transport: asyncio.Transport | None = None
+        self._frames = Frames()
         self._read_at_ns = 0
         self._status = 0
         self._refused_body = b""
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _frames_read(self, frames: list[bytes]) -> None:
+        raise NotImplementedError
+
+    def _broke(self, error: BaseException) -> None:
+        """The response cannot be read on: the parser refused it or the connection closed."""
+        raise NotImplementedError
+
+    def _refusal(self) -> RuntimeError:
+        return RuntimeError(f"{self._status}: {self._refused_body.decode(errors='replace')}")
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._read_at_ns = time.monotonic_ns()
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as e:
+            self._broke(e)
+
+    # httptools callbacks
+
+    def on_headers_complete(self) -> None:
+        self._status = self._parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        if self._status != 200:
+            self._refused_body = (self._refused_body + body)[:ERROR_BODY_BYTES]
+            return
+        frames = self._frames.feed(body)
+        if frames:
+            self._frames_read(frames)
+
+
+class RawStream(_Response):
+    """One ``POST /api/v1/chat/stream`` and its response, frame by frame into ``sink``."""
+
+    def __init__(self, request: bytes, sink: FrameSink) -> None:
+        super().__init__()
+        loop = asyncio.get_running_loop()
+        self._request = request
+        self._sink = sink
         self.headers: dict[str, str] = {}
         # Resolves once a 200's headers arrived; fails with the status and body of a refusal.
         self.opened: asyncio.Future[None] = loop.create_future()
@@ -64,51 +113,33 @@ class RawStream(asyncio.Protocol):
         # ``CLOSED`` (the body ended without one, as on a gateway's drain) or ``BROKEN``.
         self.ended: asyncio.Future[str] = loop.create_future()
 
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    # asyncio.Protocol
-
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
-        self._transport = cast(asyncio.Transport, transport)
-        self._transport.write(self._request)
-
-    def data_received(self, data: bytes) -> None:
-        self._read_at_ns = time.monotonic_ns()
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as e:
-            self._finish(BROKEN, error=e)
+        super().connection_made(transport)
+        cast(asyncio.Transport, transport).write(self._request)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._finish(BROKEN, error=exc or ConnectionError("closed before a response"))
-
-    # httptools callbacks
+        self._broke(exc or ConnectionError("closed before a response"))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
-        self._status = self._parser.get_status_code()
+        super().on_headers_complete()
         if self._status == 200 and not self.opened.done():
             self.opened.set_result(None)
 
-    def on_body(self, body: bytes) -> None:
-        if self._status != 200:
-            self._refused_body = (self._refused_body + body)[:ERROR_BODY_BYTES]
-            return
-        frames = self._frames.feed(body)
-        if frames and self._sink(self, frames, self._read_at_ns):
-            self._finish(END)
-
     def on_message_complete(self) -> None:
         if self._status != 200:
-            refused = RuntimeError(f"{self._status}: {self._refused_body.decode(errors='replace')}")
-            self._finish(BROKEN, error=refused)
+            self._finish(BROKEN, error=self._refusal())
         else:
             self._finish(CLOSED)
+
+    def _frames_read(self, frames: list[bytes]) -> None:
+        if self._sink(self, frames, self._read_at_ns):
+            self._finish(END)
+
+    def _broke(self, error: BaseException) -> None:
+        self._finish(BROKEN, error=error)
 
     def _finish(self, how: str, error: BaseException | None = None) -> None:
         if not self.opened.done():
@@ -118,19 +149,14 @@ class RawStream(asyncio.Protocol):
         self.close()
 
 
-class KeptConnection(asyncio.Protocol):
+class KeptConnection(_Response):
     """A keep-alive connection that carries one chat stream after another, each read to the
     end of its body before the next request goes, as a browser reuses its connections (the
     ``ttft`` and ``chats`` modes; aiohttp's client cost about 0.7 ms of CPU per chat there)."""
 
     def __init__(self) -> None:
-        self._parser = httptools.HttpResponseParser(self)
-        self._transport: asyncio.Transport | None = None
-        self._frames = Frames()
+        super().__init__()
         self._on_frames: Callable[[list[bytes], int], None] = _ignore_frames
-        self._read_at_ns = 0
-        self._status = 0
-        self._refused_body = b""
         self._done: asyncio.Future[None] | None = None
         self._broken: BaseException | None = None
 
@@ -164,52 +190,25 @@ class KeptConnection(asyncio.Protocol):
                 await self._done
         except TimeoutError:
             # Mid-response: what is left of it would be read as the next chat's.
-            self._break(TimeoutError("no end to the response"))
+            self._broke(TimeoutError("no end to the response"))
             raise
 
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    # asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        self._read_at_ns = time.monotonic_ns()
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as e:
-            self._break(e)
-
     def connection_lost(self, exc: Exception | None) -> None:
-        self._break(exc or ConnectionError("closed by the gateway"))
-
-    # httptools callbacks
-
-    def on_headers_complete(self) -> None:
-        self._status = self._parser.get_status_code()
-
-    def on_body(self, body: bytes) -> None:
-        if self._status != 200:
-            self._refused_body = (self._refused_body + body)[:ERROR_BODY_BYTES]
-            return
-        frames = self._frames.feed(body)
-        if frames:
-            self._on_frames(frames, self._read_at_ns)
+        self._broke(exc or ConnectionError("closed by the gateway"))
 
     def on_message_complete(self) -> None:
         if self._done is not None and not self._done.done():
             if self._status == 200:
                 self._done.set_result(None)
             else:
-                refused = self._refused_body.decode(errors="replace")
-                self._done.set_exception(RuntimeError(f"{self._status}: {refused}"))
+                self._done.set_exception(self._refusal())
         if not self._parser.should_keep_alive():
-            self._break(ConnectionError("the gateway closes the connection"))
+            self._broke(ConnectionError("the gateway closes the connection"))
 
-    def _break(self, error: BaseException) -> None:
+    def _frames_read(self, frames: list[bytes]) -> None:
+        self._on_frames(frames, self._read_at_ns)
+
+    def _broke(self, error: BaseException) -> None:
         self._broken = self._broken or error
         if self._done is not None and not self._done.done():
             self._done.set_exception(ConnectionError(f"the stream broke: {error!r}"))

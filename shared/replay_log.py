@@ -100,13 +100,15 @@ class EventAppender:
         (nothing was appended)."""
         words = self._keys_and_args(job_id, first_seq, raws)
         pool = pipe.connection_pool
-        replies = await _load_then_append(pipe, words, load=pool not in _SCRIPT_LOADED_BEHIND)
+        load = pool not in _SCRIPT_LOADED_BEHIND
+        replies = await _load_then_append(pipe, words, load=load)
         if isinstance(replies[-1], NoScriptError):
             replies[-1:] = await _load_then_append(pipe, words, load=True)
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
-        _SCRIPT_LOADED_BEHIND.add(pool)
+        if load:
+            _SCRIPT_LOADED_BEHIND.add(pool)
         return replies
 
     def command(self, job_id: str, first_seq: int, raws: list[bytes]) -> tuple[Any, ...]:
