@@ -24,8 +24,7 @@ def _get(result: dict[str, Any], *path: str) -> Any:
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target of the issue: the measured value, the bound, and whether it was met."""
     level = "1000"
-    chats = _get(result, "short_chats") or {}
-    best_chats = max((c for c in chats.values()), key=lambda c: c["chats_per_s"], default=None)
+    sustained_chats = _sustained_chats(result)
     rows = [
         (
             "relay p50 at 1,000 streams (ms)",
@@ -54,8 +53,15 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         ),
         ("added TTFT p50 (ms)", _get(result, "time_to_first_token", "ttft", "p50_ms"), "<=", 5.0),
         ("added TTFT p99 (ms)", _get(result, "time_to_first_token", "ttft", "p99_ms"), "<=", 15.0),
-        ("short chats/s end to end", best_chats and best_chats["chats_per_s"], ">=", 300),
-        ("errors in the sustained chat run", _sustained_errors(result), "<=", 0),
+        # The target is a rate held for a minute: the minute-long run's, not the best of the
+        # shorter runs with other worker counts.
+        (
+            "short chats/s end to end, for a minute",
+            sustained_chats and sustained_chats["chats_per_s"],
+            ">=",
+            300,
+        ),
+        ("errors in that minute", sustained_chats and sustained_chats["errors"], "<=", 0),
     ]
     checked = []
     for name, value, op, bound in rows:
@@ -68,13 +74,11 @@ def _kib(value: int | None) -> float | None:
     return None if value is None else round(value / KIB, 2)
 
 
-def _sustained_errors(result: dict[str, Any]) -> int | None:
-    chats = _get(result, "short_chats")
+def _sustained_chats(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The short chats' minute-long run (``sustain_workers`` workers), if it ran."""
     sustained = _get(result, "config", "sustain_workers")
-    if not chats or sustained is None or str(sustained) not in chats:
-        return None
-    errors: int = chats[str(sustained)]["errors"]
-    return errors
+    run: dict[str, Any] | None = _get(result, "short_chats", str(sustained))
+    return run
 
 
 def _fmt(value: Any) -> str:
