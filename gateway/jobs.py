@@ -11,17 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from gateway import appkeys, sse
 from gateway.auth import user_of
-from gateway.errors import ApiError, not_found
-from gateway.limits import RateHit
+from gateway.errors import not_found
+from gateway.guarded_writes import Guard, Verdict, hash_reply, write_if_allowed
 from gateway.relay import (
     SSE_ENCODING,
     Encoding,
     StreamRequest,
-    release_stream_lease,
     stream_job,
 )
 from shared import events
@@ -48,49 +48,6 @@ class TurnRequest:
     encoding: Encoding = SSE_ENCODING
 
 
-async def resolve_session(
-    request: web.Request, session_id: str | None, text: str, *, lease: bool
-) -> tuple[Session, bool]:
-    """The caller's session ``session_id``, or a new one titled after the message when None
-    (not stored yet: it is stored with the turn). Returns (session, new). With ``lease``, also
-    takes the stream's lease first, so a refused stream (429) stores nothing. One round trip
-    holds the request's rate-limit hit (when the middleware left it to this one), the session
-    lookup and the lease; they are judged in that order."""
-    app = request.app
-    user_id, lease_id = user_of(request), request[appkeys.REQUEST_ID]
-    leases = app[appkeys.STREAM_LEASES]
-    hit: RateHit | None = None
-    async with app[appkeys.REDIS].pipeline(transaction=False) as pipe:
-        if request.pop(appkeys.RATE_HIT_DUE, False):
-            hit = app[appkeys.RATE_LIMITER].stage_hit(pipe, user_id)
-        if session_id is not None:
-            app[appkeys.SESSIONS].stage_get(pipe, session_id)
-        if lease:
-            leases.stage_acquire(pipe, user_id, lease_id)
-        replies = iter(await pipe.execute())
-    if hit is not None:
-        count, _ = next(replies), next(replies)  # the window's count, its expiry
-    fields = next(replies) if session_id is not None else None
-    granted = bool(next(replies)) if lease else False
-    try:
-        if hit is not None:
-            hit.check(count)
-        if session_id is None:
-            session = new_session(user_id, " ".join(text.split())[:AUTO_TITLE_CHARS])
-        else:
-            existing = owned_session(user_id, fields)
-            if existing is None:
-                raise not_found("session")
-            session = existing
-        if lease:
-            leases.check_granted(granted)
-    except ApiError:
-        if granted:
-            await release_stream_lease(request)
-        raise
-    return session, session_id is None
-
-
 @dataclass(frozen=True, slots=True)
 class StartedTurn:
     """A stored turn and its job, ready to be sent once the caller is subscribed."""
@@ -106,27 +63,26 @@ class Conversation:
 
 
 async def start_turn(request: web.Request, turn: TurnRequest) -> StartedTurn:
-    """Store the turn's messages (and its new session) in one transaction and build its job
-    (not yet sent)."""
-    pending = await _resolve_turn(request, turn, lease=False)
-    await pending.store(conversation=False)
+    """Store the turn's messages (and its new session) and build its job (not yet sent)."""
+    pending = _pending_turn(request, turn)
+    await pending.store(request, conversation=False, lease=False)
     return StartedTurn(pending.job, pending.submit)
 
 
 async def stream_turn(request: web.Request, turn: TurnRequest) -> web.StreamResponse:
     # The turn's set-up runs in a frame of its own, so the stream's long-lived frame holds none
     # of it (the stored turn, the job, the snapshot).
-    return await stream_job(request, await _turn_stream(request, turn))
+    return await stream_job(request, _turn_stream(request, turn))
 
 
-async def _turn_stream(request: web.Request, turn: TurnRequest) -> StreamRequest:
-    # The lease is taken before anything is stored, so a refused stream (429) stores nothing;
-    # the turn is stored by the stream, while it subscribes.
-    pending = await _resolve_turn(request, turn, lease=True)
+def _turn_stream(request: web.Request, turn: TurnRequest) -> StreamRequest:
+    # The turn is stored by the stream, while it subscribes, in the round trip that takes the
+    # stream's lease: a refused stream (429) stores nothing.
+    pending = _pending_turn(request, turn)
     job = pending.job
 
     async def store() -> bytes:
-        conversation = await pending.store(conversation=turn.snapshot)
+        conversation = await pending.store(request, conversation=turn.snapshot, lease=True)
         return _snapshot_frame(conversation) if conversation is not None else b""
 
     return StreamRequest(
@@ -141,51 +97,89 @@ async def _turn_stream(request: web.Request, turn: TurnRequest) -> StreamRequest
     )
 
 
-async def _resolve_turn(request: web.Request, turn: TurnRequest, *, lease: bool) -> _PendingTurn:
-    session, new = await resolve_session(request, turn.session_id, turn.text, lease=lease)
-    job = _build_job(request, session.id, turn)
+def _pending_turn(request: web.Request, turn: TurnRequest) -> _PendingTurn:
+    user_id = user_of(request)
+    # A new session is titled after its first message.
+    session = (
+        new_session(user_id, " ".join(turn.text.split())[:AUTO_TITLE_CHARS])
+        if turn.session_id is None
+        else None
+    )
+    session_id = session.id if session is not None else turn.session_id
+    assert session_id is not None
+    job = _build_job(request, session_id, turn)
     stored = Turn(
-        session_id=session.id,
+        session_id=session_id,
         user_id=job.user_id,
         job_id=job.job_id,
         user_message_id=new_id(),
         assistant_message_id=job.message_id,
         text=turn.text,
     )
-    return _PendingTurn(request.app, session, new, job, stored)
+    return _PendingTurn(request.app, session, job, stored)
 
 
 @dataclass(frozen=True, slots=True)
 class _PendingTurn:
-    """A turn whose session is resolved and whose job is built, not stored yet."""
+    """A turn whose job is built, not stored yet."""
 
     app: web.Application
-    session: Session
-    # The session is new: it is created with the turn.
-    new: bool
+    # The new session the turn opens; None for a turn in an existing session.
+    session: Session | None
     job: Job
     stored: Turn
 
-    async def store(self, *, conversation: bool) -> Conversation | None:
-        """Store the turn's messages (and its new session) in one transaction. With
-        ``conversation``, also return the conversation as the turn left it: read back in the
-        same transaction, or for a new session, just what was written."""
+    async def store(
+        self, request: web.Request, *, conversation: bool, lease: bool
+    ) -> Conversation | None:
+        """Store the turn's messages (and its new session), if the request's checks allow:
+        its rate-limit hit (when the middleware left it to the turn), its session's owner and,
+        with ``lease``, the stream's lease, judged in that order, all in one round trip; a
+        refusal raises its API error and writes nothing. With ``conversation``, also return the
+        conversation as the turn left it: read back in the same round trip, or for a new
+        session, just what was written."""
         app, session, stored = self.app, self.session, self.stored
         sessions, messages = app[appkeys.SESSIONS], app[appkeys.MESSAGES]
-        read_back = conversation and not self.new
-        async with app[appkeys.REDIS].pipeline(transaction=True) as pipe:
-            if self.new:
+        names = app[appkeys.SETTINGS].connections.names
+        user_id = stored.user_id
+        read_back = conversation and session is None
+        guard = Guard(
+            rate=(
+                app[appkeys.RATE_LIMITER].new_hit(user_id)
+                if request.pop(appkeys.RATE_HIT_DUE, False)
+                else None
+            ),
+            session=None if session is not None else (names.session(stored.session_id), user_id),
+            lease=(
+                app[appkeys.STREAM_LEASES].claim(user_id, request[appkeys.REQUEST_ID])
+                if lease
+                else None
+            ),
+        )
+
+        def stage(pipe: Pipeline) -> None:
+            if session is not None:
                 sessions.stage_create(pipe, session)
             messages.stage_turn(pipe, stored)
             if read_back:
-                sessions.stage_get(pipe, session.id)
-                messages.stage_list(pipe, session.id)
-            replies = await pipe.execute()
+                sessions.stage_get(pipe, stored.session_id)
+                messages.stage_list(pipe, stored.session_id)
+
+        outcome = await write_if_allowed(app[appkeys.REDIS], guard, stage)
+        if outcome.verdict is Verdict.RATE_LIMITED:
+            assert guard.rate is not None
+            guard.rate.check(outcome.count or 0)
+        if outcome.verdict is Verdict.NO_SESSION:
+            raise not_found("session")
+        if outcome.verdict is Verdict.NO_LEASE:
+            app[appkeys.STREAM_LEASES].check_granted(False)
         if read_back:
-            fields, listed = replies[-2:]
-            return Conversation(owned_session(stored.user_id, fields), await messages.read(listed))
+            fields, listed = outcome.replies[-2:]
+            owned = owned_session(user_id, hash_reply(fields))
+            return Conversation(owned, await messages.read(listed))
         if not conversation:
             return None
+        assert session is not None
         # What stage_create and stage_turn just wrote, and nothing else: the id is new.
         grown = dataclasses.replace(
             session, message_count=session.message_count + 2, updated_at=stored.created_at

@@ -17,7 +17,6 @@ from redis.exceptions import RedisError
 from gateway.errors import ApiError
 from shared.logging import get_logger
 from shared.names import Names
-from shared.redis_client import stage_script
 from shared.tasks import cancel_and_wait
 
 log = get_logger(__name__)
@@ -29,16 +28,24 @@ RENEWALS_PER_LEASE = 3
 # Users' lease sets renewed per pipeline: bounds one round trip's size with many users.
 RENEWAL_BATCH_USERS = 500
 
-# KEYS: the user's stream leases. ARGV: now, lease expiry, max streams, stream id.
-_ACQUIRE_LEASE = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
-  return 0
+# Take one of a user's stream slots: the lease's own script and a turn's guarded writes
+# (gateway/guarded_writes.py) both call it. Lapsed leases go first, so a gateway that died
+# holds its slots for one lease at most.
+ACQUIRE_LEASE_FUNCTION = """
+local function acquire_lease(key, now, expiry, max_streams, stream_id)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if redis.call('ZCARD', key) >= tonumber(max_streams) then
+    return 0
+  end
+  redis.call('ZADD', key, expiry, stream_id)
+  redis.call('EXPIRE', key, math.ceil(expiry - now) + 1)
+  return 1
 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
-redis.call('EXPIRE', KEYS[1], math.ceil(ARGV[2] - ARGV[1]) + 1)
-return 1
 """
+# KEYS: the user's stream leases. ARGV: now, lease expiry, max streams, stream id.
+_ACQUIRE_LEASE = (
+    ACQUIRE_LEASE_FUNCTION + "return acquire_lease(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n"
+)
 
 
 def rate_limited(message: str, retry_after_s: int) -> ApiError:
@@ -47,12 +54,14 @@ def rate_limited(message: str, retry_after_s: int) -> ApiError:
 
 @dataclass(frozen=True, slots=True)
 class RateHit:
-    """One request's hit on its user's window, staged into a pipeline (two replies: the count,
-    then the window's expiry)."""
+    """One request's hit on its user's window: an INCR of ``key``, which expires a little
+    after the window."""
 
+    key: str
     per_minute: int
     at: float
     window: int
+    key_ttl_s: int = RATE_WINDOW_S + 1
 
     def check(self, count: int) -> None:
         """Raise 429 if ``count``, the window's count with this hit, is over the limit."""
@@ -78,12 +87,25 @@ class RateLimiter:
     def stage_hit(self, pipe: Pipeline, user_id: str) -> RateHit:
         """Stage :meth:`hit` into ``pipe``; pass the first of its two replies to
         :meth:`RateHit.check`."""
+        hit = self.new_hit(user_id)
+        pipe.incr(hit.key)
+        pipe.expire(hit.key, hit.key_ttl_s)
+        return hit
+
+    def new_hit(self, user_id: str) -> RateHit:
+        """A hit on ``user_id``'s current window, for a caller that sends it itself."""
         now = time.time()
         window = int(now // RATE_WINDOW_S)
-        key = self._names.user_rate(user_id, window)
-        pipe.incr(key)
-        pipe.expire(key, RATE_WINDOW_S + 1)
-        return RateHit(self._per_minute, now, window)
+        return RateHit(self._names.user_rate(user_id, window), self._per_minute, now, window)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseClaim:
+    """One stream's lease, to be taken: the user's lease set and ``acquire_lease``'s other
+    arguments (now, expiry, max streams, stream id)."""
+
+    key: str
+    args: list[float | int | str]
 
 
 class StreamLeases:
@@ -109,10 +131,10 @@ class StreamLeases:
             )
         )
 
-    def stage_acquire(self, pipe: Pipeline, user_id: str, stream_id: str) -> None:
-        """Stage :meth:`acquire` into ``pipe``; pass its reply to :meth:`check_granted`."""
-        keys = [self._names.user_streams(user_id)]
-        stage_script(pipe, _ACQUIRE_LEASE, keys, self._acquire_args(stream_id))
+    def claim(self, user_id: str, stream_id: str) -> LeaseClaim:
+        """:meth:`acquire`'s key and arguments, for a caller that takes the lease in a script
+        of its own (``acquire_lease`` of :data:`ACQUIRE_LEASE_FUNCTION`)."""
+        return LeaseClaim(self._names.user_streams(user_id), self._acquire_args(stream_id))
 
     def check_granted(self, granted: object) -> None:
         if not granted:

@@ -165,8 +165,8 @@ class StreamRequest:
     # Marks a stored turn whose job will not be sent (the subscription failed) as failed.
     abandon: Callable[[], Awaitable[None]] | None = None
     encoding: Encoding = SSE_ENCODING
-    # The caller already holds the stream's lease (taken before the turn is stored); the
-    # stream still releases it when it ends.
+    # The caller takes the stream's lease itself (a turn's, in its store's round trip, so
+    # that a refused stream stores nothing); the stream still releases it when it ends.
     lease_held: bool = False
 
 

@@ -46,7 +46,7 @@ async def test_a_turn_whose_job_and_abandon_both_fail_reports_the_queue_and_logs
         assistant_message_id=job.message_id,
         text="hello",
     )
-    pending = _PendingTurn(app, session, True, job, stored)
+    pending = _PendingTurn(app, session, job, stored)
     try:
         with capture_logs() as logs, pytest.raises(QueueUnavailableError):
             await pending.submit()

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import AUTH, OTHER_AUTH, StackFactory
-from tests.support.chat import Client, create_session
+from tests.support.chat import Client, create_session, messages_of
 from tests.support.sse import iter_sse
 
 
@@ -56,5 +56,7 @@ async def test_bob_gets_404_for_every_route_naming_alices_ids(
         assert (await response.json())["error"]["code"] == "not_found"
     listed = await (await gateway.get("/api/v1/sessions", headers=OTHER_AUTH)).json()
     assert listed["sessions"] == []
-    # Alice's things are untouched by all that.
-    assert (await gateway.get(f"/api/v1/sessions/{sid}", headers=AUTH)).status == 200
+    # Alice's things are untouched by all that: Bob's turns in her session stored nothing.
+    session = await gateway.get(f"/api/v1/sessions/{sid}", headers=AUTH)
+    assert (await session.json())["messageCount"] == 2
+    assert len(await messages_of(gateway, sid)) == 2
