@@ -116,24 +116,58 @@ class Stack:
         return self.log_dir / f"{self.label}-{name}.log"
 
     async def _wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        async with aiohttp.ClientSession() as http:
-            while time.monotonic() < deadline:
-                assert self.gateway is not None
-                if self.gateway.returncode is not None:
-                    raise RuntimeError(f"the gateway exited; see {self._log('gateway')}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{self.url}/readyz") as response:
-                        if response.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"the gateway was not ready within {READY_TIMEOUT_S}s")
+        assert self.gateway is not None
+        await wait_ready(self.url, self.gateway, self._log("gateway"))
 
     async def stop(self) -> None:
         processes = [p for p in [*self.worker_procs, self.gateway] if p is not None]
         await stop_all(processes)
         if self.namespace:
             await purge_namespace(self.names)
+
+
+async def wait_ready(url: str, process: asyncio.subprocess.Process, log_path: Path) -> None:
+    """Wait until the server ``process`` at ``url`` answers ``/readyz`` with 200."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if process.returncode is not None:
+                raise RuntimeError(f"{url} exited; see {log_path}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} was not ready within {READY_TIMEOUT_S}s")
+
+
+@dataclass
+class BareSseServer:
+    """``bench.bare_sse`` in a process of its own: the limit the gateway's idle streams are
+    measured against."""
+
+    log_path: Path
+    heartbeat_s: float
+    port: int = 0
+    process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.port = free_port()
+        command = [sys.executable, "-m", "bench.bare_sse", str(self.port), str(self.heartbeat_s)]
+        self.process = await _spawn(command, os.environ, self.log_path)
+        try:
+            await wait_ready(self.url, self.process, self.log_path)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        if self.process is not None:
+            await stop_all([self.process])
 
 
 def py_spy() -> list[str]:

@@ -149,6 +149,11 @@ def table(result: dict[str, Any]) -> str:
         f"opening / holding: {_fmt(idle.get('gateway_cpu_s_opening'))} / "
         f"{_fmt(idle.get('gateway_cpu_s_holding'))}"
     )
+    bare = _get(idle, "bare_aiohttp") or {}
+    lines.append(
+        f"  idle streams, a bare aiohttp SSE handler (the limit): held {_fmt(bare.get('held'))}, "
+        f"memory per stream: {_fmt(_kib(bare.get('bytes_per_connection')))} KiB"
+    )
     for workers, chats in (_get(result, "short_chats") or {}).items():
         lines.append(
             f"  short chats, {workers} worker(s): {_fmt(chats['chats_per_s'])}/s over "

@@ -4,6 +4,7 @@ and returns a JSON-ready result. Every phase is bounded in time and count."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,49 +307,69 @@ async def _relay_phase(
 
 async def idle_streams(ctx: Context) -> dict[str, Any]:
     """Idle SSE connections (waiting for a job no worker takes) held by one gateway, with
-    heartbeats flowing, and the gateway's memory per connection."""
+    heartbeats flowing, and the gateway's memory per connection; then the same load on a bare
+    aiohttp SSE handler (``bench.bare_sse``), the limit of that memory."""
     heartbeat_s = ctx.scale.idle_heartbeat_s
     stack = ctx.stack("idle", HEARTBEAT_INTERVAL_S=str(heartbeat_s))
     await stack.start()
     try:
-        gateway_pid = stack.pids()["gateway"][0]
-        rss_before = usage.rss_bytes(gateway_pid)
-        client = ctx.tool(
-            "bench.sse_load",
-            "client-idle",
-            _client_spec(
-                stack,
-                mode="streams",
-                count=ctx.scale.idle_streams,
-                stamp="payload",
-                open_concurrency=200,
-                job_ids_file=str(ctx.path("idle-jobs.txt")),
-                timeout_s=ctx.scale.idle_hold_s + READY_TIMEOUT_S,
-            ),
-        )
-        await client.start()
-        try:
-            cpu_at_start = usage.cpu_seconds({"gateway": [gateway_pid]})
-            profiler = await _start_profile(ctx, gateway_pid, IDLE_PROFILE_S, "idle-opening")
-            ready = await client.read(READY_TIMEOUT_S)
-            await _profile_written(profiler)
-            cpu_at_ready = usage.cpu_seconds({"gateway": [gateway_pid]})
-            profiler = await _start_profile(
-                ctx, gateway_pid, ctx.scale.idle_hold_s - 2, "idle-holding"
-            )
-            await asyncio.sleep(ctx.scale.idle_hold_s)
-            cpu_at_end = usage.cpu_seconds({"gateway": [gateway_pid]})
-            rss_after = usage.rss_bytes(gateway_pid)
-            await _profile_written(profiler)
-            client.tell("stop")
-            received = await client.read(READY_TIMEOUT_S)
-        finally:
-            await client.close()
+        result = await _hold_idle_streams(ctx, stack.url, stack.pids()["gateway"][0], "idle")
     finally:
         await stack.stop()
+    bare = procs.BareSseServer(ctx.path("idle-bare-server.log"), heartbeat_s)
+    await bare.start()
+    try:
+        assert bare.process is not None
+        result["bare_aiohttp"] = await _hold_idle_streams(
+            ctx, bare.url, bare.process.pid, "idle-bare", profile=False
+        )
+    finally:
+        await bare.stop()
+    return result
+
+
+async def _hold_idle_streams(
+    ctx: Context, url: str, server_pid: int, label: str, *, profile: bool = True
+) -> dict[str, Any]:
+    """Open ``idle_streams`` streams on the server at ``url``, hold them, and measure the
+    server's memory (RSS growth from before the first open) and CPU."""
+    rss_before = usage.rss_bytes(server_pid)
+    client = ctx.tool(
+        "bench.sse_load",
+        f"client-{label}",
+        {
+            "url": url,
+            "keys": list(api_keys()),
+            "text": "bench",
+            "mode": "streams",
+            "count": ctx.scale.idle_streams,
+            "stamp": "payload",
+            "open_concurrency": 200,
+            "job_ids_file": str(ctx.path(f"{label}-jobs.txt")),
+            "timeout_s": ctx.scale.idle_hold_s + READY_TIMEOUT_S,
+        },
+    )
+    profiled = ctx if profile else dataclasses.replace(ctx, profile=False)
+    await client.start()
+    try:
+        cpu_at_start = usage.cpu_seconds({"server": [server_pid]})
+        profiler = await _start_profile(profiled, server_pid, IDLE_PROFILE_S, f"{label}-opening")
+        ready = await client.read(READY_TIMEOUT_S)
+        await _profile_written(profiler)
+        cpu_at_ready = usage.cpu_seconds({"server": [server_pid]})
+        profiler = await _start_profile(
+            profiled, server_pid, ctx.scale.idle_hold_s - 2, f"{label}-holding"
+        )
+        await asyncio.sleep(ctx.scale.idle_hold_s)
+        cpu_at_end = usage.cpu_seconds({"server": [server_pid]})
+        rss_after = usage.rss_bytes(server_pid)
+        await _profile_written(profiler)
+        client.tell("stop")
+        received = await client.read(READY_TIMEOUT_S)
+    finally:
+        await client.close()
     opening_cpu = usage.cpu_delta(cpu_at_start, cpu_at_ready)
     holding_cpu = usage.cpu_delta(cpu_at_ready, cpu_at_end)
-    held = received["still_open"]
     per_connection = (
         round((rss_after - rss_before) / ready["opened"])
         if rss_after is not None and rss_before is not None and ready["opened"]
@@ -356,17 +377,17 @@ async def idle_streams(ctx: Context) -> dict[str, Any]:
     )
     return {
         "streams": ctx.scale.idle_streams,
-        "held": held,
-        "heartbeat_s": heartbeat_s,
+        "held": received["still_open"],
+        "heartbeat_s": ctx.scale.idle_heartbeat_s,
         "hold_s": ctx.scale.idle_hold_s,
         "open": ready,
         "client": received,
         "gateway_rss_before_bytes": rss_before,
         "gateway_rss_after_bytes": rss_after,
         "bytes_per_connection": per_connection,
-        # The gateway's CPU-seconds while the streams opened, and over the hold that followed.
-        "gateway_cpu_s_opening": opening_cpu and opening_cpu["gateway"],
-        "gateway_cpu_s_holding": holding_cpu and holding_cpu["gateway"],
+        # The server's CPU-seconds while the streams opened, and over the hold that followed.
+        "gateway_cpu_s_opening": opening_cpu and opening_cpu["server"],
+        "gateway_cpu_s_holding": holding_cpu and holding_cpu["server"],
     }
 
 

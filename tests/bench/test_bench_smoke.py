@@ -59,6 +59,8 @@ def test_the_harness_runs_every_measurement_at_a_tiny_scale(tmp_path: Path, name
     idle = result["idle_streams"]
     assert idle["held"] == 10
     assert idle["client"]["heartbeats"] >= 10
+    assert idle["bare_aiohttp"]["held"] == 10
+    assert idle["bare_aiohttp"]["client"]["heartbeats"] >= 10
 
     echo = result["echo_relay"]["4"]
     assert echo["client"]["ended"] == 4
