@@ -41,5 +41,7 @@ STARTED_AT = web.RequestKey("started_at", float)
 # handler is cancelled afterwards (a client that closes a stream once it has read the end).
 SENT_STATUS = web.RequestKey("sent_status", int)
 # Set while the request's rate-limit hit is still to be taken: a route that opens a turn takes it
-# in its first round trip, with the stream's lease (see gateway/jobs.py: resolve_session).
+# in its first round trip, with the stream's lease (see gateway/guarded_writes.py).
 RATE_HIT_DUE = web.RequestKey("rate_hit_due", bool)
+# The id of a stream's lease (see gateway/relay.py: stream_lease_id).
+LEASE_ID = web.RequestKey("lease_id", str)

@@ -7,12 +7,14 @@ was about 0.6 ms of the gateway's 1.2; docs/performance.md, eighth pass)."""
 from __future__ import annotations
 
 import enum
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
 
 from gateway.limits import ACQUIRE_LEASE_FUNCTION, LeaseClaim, RateHit
 
@@ -62,12 +64,20 @@ class Verdict(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class SessionOwner:
+    """A stored session (its hash's key) and the user who must own it."""
+
+    key: str
+    user_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Guard:
     """What must allow a turn's writes: each part None where it does not apply."""
 
     rate: RateHit | None = None
-    # The session's key and the user who must own it (None: a new session, nothing to check).
-    session: tuple[str, str] | None = None
+    # None for a new session: nothing to check.
+    session: SessionOwner | None = None
     lease: LeaseClaim | None = None
 
 
@@ -86,7 +96,8 @@ async def write_if_allowed(
     """Run the writes that ``stage`` stages into a pipeline, if ``guard`` allows them, in one
     round trip. The pipeline only records the commands (it is never executed), so the
     stores' staging methods serve here as they do in a transaction; their replies come back
-    raw, without redis-py's per-command conversions (an HGETALL's is a flat list)."""
+    raw, without redis-py's per-command conversions (an HGETALL's is a flat list). Lua's
+    ``unpack`` bounds one command to about 8,000 words, far above a turn's."""
     recorder = redis.pipeline(transaction=False)
     stage(recorder)
     writes: list[Any] = []
@@ -96,19 +107,30 @@ async def write_if_allowed(
     rate, session, lease = guard.rate, guard.session, guard.lease
     keys = [
         rate.key if rate else "",
-        session[0] if session else "",
+        session.key if session else "",
         lease.key if lease else "",
     ]
     args = [
         rate.per_minute if rate else "",
         rate.key_ttl_s if rate else "",
-        session[1] if session else "",
+        session.user_id if session else "",
         *(lease.args if lease else _NO_LEASE_ARGS),
         *writes,
     ]
-    reply = await redis.eval(_GUARDED_WRITES, len(keys), *keys, *args)
-    verdict, count, *replies = reply
+    verdict, count, *replies = await _script_of(redis)(keys=keys, args=args)
     return Outcome(Verdict(verdict.decode()), count, replies)
+
+
+# One registered script per client: it goes by its hash (EVALSHA), loaded when Redis does not
+# know it (redis-py's AsyncScript), instead of carrying its kilobyte with every turn.
+_SCRIPTS: weakref.WeakKeyDictionary[Redis, AsyncScript] = weakref.WeakKeyDictionary()
+
+
+def _script_of(redis: Redis) -> AsyncScript:
+    script = _SCRIPTS.get(redis)
+    if script is None:
+        script = _SCRIPTS[redis] = redis.register_script(_GUARDED_WRITES)
+    return script
 
 
 def hash_reply(flat: list[Any]) -> dict[Any, Any]:

@@ -1,6 +1,6 @@
-"""One chat turn, whatever route it came in by: resolve the session, store the user's message
-and the assistant's placeholder, then subscribe, send the job and stream it. Every streaming
-route is a thin mapping onto :func:`stream_turn`."""
+"""One chat turn, whatever route it came in by: store the user's message and the assistant's
+placeholder (and a new session) once the request's checks allow, then subscribe, send the job
+and stream it. Every streaming route is a thin mapping onto :func:`stream_turn`."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ from redis.exceptions import RedisError
 
 from gateway import appkeys, sse
 from gateway.auth import user_of
-from gateway.errors import not_found
-from gateway.guarded_writes import Guard, Verdict, hash_reply, write_if_allowed
+from gateway.errors import ApiError, not_found
+from gateway.guarded_writes import Guard, SessionOwner, Verdict, hash_reply, write_if_allowed
 from gateway.relay import (
     SSE_ENCODING,
     Encoding,
     StreamRequest,
     stream_job,
+    stream_lease_id,
 )
 from shared import events
 from shared.ids import new_id
@@ -143,15 +144,17 @@ class _PendingTurn:
         names = app[appkeys.SETTINGS].connections.names
         user_id = stored.user_id
         read_back = conversation and session is None
+        # A new session needs no check: its id is new.
+        owner = None if session else SessionOwner(names.session(stored.session_id), user_id)
         guard = Guard(
             rate=(
                 app[appkeys.RATE_LIMITER].new_hit(user_id)
                 if request.pop(appkeys.RATE_HIT_DUE, False)
                 else None
             ),
-            session=None if session is not None else (names.session(stored.session_id), user_id),
+            session=owner,
             lease=(
-                app[appkeys.STREAM_LEASES].claim(user_id, request[appkeys.REQUEST_ID])
+                app[appkeys.STREAM_LEASES].claim(user_id, stream_lease_id(request))
                 if lease
                 else None
             ),
@@ -166,13 +169,8 @@ class _PendingTurn:
                 messages.stage_list(pipe, stored.session_id)
 
         outcome = await write_if_allowed(app[appkeys.REDIS], guard, stage)
-        if outcome.verdict is Verdict.RATE_LIMITED:
-            assert guard.rate is not None
-            guard.rate.check(outcome.count or 0)
-        if outcome.verdict is Verdict.NO_SESSION:
-            raise not_found("session")
-        if outcome.verdict is Verdict.NO_LEASE:
-            app[appkeys.STREAM_LEASES].check_granted(False)
+        if outcome.verdict is not Verdict.WRITTEN:
+            raise self._refusal(outcome.verdict, guard)
         if read_back:
             fields, listed = outcome.replies[-2:]
             owned = owned_session(user_id, hash_reply(fields))
@@ -185,6 +183,15 @@ class _PendingTurn:
             session, message_count=session.message_count + 2, updated_at=stored.created_at
         )
         return Conversation(grown, stored.messages())
+
+    def _refusal(self, verdict: Verdict, guard: Guard) -> ApiError:
+        if verdict is Verdict.RATE_LIMITED and guard.rate is not None:
+            return guard.rate.refusal()
+        if verdict is Verdict.NO_SESSION:
+            return not_found("session")
+        if verdict is Verdict.NO_LEASE:
+            return self.app[appkeys.STREAM_LEASES].refusal()
+        raise AssertionError(f"no refusal for {verdict}")
 
     async def submit(self) -> None:
         try:

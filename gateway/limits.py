@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from gateway.errors import ApiError
@@ -66,8 +65,12 @@ class RateHit:
     def check(self, count: int) -> None:
         """Raise 429 if ``count``, the window's count with this hit, is over the limit."""
         if int(count) > self.per_minute:
-            retry_after = math.ceil((self.window + 1) * RATE_WINDOW_S - self.at)
-            raise rate_limited("too many requests; slow down", retry_after)
+            raise self.refusal()
+
+    def refusal(self) -> ApiError:
+        """The 429 of a hit over the limit: retry once the window is over."""
+        retry_after = math.ceil((self.window + 1) * RATE_WINDOW_S - self.at)
+        return rate_limited("too many requests; slow down", retry_after)
 
 
 class RateLimiter:
@@ -79,18 +82,12 @@ class RateLimiter:
         self._per_minute = per_minute
 
     async def hit(self, user_id: str) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            staged = self.stage_hit(pipe, user_id)
-            count, _ = await pipe.execute()
-        staged.check(count)
-
-    def stage_hit(self, pipe: Pipeline, user_id: str) -> RateHit:
-        """Stage :meth:`hit` into ``pipe``; pass the first of its two replies to
-        :meth:`RateHit.check`."""
         hit = self.new_hit(user_id)
-        pipe.incr(hit.key)
-        pipe.expire(hit.key, hit.key_ttl_s)
-        return hit
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.incr(hit.key)
+            pipe.expire(hit.key, hit.key_ttl_s)
+            count, _ = await pipe.execute()
+        hit.check(count)
 
     def new_hit(self, user_id: str) -> RateHit:
         """A hit on ``user_id``'s current window, for a caller that sends it itself."""
@@ -138,9 +135,13 @@ class StreamLeases:
 
     def check_granted(self, granted: object) -> None:
         if not granted:
-            raise rate_limited(
-                f"at most {self._max_streams} streams may be open at once", math.ceil(self._lease_s)
-            )
+            raise self.refusal()
+
+    def refusal(self) -> ApiError:
+        """The 429 of a lease not granted: retry once a lease could have lapsed."""
+        return rate_limited(
+            f"at most {self._max_streams} streams may be open at once", math.ceil(self._lease_s)
+        )
 
     def _acquire_args(self, stream_id: str) -> list[float | int | str]:
         now = time.time()

@@ -24,6 +24,7 @@ from gateway.metrics import METRICS
 from gateway.request_log import SelfLoggedResponse, log_request
 from gateway.stalls import StallWatch, StreamUnavailableError
 from shared import events, replay_log
+from shared.ids import new_id
 from shared.jobqueue import QueueUnavailableError
 from shared.logging import get_logger
 from shared.tasks import cancel_and_wait
@@ -165,7 +166,7 @@ class StreamRequest:
     # Marks a stored turn whose job will not be sent (the subscription failed) as failed.
     abandon: Callable[[], Awaitable[None]] | None = None
     encoding: Encoding = SSE_ENCODING
-    # The caller takes the stream's lease itself (a turn's, in its store's round trip, so
+    # The stream's lease is taken by ``store`` (a turn's, in the round trip that stores it, so
     # that a refused stream stores nothing); the stream still releases it when it ends.
     lease_held: bool = False
 
@@ -264,7 +265,7 @@ async def _open(
 
 async def _subscribe(fanout: EventFanout, spec: StreamRequest, client: ClientStream) -> bytes:
     """Subscribe ``client`` to the job; returns the opening. A turn not stored yet is stored
-    meanwhile: its transaction and Redis's confirmation of the subscription overlap, and both
+    meanwhile: its round trip and Redis's confirmation of the subscription overlap, and both
     are done before the job can be sent."""
     if spec.store is None:
         await fanout.subscribe(spec.job_id, client)
@@ -286,20 +287,30 @@ async def _subscribe(fanout: EventFanout, spec: StreamRequest, client: ClientStr
     return opening
 
 
+def stream_lease_id(request: web.Request) -> str:
+    """The id of the stream lease of ``request``: made here, once per request. Not the request
+    id, which a client may choose (``X-Request-ID``) and give several streams: they would share
+    one slot, and the first to end would free it for all."""
+    lease_id = request.get(appkeys.LEASE_ID)
+    if lease_id is None:
+        lease_id = request[appkeys.LEASE_ID] = new_id()
+    return lease_id
+
+
 async def _hold_stream_lease(request: web.Request, *, acquired: bool) -> None:
-    """Take the stream's lease unless the caller did, and keep it renewed while it is open."""
+    """Take the stream's lease unless its turn takes it (``acquired``), and keep it renewed
+    while the stream is open (a renewal never brings back a lease that was not taken)."""
     leases = request.app[appkeys.STREAM_LEASES]
-    user_id, lease_id = user_of(request), request[appkeys.REQUEST_ID]
+    user_id, lease_id = user_of(request), stream_lease_id(request)
     if not acquired:
         await leases.acquire(user_id, lease_id)
     leases.hold(user_id, lease_id)
 
 
-async def release_stream_lease(request: web.Request) -> None:
-    """Give back the stream lease of ``request`` (its id is the request's), even from a handler
-    that is being cancelled."""
+async def _release_stream_lease(request: web.Request) -> None:
+    """Give back the stream lease of ``request``, even from a handler that is being cancelled."""
     leases = request.app[appkeys.STREAM_LEASES]
-    await asyncio.shield(leases.release(user_of(request), request[appkeys.REQUEST_ID]))
+    await asyncio.shield(leases.release(user_of(request), stream_lease_id(request)))
 
 
 @dataclass(slots=True)
@@ -379,7 +390,7 @@ class _Stream:
         )
         try:
             # Last: in a cancelled handler this await raises at once (the release still runs).
-            await release_stream_lease(request)
+            await _release_stream_lease(request)
         finally:
             if log_summary:
                 log_request(request, None)

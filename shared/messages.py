@@ -129,7 +129,8 @@ class MessageStore:
         self._names = names
 
     def stage_turn(self, pipe: Pipeline, turn: Turn) -> None:
-        """Stage storing ``turn`` into ``pipe``, a transaction (MULTI) of the caller's."""
+        """Stage storing ``turn`` into ``pipe``: commands to run together (in a transaction, or
+        in gateway/guarded_writes.py's script)."""
         names = self._names
         for message in turn.messages():
             self._stage_message(pipe, message)

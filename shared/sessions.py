@@ -141,7 +141,8 @@ class SessionStore:
         return owned_session(user_id, await self._redis.hgetall(self._names.session(session_id)))
 
     def stage_get(self, pipe: Pipeline, session_id: str) -> None:
-        """Stage :meth:`get` into ``pipe``; pass its reply to :func:`owned_session`."""
+        """Stage :meth:`get` into ``pipe``; pass its reply (as a mapping) to
+        :func:`owned_session`."""
         pipe.hgetall(self._names.session(session_id))
 
     async def page(

@@ -1,5 +1,6 @@
-"""A turn's checks and writes in one script (gateway/guarded_writes.py), on the real Redis: the
-writes land only when every check allows them, and the checks are judged in order."""
+"""A turn's checks and writes in one script (gateway/guarded_writes.py), on the real Redis and on
+the embedded one (fakeredis with Lua, `make run`'s): the writes land only when every check
+allows them, and the checks are judged in order."""
 
 from __future__ import annotations
 
@@ -9,18 +10,21 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from gateway.guarded_writes import Guard, Verdict, hash_reply, write_if_allowed
+from gateway.guarded_writes import Guard, SessionOwner, Verdict, hash_reply, write_if_allowed
 from gateway.limits import RateLimiter, StreamLeases
+from shared.embedded import EmbeddedServers
 from shared.names import Names
 from shared.redis_client import connect_redis
 from shared.settings import ConnectionSettings
 
-pytestmark = pytest.mark.real
 
-
-@pytest.fixture
-async def redis(real_connections: ConnectionSettings) -> AsyncIterator[Redis]:
-    client = connect_redis(real_connections)
+@pytest.fixture(params=["real", "embedded"])
+async def redis(
+    request: pytest.FixtureRequest, real_connections: ConnectionSettings
+) -> AsyncIterator[Redis]:
+    client = (
+        connect_redis(real_connections) if request.param == "real" else EmbeddedServers().redis()
+    )
     yield client
     await client.aclose()
 
@@ -44,7 +48,7 @@ async def test_every_check_that_allows_lets_the_writes_land_with_their_replies(
     key, stage = _write_marker(names, "written")
     guard = Guard(
         rate=RateLimiter(redis, names, per_minute=5).new_hit("alice"),
-        session=(names.session("s1"), "alice"),
+        session=SessionOwner(names.session("s1"), "alice"),
         lease=leases.claim("alice", "stream-1"),
     )
     outcome = await write_if_allowed(redis, guard, stage)
@@ -72,7 +76,9 @@ async def test_a_refusal_writes_nothing_and_takes_no_later_check(
         await leases.acquire("alice", "already-open")
     key, stage = _write_marker(names, "refused")
     guard = Guard(
-        rate=rate, session=(names.session("s1"), "alice"), lease=leases.claim("alice", "stream-1")
+        rate=rate,
+        session=SessionOwner(names.session("s1"), "alice"),
+        lease=leases.claim("alice", "stream-1"),
     )
     outcome = await write_if_allowed(redis, guard, stage)
     expected = {
@@ -91,8 +97,24 @@ async def test_a_refusal_writes_nothing_and_takes_no_later_check(
 async def test_a_session_that_does_not_exist_is_refused(redis: Redis, namespace: str) -> None:
     names = Names(namespace)
     key, stage = _write_marker(names, "refused")
-    guard = Guard(session=(names.session("no-such-session"), "alice"))
+    guard = Guard(session=SessionOwner(names.session("no-such-session"), "alice"))
     outcome = await write_if_allowed(redis, guard, stage)
     assert outcome.verdict is Verdict.NO_SESSION
     assert outcome.count is None
     assert await redis.exists(key) == 0
+
+
+async def test_replies_come_back_as_redis_gives_them(redis: Redis, namespace: str) -> None:
+    """Lua turns a status reply into a table and back, and a missing value into false and back
+    into nil: the caller sees what the commands would have answered by themselves."""
+    key = f"{namespace}:value"
+
+    def stage(pipe: Pipeline) -> None:
+        pipe.set(key, "v")
+        pipe.get(f"{namespace}:missing")
+        pipe.get(key)
+
+    outcome = await write_if_allowed(redis, Guard(), stage)
+    assert outcome.verdict is Verdict.WRITTEN
+    assert outcome.count is None
+    assert outcome.replies == [b"OK", None, b"v"]
