@@ -43,5 +43,3 @@ SENT_STATUS = web.RequestKey("sent_status", int)
 # Set while the request's rate-limit hit is still to be taken: a route that opens a turn takes it
 # in its first round trip, with the stream's lease (see gateway/guarded_writes.py).
 RATE_HIT_DUE = web.RequestKey("rate_hit_due", bool)
-# The id of a stream's lease (see gateway/relay.py: stream_lease_id).
-LEASE_ID = web.RequestKey("lease_id", str)

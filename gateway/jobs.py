@@ -23,7 +23,6 @@ from gateway.relay import (
     Encoding,
     StreamRequest,
     stream_job,
-    stream_lease_id,
 )
 from shared import events
 from shared.ids import new_id
@@ -66,7 +65,7 @@ class Conversation:
 async def start_turn(request: web.Request, turn: TurnRequest) -> StartedTurn:
     """Store the turn's messages (and its new session) and build its job (not yet sent)."""
     pending = _pending_turn(request, turn)
-    await pending.store(request, conversation=False, lease=False)
+    await pending.store(request, conversation=False, lease_id=None)
     return StartedTurn(pending.job, pending.submit)
 
 
@@ -81,9 +80,10 @@ def _turn_stream(request: web.Request, turn: TurnRequest) -> StreamRequest:
     # stream's lease: a refused stream (429) stores nothing.
     pending = _pending_turn(request, turn)
     job = pending.job
+    lease_id = new_id()
 
     async def store() -> bytes:
-        conversation = await pending.store(request, conversation=turn.snapshot, lease=True)
+        conversation = await pending.store(request, conversation=turn.snapshot, lease_id=lease_id)
         return _snapshot_frame(conversation) if conversation is not None else b""
 
     return StreamRequest(
@@ -95,6 +95,7 @@ def _turn_stream(request: web.Request, turn: TurnRequest) -> StreamRequest:
         abandon=pending.abandon,
         encoding=turn.encoding,
         lease_held=True,
+        lease_id=lease_id,
     )
 
 
@@ -131,11 +132,11 @@ class _PendingTurn:
     stored: Turn
 
     async def store(
-        self, request: web.Request, *, conversation: bool, lease: bool
+        self, request: web.Request, *, conversation: bool, lease_id: str | None
     ) -> Conversation | None:
         """Store the turn's messages (and its new session), if the request's checks allow:
         its rate-limit hit (when the middleware left it to the turn), its session's owner and,
-        with ``lease``, the stream's lease, judged in that order, all in one round trip; a
+        with ``lease_id``, the stream's lease, judged in that order, all in one round trip; a
         refusal raises its API error and writes nothing. With ``conversation``, also return the
         conversation as the turn left it: read back in the same round trip, or for a new
         session, just what was written."""
@@ -154,8 +155,8 @@ class _PendingTurn:
             ),
             session=owner,
             lease=(
-                app[appkeys.STREAM_LEASES].claim(user_id, stream_lease_id(request))
-                if lease
+                app[appkeys.STREAM_LEASES].claim(user_id, lease_id)
+                if lease_id is not None
                 else None
             ),
         )

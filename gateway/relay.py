@@ -169,6 +169,10 @@ class StreamRequest:
     # The stream's lease is taken by ``store`` (a turn's, in the round trip that stores it, so
     # that a refused stream stores nothing); the stream still releases it when it ends.
     lease_held: bool = False
+    # The id of the stream's lease, made by the gateway for each stream ("": stream_job makes
+    # it). Not the request id: a client chooses that one (X-Request-ID) and may give it to
+    # several streams, which would then share one slot, the first to end freeing it for all.
+    lease_id: str = ""
 
 
 async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamResponse:
@@ -176,7 +180,9 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
     write the first bytes. Failures before the first byte are JSON. Returns the response, which
     relays the rest once aiohttp finishes it (see :class:`_SseResponse`)."""
     app = request.app
-    await _hold_stream_lease(request, acquired=spec.lease_held)
+    if not spec.lease_id:
+        spec = dataclasses.replace(spec, lease_id=new_id())
+    await _hold_stream_lease(request, spec)
     client = ClientStream(
         max_buffer_bytes=app[appkeys.SETTINGS].slow_client_buffer_bytes,
         ticker=app[appkeys.HEARTBEAT_TICKER],
@@ -287,30 +293,14 @@ async def _subscribe(fanout: EventFanout, spec: StreamRequest, client: ClientStr
     return opening
 
 
-def stream_lease_id(request: web.Request) -> str:
-    """The id of the stream lease of ``request``: made here, once per request. Not the request
-    id, which a client may choose (``X-Request-ID``) and give several streams: they would share
-    one slot, and the first to end would free it for all."""
-    lease_id = request.get(appkeys.LEASE_ID)
-    if lease_id is None:
-        lease_id = request[appkeys.LEASE_ID] = new_id()
-    return lease_id
-
-
-async def _hold_stream_lease(request: web.Request, *, acquired: bool) -> None:
-    """Take the stream's lease unless its turn takes it (``acquired``), and keep it renewed
+async def _hold_stream_lease(request: web.Request, spec: StreamRequest) -> None:
+    """Take the stream's lease unless its turn takes it (``lease_held``), and keep it renewed
     while the stream is open (a renewal never brings back a lease that was not taken)."""
     leases = request.app[appkeys.STREAM_LEASES]
-    user_id, lease_id = user_of(request), stream_lease_id(request)
-    if not acquired:
-        await leases.acquire(user_id, lease_id)
-    leases.hold(user_id, lease_id)
-
-
-async def _release_stream_lease(request: web.Request) -> None:
-    """Give back the stream lease of ``request``, even from a handler that is being cancelled."""
-    leases = request.app[appkeys.STREAM_LEASES]
-    await asyncio.shield(leases.release(user_of(request), stream_lease_id(request)))
+    user_id = user_of(request)
+    if not spec.lease_held:
+        await leases.acquire(user_id, spec.lease_id)
+    leases.hold(user_id, spec.lease_id)
 
 
 @dataclass(slots=True)
@@ -390,7 +380,8 @@ class _Stream:
         )
         try:
             # Last: in a cancelled handler this await raises at once (the release still runs).
-            await _release_stream_lease(request)
+            leases = app[appkeys.STREAM_LEASES]
+            await asyncio.shield(leases.release(user_of(request), spec.lease_id))
         finally:
             if log_summary:
                 log_request(request, None)
