@@ -53,8 +53,8 @@ class Context:
         return Tool(module, {"redis_url": REDIS_URL, **spec}, self.path(f"{label}.log"))
 
 
-def _client_spec(stack: Stack, **spec: Any) -> dict[str, Any]:
-    return {"url": stack.url, "keys": list(api_keys()), "text": "bench", **spec}
+def _client_spec(url: str, **spec: Any) -> dict[str, Any]:
+    return {"url": url, "keys": list(api_keys()), "text": "bench", **spec}
 
 
 async def _start_profile(
@@ -256,7 +256,7 @@ async def _relay_phase(
         "bench.sse_load",
         f"client-{label}",
         _client_spec(
-            stack,
+            stack.url,
             mode="streams",
             count=streams,
             stamp="payload",
@@ -337,17 +337,15 @@ async def _hold_idle_streams(
     client = ctx.tool(
         "bench.sse_load",
         f"client-{label}",
-        {
-            "url": url,
-            "keys": list(api_keys()),
-            "text": "bench",
-            "mode": "streams",
-            "count": ctx.scale.idle_streams,
-            "stamp": "payload",
-            "open_concurrency": 200,
-            "job_ids_file": str(ctx.path(f"{label}-jobs.txt")),
-            "timeout_s": ctx.scale.idle_hold_s + READY_TIMEOUT_S,
-        },
+        _client_spec(
+            url,
+            mode="streams",
+            count=ctx.scale.idle_streams,
+            stamp="payload",
+            open_concurrency=200,
+            job_ids_file=str(ctx.path(f"{label}-jobs.txt")),
+            timeout_s=ctx.scale.idle_hold_s + READY_TIMEOUT_S,
+        ),
     )
     profiled = ctx if profile else dataclasses.replace(ctx, profile=False)
     await client.start()
@@ -399,7 +397,7 @@ async def time_to_first_token(ctx: Context) -> dict[str, Any]:
         client = ctx.tool(
             "bench.sse_load",
             "client-ttft",
-            _client_spec(stack, mode="ttft", count=ctx.scale.ttft_chats, text=TEN_WORDS),
+            _client_spec(stack.url, mode="ttft", count=ctx.scale.ttft_chats, text=TEN_WORDS),
         )
         await client.start()
         try:
@@ -451,7 +449,7 @@ async def _echo_phase(
             "bench.sse_load",
             f"client-echo-{streams}",
             _client_spec(
-                stack,
+                stack.url,
                 mode="streams",
                 count=streams,
                 text=text,
@@ -499,7 +497,7 @@ async def short_chats(ctx: Context) -> dict[str, Any]:
                 "bench.sse_load",
                 f"client-chats-{workers}",
                 _client_spec(
-                    stack,
+                    stack.url,
                     mode="chats",
                     text=TEN_WORDS,
                     concurrency=ctx.scale.chat_concurrency,

@@ -169,10 +169,10 @@ class StreamRequest:
     # The stream's lease is taken by ``store`` (a turn's, in the round trip that stores it, so
     # that a refused stream stores nothing); the stream still releases it when it ends.
     lease_held: bool = False
-    # The id of the stream's lease, made by the gateway for each stream ("": stream_job makes
-    # it). Not the request id: a client chooses that one (X-Request-ID) and may give it to
-    # several streams, which would then share one slot, the first to end freeing it for all.
-    lease_id: str = ""
+    # The id of the stream's lease, made by the gateway for each stream. Not the request id: a
+    # client chooses that one (X-Request-ID) and may give it to several streams, which would
+    # then share one slot, the first to end freeing it for all.
+    lease_id: str = field(default_factory=new_id)
 
 
 async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamResponse:
@@ -180,8 +180,6 @@ async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamRes
     write the first bytes. Failures before the first byte are JSON. Returns the response, which
     relays the rest once aiohttp finishes it (see :class:`_SseResponse`)."""
     app = request.app
-    if not spec.lease_id:
-        spec = dataclasses.replace(spec, lease_id=new_id())
     await _hold_stream_lease(request, spec)
     client = ClientStream(
         max_buffer_bytes=app[appkeys.SETTINGS].slow_client_buffer_bytes,
