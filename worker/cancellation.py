@@ -1,9 +1,13 @@
 """Knowing when to stop a job: a cancel request from any gateway, or no client left watching.
 
 Each worker process holds one pub/sub subscription to the cancel channel. A job that was
-cancelled before this worker took it is caught by its cancel flag, read in the round trip of the
-job's first event (not one of its own ahead of it): the pipeline's first checkpoint, and the
-choice of the job's finish reason, wait for it (:meth:`Cancellation.known`). A job nobody
+cancelled before this worker took it was broadcast while it waited in the queue: the listener
+remembers the cancels of jobs it is not running (worker.heard_cancels), so a job created while
+the subscription was live starts cancelled, or not, with no read. Any other job is caught by
+its cancel flag, read in the round trip of the job's first event (not one of its own ahead of
+it): the pipeline's first checkpoint, and the choice of the job's finish reason, wait for it
+(:meth:`Cancellation.known`). Each time the subscription is live again after an outage, the
+flags of the jobs running are read, for the cancels broadcast while it was lost. A job nobody
 watches any more (no gateway subscribed to its channel, so ``PUBSUB NUMSUB`` is zero) for the
 disconnect grace period is cancelled too: that works across gateways and survives a gateway
 crash.
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +30,8 @@ from shared.logging import get_logger
 from shared.names import Names
 from shared.redis_client import as_text
 from shared.tasks import cancel_and_wait
+from shared.wire import Job
+from worker.heard_cancels import HeardCancels
 
 log = get_logger(__name__)
 
@@ -97,11 +104,14 @@ class AudienceWatch:
 
 
 class CancelSignals:
-    def __init__(self, redis: Redis, names: Names, *, disconnect_grace_s: float) -> None:
+    def __init__(
+        self, redis: Redis, names: Names, *, disconnect_grace_s: float, clock_skew_margin_ms: int
+    ) -> None:
         self._redis = redis
         self._names = names
         self._grace_s = disconnect_grace_s
         self._watched: dict[str, Cancellation] = {}
+        self._heard = HeardCancels(clock_skew_margin_ms)
         self._pubsub: PubSub | None = None
         self._listener: asyncio.Task[None] | None = None
 
@@ -117,10 +127,19 @@ class CancelSignals:
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def watch(self, job_id: str) -> Cancellation:
-        """From now on, a cancel broadcast for ``job_id`` cancels it. One sent earlier left a
-        flag: set the Cancellation's ``flag`` to the reply of :meth:`stage_flag_read`."""
+        """From now on, a cancel broadcast for ``job_id`` cancels it; one heard earlier already
+        has. For a job that :meth:`heard_every_cancel_of` does not cover, one sent earlier may
+        have left only its flag: set the Cancellation's ``flag`` to the reply of
+        :meth:`stage_flag_read`."""
         cancellation = self._watched[job_id] = Cancellation()
+        if self._heard.take(job_id):
+            cancellation.cancel(REASON_REQUESTED)
         return cancellation
+
+    def heard_every_cancel_of(self, job: Job) -> bool:
+        """Whether the listener was live for as long as ``job`` could be cancelled, so that its
+        flag need not be read."""
+        return self._heard.covers(job.created_at_ms)
 
     def stage_flag_read(self, job_id: str) -> Callable[[Pipeline], None]:
         """Stages the read of ``job_id``'s cancel flag: its reply is true when it is set."""
@@ -172,10 +191,51 @@ class CancelSignals:
                     await self._pubsub.subscribe(self._names.cancel_channel)
                 while True:
                     message = await self._pubsub.get_message(timeout=None)
-                    if message is not None and message["type"] == "message":
-                        cancellation = self._watched.get(as_text(message["data"]))
-                        if cancellation is not None:
-                            cancellation.cancel(REASON_REQUESTED)
+                    if message is None:
+                        continue
+                    if message["type"] == "message":
+                        self._on_cancel(as_text(message["data"]))
+                    elif message["type"] == "subscribe":
+                        # Confirmed, at first or after redis-py reconnected by itself.
+                        await self._on_live()
             except (RedisError, OSError) as e:
+                self._heard.deaf()
                 log.warning("cancel.listener_error", error=str(e), retry_in_s=LISTENER_RETRY_S)
+                # A fresh subscription, whatever broke: its confirmation makes the listener live
+                # again only after the running jobs' flags are read once more.
+                with contextlib.suppress(RedisError, OSError):
+                    await self._pubsub.aclose()  # type: ignore[no-untyped-call]
                 await asyncio.sleep(LISTENER_RETRY_S)
+
+    def _on_cancel(self, job_id: str) -> None:
+        cancellation = self._watched.get(job_id)
+        if cancellation is not None:
+            cancellation.cancel(REASON_REQUESTED)
+        else:
+            self._heard.heard(job_id, _now_ms())
+
+    async def _on_live(self) -> None:
+        live_since_ms = _now_ms()
+        # Until the read below is done, the jobs taken read their own flags: after redis-py
+        # reconnected by itself, the listener was deaf for a while without knowing it.
+        self._heard.deaf()
+        # What was broadcast while the subscription was lost went unheard; a running job's
+        # cancel from then is in its flag.
+        running = [job_id for job_id, c in self._watched.items() if not c.requested]
+        if running:
+            await self._read_flags(running)
+        self._heard.listening(live_since_ms)
+
+    async def _read_flags(self, running: list[str]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in running:
+                self.stage_flag_read(job_id)(pipe)
+            flags = await pipe.execute()
+        for job_id, flag in zip(running, flags, strict=True):
+            cancellation = self._watched.get(job_id)
+            if flag and cancellation is not None:
+                cancellation.cancel(REASON_REQUESTED)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

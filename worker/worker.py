@@ -63,7 +63,10 @@ class Worker:
         self._names = settings.connections.names
         self._messages = MessageStore(redis, self._names)
         self._cancels = CancelSignals(
-            redis, self._names, disconnect_grace_s=settings.disconnect_grace_s
+            redis,
+            self._names,
+            disconnect_grace_s=settings.disconnect_grace_s,
+            clock_skew_margin_ms=settings.clock_skew_margin_ms,
         )
         self._pipelines = dict(pipelines or default_pipelines(settings, redis))
         self._metrics = metrics
@@ -186,10 +189,12 @@ class Worker:
             # The job ended before its ack was lost: publishing it again would duplicate it.
             log.info("job.already_finished", seq=previous.seq)
             return "duplicate"
-        # A cancel sent before this worker took the job left a flag: it is read in the round
-        # trip of the run's first event rather than one of its own before it, and the
-        # pipeline's first checkpoint waits for it.
-        cancellation.flag = event_log.read_along(self._cancels.stage_flag_read(job.job_id))
+        # A cancel sent before this worker took the job was heard by its listener, unless the
+        # job is older than the listener's subscription: then only its flag tells. The flag is
+        # read in the round trip of the run's first event rather than one of its own before it,
+        # and the pipeline's first checkpoint waits for it.
+        if not self._cancels.heard_every_cancel_of(job):
+            cancellation.flag = event_log.read_along(self._cancels.stage_flag_read(job.job_id))
         if previous is None:
             await run.start()
         else:

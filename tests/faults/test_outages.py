@@ -12,9 +12,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
 from shared.settings import ConnectionSettings
-from tests.conftest import AUTH
+from tests.conftest import AUTH, GatewayFactory, WorkerFactory
 from tests.support.processes import ProcessGroup
 from tests.support.redis_server import PrivateRedis
 from tests.support.sse import SseMessage, iter_sse
@@ -134,3 +135,39 @@ async def test_rabbitmq_cut_and_restored_mid_stream(
         await stream_through_an_outage(gateway.url, amqp_proxy.cut, amqp_proxy.restore)
     finally:
         processes.stop_all()
+
+
+async def test_a_cancel_the_workers_listener_missed_stops_the_job_once_it_is_back(
+    real_connections: ConnectionSettings,
+    private_redis: PrivateRedis,
+    start_gateway: GatewayFactory,
+    start_worker: WorkerFactory,
+) -> None:
+    # A cancel broadcast while a worker's subscription is lost goes unheard; what is left of it
+    # is the job's flag. The listener reads the running jobs' flags each time it is back.
+    connections = replace(real_connections, redis_url=private_redis.url)
+    gateway = await start_gateway(connections)
+    await start_worker(connections, echo_token_delay_ms=50)
+    response = await gateway.post(
+        "/api/v1/chat/stream", json={"text": TEXT * 5, "pipeline": "echo"}, headers=AUTH
+    )
+    job_id = response.headers["X-Job-Id"]
+    redis = Redis.from_url(private_redis.url)
+    seen: list[SseMessage] = []
+    try:
+        async for message in iter_sse(response):
+            if message.id is None:
+                continue
+            seen.append(message)
+            if message.type == "token" and len(seen) == 12:
+                # The flag alone, as if its broadcast went out while the listener was away.
+                await redis.set(connections.names.job_cancel_flag(job_id), 1)
+                await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+            if message.type in ("end", "error"):
+                break
+    finally:
+        await redis.aclose()
+    assert [int(m.id or 0) for m in seen] == list(range(1, len(seen) + 1))
+    assert seen[-1].type == "end"
+    assert seen[-1].json["finishReason"] == "cancelled"
+    assert len(seen[-1].json["content"]) < len(TEXT * 5)

@@ -299,3 +299,29 @@ async def test_head_on_a_streaming_get_starts_nothing(gateway: Client) -> None:
     assert response.status == 405
     listed = await (await gateway.get("/api/v1/sessions", headers=AUTH)).json()
     assert listed["sessions"] == []
+
+
+async def test_a_job_cancelled_while_queued_behind_a_busy_worker_needs_no_flag(
+    real_connections: ConnectionSettings, start_gateway: GatewayFactory, start_worker: WorkerFactory
+) -> None:
+    # The worker's cancel listener was live before the queued job was created, so it heard the
+    # job's cancel and remembers it: the job ends cancelled even with its flag gone, and its
+    # pipeline never runs.
+    gateway = await start_gateway(real_connections)
+    await start_worker(
+        real_connections, concurrency=1, echo_token_delay_ms=50, clock_skew_margin_ms=0
+    )
+    _busy_sid, busy_job, busy = await start_slow(gateway, words=200)
+    await read_until_seq(busy, 10)
+    sid, job_id, response = await start_slow(gateway)
+    assert (await gateway.post(f"/api/v1/streams/{job_id}/cancel", headers=AUTH)).status == 202
+    redis = Redis.from_url(str(real_connections.redis_url))
+    try:
+        assert await redis.delete(real_connections.names.job_cancel_flag(job_id)) == 1
+    finally:
+        await redis.aclose()
+    assert (await gateway.post(f"/api/v1/streams/{busy_job}/cancel", headers=AUTH)).status == 202
+    events_seen = job_events(parse_sse(await response.read()))  # type: ignore[attr-defined]
+    assert [e["type"] for e in events_seen] == ["start", "end"]
+    assert events_seen[-1]["finishReason"] == "cancelled" and events_seen[-1]["content"] == ""
+    assert (await messages_of(gateway, sid))[1]["status"] == "cancelled"
