@@ -7,7 +7,8 @@ the subscription was live starts cancelled, or not, with no read. Any other job 
 its cancel flag, read in the round trip of the job's first event (not one of its own ahead of
 it): the pipeline's first checkpoint, and the choice of the job's finish reason, wait for it
 (:meth:`Cancellation.known`). Each time the subscription is live again after an outage, the
-flags of the jobs running are read, for the cancels broadcast while it was lost. A job nobody
+flags of the jobs running are read, for the cancels broadcast while it was lost; a link that
+went silent is found out by a ping (``LIVENESS_S``). A job nobody
 watches any more (no gateway subscribed to its channel, so ``PUBSUB NUMSUB`` is zero) for the
 disconnect grace period is cancelled too: that works across gateways and survives a gateway
 crash.
@@ -24,6 +25,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline, PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from shared.logging import get_logger
@@ -36,6 +38,10 @@ from worker.heard_cancels import HeardCancels
 log = get_logger(__name__)
 
 LISTENER_RETRY_S = 0.5
+# A link that died without a word (a host gone, a partition) would leave the listener waiting
+# forever, deaf and trusted: it pings Redis after this long without a message, and takes the
+# link for dead when the pong is this late too.
+LIVENESS_S = 2.0
 REASON_REQUESTED = "requested"
 REASON_ABANDONED = "abandoned"
 
@@ -189,15 +195,7 @@ class CancelSignals:
             try:
                 if not self._pubsub.subscribed:
                     await self._pubsub.subscribe(self._names.cancel_channel)
-                while True:
-                    message = await self._pubsub.get_message(timeout=None)
-                    if message is None:
-                        continue
-                    if message["type"] == "message":
-                        self._on_cancel(as_text(message["data"]))
-                    elif message["type"] == "subscribe":
-                        # Confirmed, at first or after redis-py reconnected by itself.
-                        await self._on_live()
+                await self._read_messages(self._pubsub)
             except (RedisError, OSError) as e:
                 self._heard.deaf()
                 log.warning("cancel.listener_error", error=str(e), retry_in_s=LISTENER_RETRY_S)
@@ -206,6 +204,23 @@ class CancelSignals:
                 with contextlib.suppress(RedisError, OSError):
                     await self._pubsub.aclose()  # type: ignore[no-untyped-call]
                 await asyncio.sleep(LISTENER_RETRY_S)
+
+    async def _read_messages(self, pubsub: PubSub) -> None:
+        pinged = False
+        while True:
+            message = await pubsub.get_message(timeout=LIVENESS_S)
+            if message is None:
+                if pinged:
+                    raise RedisConnectionError(f"no pong from Redis in {LIVENESS_S} s")
+                await pubsub.ping()
+                pinged = True
+                continue
+            pinged = False
+            if message["type"] == "message":
+                self._on_cancel(as_text(message["data"]))
+            elif message["type"] == "subscribe":
+                # Confirmed, at first or after redis-py reconnected by itself.
+                await self._on_live()
 
     def _on_cancel(self, job_id: str) -> None:
         cancellation = self._watched.get(job_id)
@@ -222,19 +237,23 @@ class CancelSignals:
         # What was broadcast while the subscription was lost went unheard; a running job's
         # cancel from then is in its flag.
         running = [job_id for job_id, c in self._watched.items() if not c.requested]
-        if running:
-            await self._read_flags(running)
+        cancelled = await self._read_flags(running) if running else 0
         self._heard.listening(live_since_ms)
+        log.info("cancel.listener_live", running_jobs=len(running), cancelled=cancelled)
 
-    async def _read_flags(self, running: list[str]) -> None:
+    async def _read_flags(self, running: list[str]) -> int:
+        """Cancel those of ``running`` whose flag is set; returns how many."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for job_id in running:
                 self.stage_flag_read(job_id)(pipe)
             flags = await pipe.execute()
+        cancelled = 0
         for job_id, flag in zip(running, flags, strict=True):
             cancellation = self._watched.get(job_id)
-            if flag and cancellation is not None:
+            if flag and cancellation is not None and not cancellation.requested:
                 cancellation.cancel(REASON_REQUESTED)
+                cancelled += 1
+        return cancelled
 
 
 def _now_ms() -> int:
