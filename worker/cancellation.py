@@ -3,7 +3,8 @@
 Each worker process holds one pub/sub subscription to the cancel channel. A job that was
 cancelled before this worker took it was broadcast while it waited in the queue: the listener
 remembers the cancels of jobs it is not running (worker.heard_cancels), so a job created while
-the subscription was live starts cancelled, or not, with no read. Any other job is caught by
+the subscription was live, on its first delivery, starts cancelled, or not, with no read
+(docs/decisions.md, Cancellation, says where that can miss). Any other job is caught by
 its cancel flag, read in the round trip of the job's first event (not one of its own ahead of
 it): the pipeline's first checkpoint, and the choice of the job's finish reason, wait for it
 (:meth:`Cancellation.known`). Each time the subscription is live again after an outage, the

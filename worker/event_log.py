@@ -155,9 +155,11 @@ class JobEventLog:
     async def _send_queued(self) -> None:
         # Errors are kept for the next emit or flush, never left on the task unretrieved.
         try:
-            # What else is emitted in this turn of the event loop goes in the same round trip:
-            # after ``start``, a pipeline's first events (all of them, for a short answer).
-            await asyncio.sleep(0)
+            if self.published == 0:
+                # The run's first round trip takes what else is emitted in this turn of the
+                # event loop: after ``start``, the pipeline's first events (all of them, for a
+                # short answer). Later events go at once, as they come.
+                await asyncio.sleep(0)
             while self._queued:
                 batch, self._queued = self._queued, []
                 # The reads staged so far go with this batch (later ones wait for the next).

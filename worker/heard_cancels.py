@@ -13,6 +13,7 @@ jobs created after it is live once more. A job the memory does not cover reads i
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 DEFAULT_CAPACITY = 10_000
@@ -26,9 +27,9 @@ class HeardCancels:
     clock_skew_margin_ms: int
     capacity: int = DEFAULT_CAPACITY
     # The job ids heard, in the order heard, with when (this worker's clock, ms).
-    _heard_at_ms: dict[str, int] = field(default_factory=dict)
+    _heard_at_ms: OrderedDict[str, int] = field(default_factory=OrderedDict, init=False, repr=False)
     # Every cancel broadcast since this moment is remembered; None while not listening.
-    _complete_since_ms: int | None = None
+    _complete_since_ms: int | None = field(default=None, init=False)
 
     def listening(self, now_ms: int) -> None:
         """The subscription is live (again): what is broadcast from now on is heard."""
@@ -39,11 +40,10 @@ class HeardCancels:
         self._complete_since_ms = None
 
     def heard(self, job_id: str, now_ms: int) -> None:
-        self._heard_at_ms.pop(job_id, None)
         self._heard_at_ms[job_id] = now_ms
+        self._heard_at_ms.move_to_end(job_id)
         while len(self._heard_at_ms) > self.capacity:
-            oldest = next(iter(self._heard_at_ms))
-            forgotten_at_ms = self._heard_at_ms.pop(oldest)
+            _, forgotten_at_ms = self._heard_at_ms.popitem(last=False)
             if self._complete_since_ms is not None:
                 self._complete_since_ms = max(self._complete_since_ms, forgotten_at_ms)
 

@@ -190,10 +190,12 @@ class Worker:
             log.info("job.already_finished", seq=previous.seq)
             return "duplicate"
         # A cancel sent before this worker took the job was heard by its listener, unless the
-        # job is older than the listener's subscription: then only its flag tells. The flag is
-        # read in the round trip of the run's first event rather than one of its own before it,
-        # and the pipeline's first checkpoint waits for it.
-        if not self._cancels.heard_every_cancel_of(job):
+        # job is older than the listener's subscription: then only its flag tells. So does it
+        # for a redelivered job, whose cancel may have gone to an earlier run (this worker's
+        # own, say, whose final write failed) rather than into the listener's memory. The flag
+        # is read in the round trip of the run's first event rather than one of its own before
+        # it, and the pipeline's first checkpoint waits for it.
+        if redelivered or not self._cancels.heard_every_cancel_of(job):
             cancellation.flag = event_log.read_along(self._cancels.stage_flag_read(job.job_id))
         if previous is None:
             await run.start()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
@@ -20,6 +22,7 @@ from tests.conftest import (
 )
 from tests.support.chat import Client, create_session, messages_of, slow_words
 from tests.support.sse import SseMessage, iter_sse, job_events, parse_sse
+from worker.event_log import EventPublishError
 from worker.job_run import JobRun
 from worker.pipelines import PipelineResult
 from worker.worker import Worker
@@ -325,3 +328,36 @@ async def test_a_job_cancelled_while_queued_behind_a_busy_worker_needs_no_flag(
     assert [e["type"] for e in events_seen] == ["start", "end"]
     assert events_seen[-1]["finishReason"] == "cancelled" and events_seen[-1]["content"] == ""
     assert (await messages_of(gateway, sid))[1]["status"] == "cancelled"
+
+
+async def test_a_cancelled_job_given_back_to_the_same_worker_still_ends_cancelled(
+    real_connections: ConnectionSettings,
+    start_gateway: GatewayFactory,
+    start_worker: WorkerFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The cancelled run's final write fails (as when Redis stays away past the publish retry
+    # bound), so the job goes back to the queue and the broker hands it to the one worker again.
+    # That worker's listener heard the cancel while the job was running, so it is not in the
+    # listener's memory: the redelivered run must read the flag.
+    failed_ends: list[str] = []
+    real_end = JobRun.end
+
+    async def end_failing_once(self: JobRun, finish_reason: str, citations: Any = None) -> None:
+        if not failed_ends:
+            failed_ends.append(finish_reason)
+            raise EventPublishError(self.job.job_id)
+        await real_end(self, finish_reason, citations)
+
+    monkeypatch.setattr(JobRun, "end", end_failing_once)
+    gateway = await start_gateway(real_connections)
+    await start_worker(
+        real_connections, concurrency=1, echo_token_delay_ms=50, clock_skew_margin_ms=0
+    )
+    _sid, job_id, response = await start_slow(gateway, words=40)
+    await read_until_seq(response, 12)
+    assert (await gateway.post(f"/api/v1/streams/{job_id}/cancel", headers=AUTH)).status == 202
+    rest = job_events(parse_sse(await response.read()))  # type: ignore[attr-defined]
+    assert failed_ends == ["cancelled"]
+    assert "reset" in [e["type"] for e in rest]
+    assert rest[-1]["type"] == "end" and rest[-1]["finishReason"] == "cancelled"
