@@ -121,6 +121,8 @@ class CancelSignals:
         self._heard = HeardCancels(clock_skew_margin_ms)
         self._pubsub: PubSub | None = None
         self._listener: asyncio.Task[None] | None = None
+        # Reads the running jobs' flags after each confirmation, beside the listener.
+        self._going_live: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._pubsub = self._redis.pubsub()
@@ -130,6 +132,7 @@ class CancelSignals:
 
     async def close(self) -> None:
         await cancel_and_wait(self._listener)
+        await cancel_and_wait(self._going_live)
         if self._pubsub is not None:
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
@@ -199,6 +202,8 @@ class CancelSignals:
                 await self._read_messages(self._pubsub)
             except (RedisError, OSError) as e:
                 self._heard.deaf()
+                if self._going_live is not None:
+                    self._going_live.cancel()
                 log.warning("cancel.listener_error", error=str(e), retry_in_s=LISTENER_RETRY_S)
                 # A fresh subscription, whatever broke: its confirmation makes the listener live
                 # again only after the running jobs' flags are read once more.
@@ -220,8 +225,13 @@ class CancelSignals:
             if message["type"] == "message":
                 self._on_cancel(as_text(message["data"]))
             elif message["type"] == "subscribe":
-                # Confirmed, at first or after redis-py reconnected by itself.
-                await self._on_live()
+                # Confirmed, at first or after redis-py reconnected by itself. Until the running
+                # jobs' flags are read, the jobs taken read their own: after redis-py reconnected
+                # by itself, the listener was deaf for a while without knowing it.
+                self._heard.deaf()
+                if self._going_live is not None:
+                    self._going_live.cancel()
+                self._going_live = asyncio.create_task(self._go_live(_now_ms()))
 
     def _on_cancel(self, job_id: str) -> None:
         cancellation = self._watched.get(job_id)
@@ -230,15 +240,18 @@ class CancelSignals:
         else:
             self._heard.heard(job_id, _now_ms())
 
-    async def _on_live(self) -> None:
-        live_since_ms = _now_ms()
-        # Until the read below is done, the jobs taken read their own flags: after redis-py
-        # reconnected by itself, the listener was deaf for a while without knowing it.
-        self._heard.deaf()
-        # What was broadcast while the subscription was lost went unheard; a running job's
-        # cancel from then is in its flag.
+    async def _go_live(self, live_since_ms: int) -> None:
+        """What was broadcast while the subscription was lost went unheard: a running job's
+        cancel from then is in its flag. Read beside the listener, which hears the cancels that
+        come meanwhile, and retried until it succeeds or the subscription breaks again."""
         running = [job_id for job_id, c in self._watched.items() if not c.requested]
-        cancelled = await self._read_flags(running) if running else 0
+        while True:
+            try:
+                cancelled = await self._read_flags(running) if running else 0
+                break
+            except (RedisError, OSError) as e:
+                log.warning("cancel.flag_read_failed", error=str(e), retry_in_s=LISTENER_RETRY_S)
+                await asyncio.sleep(LISTENER_RETRY_S)
         self._heard.listening(live_since_ms)
         log.info("cancel.listener_live", running_jobs=len(running), cancelled=cancelled)
 
