@@ -3,8 +3,7 @@
 A registry maps each job channel to the streams watching it. The channel is subscribed when its
 first stream arrives (and the caller waits for Redis to confirm, so no event published after
 that can be missed) and unsubscribed when its last stream leaves. Each message is decoded and
-encoded once, then handed to every stream on its channel. A link that goes silent without
-closing is found out by a ping and dropped, and the listener reconnects and backfills.
+encoded once, then handed to every stream on its channel.
 """
 
 from __future__ import annotations
@@ -30,10 +29,6 @@ from shared.wire import WireError, decode_event
 log = get_logger(__name__)
 
 LISTENER_RETRY_S = 0.5
-# A link that died without a word (a host gone, a partition) would leave every stream waiting
-# for events that never come: after this long without a reply the link is pinged, and when the
-# pong is as late it is dropped, so that the listener reconnects and backfills.
-LIVENESS_S = 2.0
 
 
 class Subscriber(Protocol):
@@ -79,10 +74,6 @@ class EventFanout:
         self._closed = False
         self._background: set[asyncio.Task[None]] = set()
         self._job_of: dict[str, str] = {}
-        # Set by the listener at each reply, cleared by the liveness check (a timer, not a task).
-        self._heard = False
-        self._pinged = False
-        self._liveness: asyncio.TimerHandle | None = None
 
     @property
     def channel_count(self) -> int:
@@ -102,13 +93,10 @@ class EventFanout:
         with contextlib.suppress(RedisError, OSError):
             await self._pubsub.subscribe(self._control_channel)
         self._listener = asyncio.create_task(self._listen(), name="fanout-listener")
-        self._liveness = asyncio.get_running_loop().call_later(LIVENESS_S, self._check_liveness)
 
     async def close(self) -> None:
         # Streams that end from here on queue nothing: closing the link unsubscribes them all.
         self._closed = True
-        if self._liveness is not None:
-            self._liveness.cancel()
         await cancel_and_wait(self._flusher)
         for task in list(self._background):
             await cancel_and_wait(task)
@@ -250,7 +238,6 @@ class EventFanout:
                     # push_request: under RESP3 (the gateway's client speaks RESP2) messages are
                     # pushes, which redis-py would otherwise hand to its push handler and drop.
                     reply = await link.read_response(timeout=math.inf, push_request=True)
-                    self._heard = True
                     if recovering:
                         # The first reply on the new connection: the channels are subscribed
                         # again, so fetch what the outage swallowed.
@@ -265,28 +252,6 @@ class EventFanout:
                 recovering = True
                 log.warning("fanout.listener_error", error=str(e), retry_in_s=LISTENER_RETRY_S)
                 await asyncio.sleep(LISTENER_RETRY_S)
-
-    def _check_liveness(self) -> None:
-        self._liveness = asyncio.get_running_loop().call_later(LIVENESS_S, self._check_liveness)
-        assert self._pubsub is not None
-        link = self._pubsub.connection
-        if self._heard or link is None or not link.is_connected:
-            # Alive, or already being reconnected by the listener.
-            self._heard = self._pinged = False
-        elif not self._pinged:
-            self._pinged = True
-            self._spawn(self._ping())
-        else:
-            self._pinged = False
-            log.warning("fanout.link_silent", silent_s=2 * LIVENESS_S)
-            # The listener's read then fails, and it reconnects as after any broken link.
-            self._spawn(link.disconnect(nowait=True))
-
-    async def _ping(self) -> None:
-        assert self._pubsub is not None
-        with contextlib.suppress(RedisError, OSError):
-            # Its pong comes to the listener like any reply.
-            await self._pubsub.ping()
 
     async def _backfill_all(self) -> None:
         """Hand every stream the events published while the link was down, from the replay log,
