@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from gateway.frames import Frame, frame_from_event
@@ -238,6 +239,11 @@ class EventFanout:
                     # push_request: under RESP3 (the gateway's client speaks RESP2) messages are
                     # pushes, which redis-py would otherwise hand to its push handler and drop.
                     reply = await link.read_response(timeout=math.inf, push_request=True)
+                    if reply is None:
+                        # What redis-py makes of a read that ended in a socket timeout
+                        # (ETIMEDOUT: the link died with writes unacknowledged).
+                        await link.disconnect(nowait=True)
+                        raise RedisConnectionError("the pub/sub link timed out")
                     if recovering:
                         # The first reply on the new connection: the channels are subscribed
                         # again, so fetch what the outage swallowed.
@@ -251,6 +257,15 @@ class EventFanout:
             except (RedisError, OSError) as e:
                 recovering = True
                 log.warning("fanout.listener_error", error=str(e), retry_in_s=LISTENER_RETRY_S)
+                await asyncio.sleep(LISTENER_RETRY_S)
+            except Exception:
+                # Whatever else went wrong, a listener that ended would leave every stream deaf
+                # until a restart: start again on a fresh connection, and backfill.
+                recovering = True
+                log.exception("fanout.listener_failed", retry_in_s=LISTENER_RETRY_S)
+                if pubsub.connection is not None:
+                    with contextlib.suppress(RedisError, OSError):
+                        await pubsub.connection.disconnect(nowait=True)
                 await asyncio.sleep(LISTENER_RETRY_S)
 
     async def _backfill_all(self) -> None:

@@ -270,3 +270,40 @@ async def test_closing_with_many_streams_still_open_leaves_no_task_error(namespa
     finally:
         loop.set_exception_handler(previous)
     assert errors == []
+
+
+async def test_a_listener_that_meets_an_unexpected_error_starts_again_and_backfills(
+    redis: Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug in handing out one event must not end the listener (every stream would go deaf
+    # until a restart): it starts again on a fresh connection and backfills from the replay log.
+    names = Names(namespace)
+    fanout = EventFanout(redis, names, "test", timeout_s=5.0)
+    appender = replay_log.EventAppender(names, EventLogSettings())
+    deliver = fanout._deliver
+    failures: list[bytes] = []
+
+    def deliver_failing_once(channel: bytes, data: bytes) -> None:
+        if not failures:
+            failures.append(data)
+            raise RuntimeError("a bug in the fanout")
+        deliver(channel, data)
+
+    monkeypatch.setattr(fanout, "_deliver", deliver_failing_once)
+
+    async def append(seq: int) -> None:
+        raw = encode_event(Event(job_id="job", seq=seq, type="token", payload={"content": "x"}))
+        async with redis.pipeline(transaction=False) as pipe:
+            await appender.append(pipe, "job", seq, [raw])
+
+    await fanout.start()
+    try:
+        client = stream()
+        await fanout.subscribe("job", client)
+        await append(1)
+        assert await frames_of(client, 1) == [1]
+        assert len(failures) == 1
+        await append(2)
+        assert await frames_of(client, 1) == [2]
+    finally:
+        await fanout.close()
