@@ -3,7 +3,9 @@
 A registry maps each job channel to the streams watching it. The channel is subscribed when its
 first stream arrives (and the caller waits for Redis to confirm, so no event published after
 that can be missed) and unsubscribed when its last stream leaves. Each message is decoded and
-encoded once, then handed to every stream on its channel.
+encoded once, then handed to every stream on its channel. A link that goes silent without
+closing is found out by a ping, and the listener is started again on a fresh connection, which
+backfills.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ from shared.wire import WireError, decode_event
 log = get_logger(__name__)
 
 LISTENER_RETRY_S = 0.5
+# A link that died without a word (a host gone, a partition) would leave every stream waiting
+# for events that never come: after this long without a reply the link is pinged, and when the
+# pong is as late the listener starts again on a fresh connection.
+LIVENESS_S = 2.0
+# PING, as it goes on the wire: written straight to the connection, with none of the retry
+# wrapper that could reconnect the link behind the listener's back.
+_PING = b"*1\r\n$4\r\nPING\r\n"
 
 
 class Subscriber(Protocol):
@@ -57,6 +66,7 @@ class EventFanout:
         self._redis = redis
         self._names = names
         self._control_channel = names.gateway_control_channel(instance_id)
+        self._control_channel_bytes = self._control_channel.encode()
         self._timeout_s = timeout_s
         self._pubsub: PubSub | None = None
         self._listener: asyncio.Task[None] | None = None
@@ -75,6 +85,15 @@ class EventFanout:
         self._closed = False
         self._background: set[asyncio.Task[None]] = set()
         self._job_of: dict[str, str] = {}
+        # The liveness check, a timer rather than a task: the listener sets ``_heard`` at each
+        # reply, the check clears it; ``_pinged_at`` is the loop time of an unanswered ping.
+        self._heard = False
+        self._pinged_at: float | None = None
+        # The listener is in its read loop (not waiting to reconnect).
+        self._reading = False
+        self._restarting: asyncio.Task[None] | None = None
+        self._liveness: asyncio.TimerHandle | None = None
+        self._liveness_due = 0.0
 
     @property
     def channel_count(self) -> int:
@@ -94,14 +113,18 @@ class EventFanout:
         with contextlib.suppress(RedisError, OSError):
             await self._pubsub.subscribe(self._control_channel)
         self._listener = asyncio.create_task(self._listen(), name="fanout-listener")
+        self._arm_liveness()
 
     async def close(self) -> None:
         # Streams that end from here on queue nothing: closing the link unsubscribes them all.
         self._closed = True
-        await cancel_and_wait(self._flusher)
-        for task in list(self._background):
-            await cancel_and_wait(task)
+        if self._liveness is not None:
+            self._liveness.cancel()
+        await cancel_and_wait(self._restarting)
         await cancel_and_wait(self._listener)
+        await cancel_and_wait(self._flusher)
+        while self._background:
+            await cancel_and_wait(next(iter(self._background)))
         if self._pubsub is not None:
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
@@ -202,7 +225,9 @@ class EventFanout:
         assert self._pubsub is not None
         try:
             await self._pubsub.subscribe(*channels)
-        except (RedisError, OSError) as e:
+        except Exception as e:
+            # Any failure to send is a failed send: besides the link's own errors, redis-py can
+            # drop the connection under a send while the listener reconnects (AttributeError).
             log.warning("fanout.subscribe_failed", channels=len(channels), error=str(e))
             for channel in channels:
                 self._subscribed.discard(channel)
@@ -213,14 +238,13 @@ class EventFanout:
         assert self._pubsub is not None
         try:
             await self._pubsub.unsubscribe(*channels)
-        except (RedisError, OSError) as e:
+        except Exception as e:
             # The channels' messages are dropped in _deliver; a broken link drops them anyway.
             log.warning("fanout.unsubscribe_failed", channels=len(channels), error=str(e))
 
-    async def _listen(self) -> None:
+    async def _listen(self, *, recovering: bool = False) -> None:
         assert self._pubsub is not None
         pubsub = self._pubsub
-        recovering = False
         while True:
             try:
                 if not pubsub.subscribed:
@@ -231,6 +255,7 @@ class EventFanout:
                     # Connecting resubscribes every channel (redis-py's connect callback), in
                     # one command, so all of them at once.
                     await link.connect()
+                self._reading = True
                 while True:
                     # Straight off the connection: PubSub.get_message wraps each read in a
                     # health check, a retry wrapper and a metrics hook and builds a dict, about
@@ -239,14 +264,16 @@ class EventFanout:
                     # push_request: under RESP3 (the gateway's client speaks RESP2) messages are
                     # pushes, which redis-py would otherwise hand to its push handler and drop.
                     reply = await link.read_response(timeout=math.inf, push_request=True)
+                    self._heard = True
                     if reply is None:
                         # What redis-py makes of a read that ended in a socket timeout
                         # (ETIMEDOUT: the link died with writes unacknowledged).
                         await link.disconnect(nowait=True)
                         raise RedisConnectionError("the pub/sub link timed out")
-                    if recovering:
-                        # The first reply on the new connection: the channels are subscribed
-                        # again, so fetch what the outage swallowed.
+                    if recovering and reply[:2] == [b"subscribe", self._control_channel_bytes]:
+                        # The control channel's confirmation on the new connection: Redis has
+                        # run the resubscription of every channel (one SUBSCRIBE, in which only
+                        # it names the control channel), so fetch what the outage swallowed.
                         recovering = False
                         self._spawn(self._backfill_all())
                     if reply[0] == b"message":
@@ -256,17 +283,81 @@ class EventFanout:
                         self._on_reply(await pubsub.handle_message(reply))
             except (RedisError, OSError) as e:
                 recovering = True
+                self._reading = False
                 log.warning("fanout.listener_error", error=str(e), retry_in_s=LISTENER_RETRY_S)
                 await asyncio.sleep(LISTENER_RETRY_S)
             except Exception:
                 # Whatever else went wrong, a listener that ended would leave every stream deaf
                 # until a restart: start again on a fresh connection, and backfill.
                 recovering = True
+                self._reading = False
                 log.exception("fanout.listener_failed", retry_in_s=LISTENER_RETRY_S)
                 if pubsub.connection is not None:
                     with contextlib.suppress(RedisError, OSError):
                         await pubsub.connection.disconnect(nowait=True)
                 await asyncio.sleep(LISTENER_RETRY_S)
+
+    def _arm_liveness(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._liveness_due = loop.time() + LIVENESS_S
+        self._liveness = loop.call_at(self._liveness_due, self._check_liveness)
+
+    def _check_liveness(self) -> None:
+        # A check that ran late (a busy loop) cannot tell a silent link from a reply not yet
+        # read: it only starts over.
+        late = asyncio.get_running_loop().time() - self._liveness_due > LIVENESS_S / 2
+        self._arm_liveness()
+        if self._restarting is not None and not self._restarting.done():
+            return
+        if self._listener is None or self._listener.done():
+            # It can only have ended on a bug: never leave the streams without one.
+            self._restart()
+        elif self._heard or late or not self._reading:
+            # Alive, or unsure, or the listener is reconnecting by itself.
+            self._heard = False
+            self._pinged_at = None
+        elif self._pinged_at is None:
+            self._pinged_at = asyncio.get_running_loop().time()
+            self._ping()
+        else:
+            self._pinged_at = None
+            log.warning("fanout.link_silent", silent_s=2 * LIVENESS_S)
+            self._restart()
+
+    def _ping(self) -> None:
+        assert self._pubsub is not None
+        link = self._pubsub.connection
+        # Straight into the socket's buffer: redis-py's send path waits for the buffer to drain
+        # and, when it times out, closes whatever connection the link holds by then (a fresh
+        # one, after a restart). Its pong comes to the listener like any reply; a ping that
+        # cannot go out is the next check's business.
+        writer = link._writer if link is not None else None
+        if writer is not None and not writer.is_closing():
+            writer.write(_PING)
+
+    def _restart(self) -> None:
+        self._restarting = asyncio.get_running_loop().create_task(self._restart_listener())
+
+    async def _restart_listener(self) -> None:
+        """Cancelling the listener's read (rather than closing the link under it, which does not
+        wake a read while the socket holds unsent data) drops its connection; the new listener
+        connects afresh, which resubscribes every channel, and backfills."""
+        if self._heard and self._listener is not None and not self._listener.done():
+            # The pong was read after all (the loop was busy when the check ran).
+            return
+        await cancel_and_wait(self._listener)
+        self._reading = False
+        try:
+            assert self._pubsub is not None
+            link = self._pubsub.connection
+            if link is not None and link.is_connected:
+                with contextlib.suppress(Exception):
+                    await link.disconnect(nowait=True)
+        finally:
+            if not self._closed:
+                self._listener = asyncio.create_task(
+                    self._listen(recovering=True), name="fanout-listener"
+                )
 
     async def _backfill_all(self) -> None:
         """Hand every stream the events published while the link was down, from the replay log,
@@ -305,6 +396,9 @@ class EventFanout:
         return tuple(watching) if isinstance(watching, set) else (watching,)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        if self._closed:
+            work.close()
+            return
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)

@@ -171,3 +171,37 @@ async def test_a_cancel_the_workers_listener_missed_stops_the_job_once_it_is_bac
     assert seen[-1].type == "end"
     assert seen[-1].json["finishReason"] == "cancelled"
     assert len(seen[-1].json["content"]) < len(TEXT * 5)
+
+
+async def test_a_gateway_link_to_redis_that_goes_silent_is_replaced_and_the_stream_completes(
+    real_connections: ConnectionSettings,
+    start_gateway: GatewayFactory,
+    start_worker: WorkerFactory,
+) -> None:
+    # Every open connection between the gateway and Redis goes silent without closing, as when
+    # Redis's host vanishes behind a failover: the stream must not wait for events forever.
+    proxy = TcpProxy("127.0.0.1", 6379)
+    await proxy.start()
+    try:
+        assert real_connections.redis_url is not None
+        db = real_connections.redis_url.rsplit("/", 1)[-1]
+        proxied = replace(real_connections, redis_url=f"redis://127.0.0.1:{proxy.port}/{db}")
+        gateway = await start_gateway(proxied)
+        await start_worker(real_connections, echo_token_delay_ms=50)
+        response = await gateway.post(
+            "/api/v1/chat/stream", json={"text": TEXT, "pipeline": "echo"}, headers=AUTH
+        )
+        seen: list[SseMessage] = []
+        async with asyncio.timeout(60):
+            async for message in iter_sse(response):
+                if message.id is None:
+                    continue
+                seen.append(message)
+                if len(seen) == 12:
+                    proxy.freeze()
+                if message.type in ("end", "error"):
+                    break
+        assert_whole_or_clear_error(seen)
+        assert seen[-1].type == "end"
+    finally:
+        await proxy.close()

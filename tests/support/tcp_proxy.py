@@ -16,6 +16,8 @@ class TcpProxy:
     drop_replies: bool = False
     _server: asyncio.Server | None = None
     _pipes: set[asyncio.StreamWriter] = field(default_factory=set)
+    # Pipes that carry nothing any more, either way, and stay open.
+    _frozen: set[asyncio.StreamWriter] = field(default_factory=set)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
@@ -30,6 +32,11 @@ class TcpProxy:
         for writer in list(self._pipes):
             writer.transport.abort()
         self._pipes.clear()
+
+    def freeze(self) -> None:
+        """Let every open connection go silent both ways without closing, as a host that
+        vanished would; connections made afterwards work."""
+        self._frozen.update(self._pipes)
 
     async def restore(self) -> None:
         await self.start()
@@ -53,9 +60,10 @@ class TcpProxy:
     ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
-                if replies and self.drop_replies:
+                if (replies and self.drop_replies) or writer in self._frozen:
                     continue
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()
         self._pipes.discard(writer)
+        self._frozen.discard(writer)
