@@ -36,9 +36,6 @@ LISTENER_RETRY_S = 0.5
 # for events that never come: after this long without a reply the link is pinged, and when the
 # pong is as late the listener starts again on a fresh connection.
 LIVENESS_S = 2.0
-# PING, as it goes on the wire: written straight to the connection, with none of the retry
-# wrapper that could reconnect the link behind the listener's back.
-_PING = b"*1\r\n$4\r\nPING\r\n"
 
 
 class Subscriber(Protocol):
@@ -281,20 +278,18 @@ class EventFanout:
                     else:
                         # Confirmations, mostly: redis-py keeps its record of the channels.
                         self._on_reply(await pubsub.handle_message(reply))
-            except (RedisError, OSError) as e:
+            except Exception as e:
                 recovering = True
                 self._reading = False
-                log.warning("fanout.listener_error", error=str(e), retry_in_s=LISTENER_RETRY_S)
-                await asyncio.sleep(LISTENER_RETRY_S)
-            except Exception:
-                # Whatever else went wrong, a listener that ended would leave every stream deaf
-                # until a restart: start again on a fresh connection, and backfill.
-                recovering = True
-                self._reading = False
-                log.exception("fanout.listener_failed", retry_in_s=LISTENER_RETRY_S)
-                if pubsub.connection is not None:
-                    with contextlib.suppress(RedisError, OSError):
-                        await pubsub.connection.disconnect(nowait=True)
+                if isinstance(e, RedisError | OSError):
+                    log.warning("fanout.listener_error", error=str(e), retry_in_s=LISTENER_RETRY_S)
+                else:
+                    # Whatever else went wrong, a listener that ended would leave every stream
+                    # deaf until a restart: start again on a fresh connection, and backfill.
+                    log.exception("fanout.listener_failed", retry_in_s=LISTENER_RETRY_S)
+                    if pubsub.connection is not None:
+                        with contextlib.suppress(RedisError, OSError):
+                            await pubsub.connection.disconnect(nowait=True)
                 await asyncio.sleep(LISTENER_RETRY_S)
 
     def _arm_liveness(self) -> None:
@@ -305,7 +300,8 @@ class EventFanout:
     def _check_liveness(self) -> None:
         # A check that ran late (a busy loop) cannot tell a silent link from a reply not yet
         # read: it only starts over.
-        late = asyncio.get_running_loop().time() - self._liveness_due > LIVENESS_S / 2
+        now = asyncio.get_running_loop().time()
+        late = now - self._liveness_due > LIVENESS_S / 2
         self._arm_liveness()
         if self._restarting is not None and not self._restarting.done():
             return
@@ -317,7 +313,7 @@ class EventFanout:
             self._heard = False
             self._pinged_at = None
         elif self._pinged_at is None:
-            self._pinged_at = asyncio.get_running_loop().time()
+            self._pinged_at = now
             self._ping()
         else:
             self._pinged_at = None
@@ -327,13 +323,13 @@ class EventFanout:
     def _ping(self) -> None:
         assert self._pubsub is not None
         link = self._pubsub.connection
-        # Straight into the socket's buffer: redis-py's send path waits for the buffer to drain
-        # and, when it times out, closes whatever connection the link holds by then (a fresh
-        # one, after a restart). Its pong comes to the listener like any reply; a ping that
-        # cannot go out is the next check's business.
+        # Packed by redis-py, but straight into the socket's buffer: its send path waits for the
+        # buffer to drain and, when it times out, closes whatever connection the link holds by
+        # then (a fresh one, after a restart). Its pong comes to the listener like any reply; a
+        # ping that cannot go out is the next check's business.
         writer = link._writer if link is not None else None
-        if writer is not None and not writer.is_closing():
-            writer.write(_PING)
+        if link is not None and writer is not None and not writer.is_closing():
+            writer.writelines(link.pack_command("PING"))
 
     def _restart(self) -> None:
         self._restarting = asyncio.get_running_loop().create_task(self._restart_listener())

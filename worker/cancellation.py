@@ -201,9 +201,7 @@ class CancelSignals:
                     await self._pubsub.subscribe(self._names.cancel_channel)
                 await self._read_messages(self._pubsub)
             except (RedisError, OSError) as e:
-                self._heard.deaf()
-                if self._going_live is not None:
-                    self._going_live.cancel()
+                self._deafen()
                 log.warning("cancel.listener_error", error=str(e), retry_in_s=LISTENER_RETRY_S)
                 # A fresh subscription, whatever broke: its confirmation makes the listener live
                 # again only after the running jobs' flags are read once more.
@@ -228,10 +226,14 @@ class CancelSignals:
                 # Confirmed, at first or after redis-py reconnected by itself. Until the running
                 # jobs' flags are read, the jobs taken read their own: after redis-py reconnected
                 # by itself, the listener was deaf for a while without knowing it.
-                self._heard.deaf()
-                if self._going_live is not None:
-                    self._going_live.cancel()
+                self._deafen()
                 self._going_live = asyncio.create_task(self._go_live(_now_ms()))
+
+    def _deafen(self) -> None:
+        """Vouch for no job until the running jobs' flags are read again."""
+        self._heard.deaf()
+        if self._going_live is not None:
+            self._going_live.cancel()
 
     def _on_cancel(self, job_id: str) -> None:
         cancellation = self._watched.get(job_id)
