@@ -18,6 +18,15 @@ def test_an_event_is_encoded_once_and_the_same_bytes_serve_every_client() -> Non
     assert event.sse is event.sse
 
 
+def test_encoding_an_event_leaves_its_equality_and_repr_alone() -> None:
+    encoded = Event("job-1", 1, events.START, {"jobId": "job-1"})
+    assert encoded.sse
+    fresh = Event("job-1", 1, events.START, {"jobId": "job-1"})
+    assert encoded == fresh
+    assert repr(encoded) == repr(fresh)
+    assert "sse" not in repr(encoded)
+
+
 def test_a_heartbeat_is_a_data_line_alone_so_it_does_not_move_last_event_id() -> None:
     payload = {"type": "heartbeat", "timestamp": "2026-01-02T03:04:05.678Z", "phase": "queued"}
     assert sse.data_frame(sse.json_line(payload)) == (
