@@ -11,7 +11,8 @@ pipeline holding one first asks Redis whether it knows the script (SCRIPT EXISTS
 of its own before every pipeline. Here the first pipeline through a connection pool that stages
 a script loads it in the same round trip, ahead of its first call, so that on a Redis just
 started nothing staged after the script lands without it. A Redis that lost its scripts since
-(a restart, SCRIPT FLUSH) refuses the hash: the call is sent again after loading it.
+(a restart, SCRIPT FLUSH) refuses the hash: the call, or the whole pipeline that staged it, is
+sent again after loading it.
 """
 
 from __future__ import annotations
