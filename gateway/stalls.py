@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from gateway import appkeys
 from gateway.client_stream import ClientStream
-from shared import events, replay_log
+from shared import events, redis_scripts, replay_log
 from shared.events import Event, encode_event
 from shared.logging import get_logger
 from shared.messages import JOB_ENDED, STATUS_ERROR
@@ -27,7 +27,8 @@ log = get_logger(__name__)
 # KEYS: replay log, message hash, job meta.
 # ARGV: entry id, event, ttl, channel, max events, message status, job status, event field,
 # the event's seq.
-_FAIL_IF_STILL_LAST = """
+_FAIL_IF_STILL_LAST = redis_scripts.LuaScript(
+    """
 local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], ARGV[1], ARGV[8], ARGV[2])
 if type(added) == 'table' and added.err then
   return 0
@@ -40,13 +41,14 @@ end
 redis.call('HSET', KEYS[3], 'status', ARGV[7], 'finalSeq', ARGV[9])
 return 1
 """
+)
 
 
 class StallBreaker:
     def __init__(self, redis: Redis, names: Names, event_log: EventLogSettings) -> None:
         self._names = names
         self._event_log = event_log
-        self._script = redis.register_script(_FAIL_IF_STILL_LAST)
+        self._redis = redis
 
     async def fail(self, job_id: str, message_id: str, last_seq: int, stall_s: float) -> bool:
         """End the job with an error after ``last_seq``; False if it moved on meanwhile."""
@@ -59,7 +61,8 @@ class StallBreaker:
             ),
         )
         names = self._names
-        added = await self._script(
+        added = await _FAIL_IF_STILL_LAST.run(
+            self._redis,
             keys=[names.job_replay_log(job_id), names.message(message_id), names.job_meta(job_id)],
             args=[
                 replay_log.entry_id(event.seq),

@@ -32,8 +32,9 @@ class EventLogConflictError(Exception):
     """Someone else has written the job's next event; this run must stop."""
 
 
-class EventPublishError(ConnectionError):
-    """Redis stayed unreachable for longer than the publish retry bound."""
+class EventPublishError(Exception):
+    """Redis stayed unreachable for longer than the publish retry bound. Not a ConnectionError:
+    a backend that failed must never pass for a client that left."""
 
 
 RETRY_BASE_S = 0.05
