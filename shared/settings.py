@@ -265,8 +265,6 @@ class GatewaySettings:
     rag: RagSettings = field(default_factory=RagSettings)
     # 0 serves /metrics on the API port; another port keeps it off the public one.
     metrics_port: int = 0
-    # Embedded mode runs the worker inside the gateway process with these settings.
-    embedded_worker: WorkerSettings = field(default_factory=WorkerSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -299,7 +297,6 @@ class GatewaySettings:
             ),
             rag=RagSettings.from_env(environ),
             metrics_port=env.integer("METRICS_PORT", 0),
-            embedded_worker=WorkerSettings.from_env(environ),
         )
 
 

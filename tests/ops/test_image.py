@@ -70,7 +70,7 @@ def install_runtime(context: Path, venv: Path) -> Path:
     assert dev_only.returncode != 0, "the image must not carry the dev dependencies"
     # The image's `chatstream` command (ingest and friends) runs on the same packages.
     command = subprocess.run(
-        [str(python), "-c", "from shared.cli import main; main()", "--help"],
+        [str(python), "-c", "from cli import main; main()", "--help"],
         cwd=context,
         capture_output=True,
         timeout=60,

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules, imported only when present so that each can land on its own.
-SUBCOMMAND_MODULES = ("shared.cli.ingest", "shared.cli.chat")
+SUBCOMMAND_MODULES = ("cli.ingest", "cli.chat")
 
 
 def build_parser() -> argparse.ArgumentParser:
