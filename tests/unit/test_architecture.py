@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # Each package and the packages its modules may import.
@@ -180,6 +182,8 @@ def import_alone(module: str, root: Path = ROOT) -> str | None:
     return f"{module}: {result.stderr.strip().splitlines()[-1]}"
 
 
+# About half a minute on two idle cores; a machine busy with other work takes several times that.
+@pytest.mark.timeout(600)
 def test_every_module_imports_on_its_own_in_a_fresh_interpreter() -> None:
     modules = sorted(module_files(ROOT, MAY_IMPORT))
     # The imports are CPU-bound: one per core keeps the cores busy without crowding them.
