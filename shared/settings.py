@@ -54,7 +54,7 @@ class _Env:
         return value
 
     def port(self, name: str, default: int) -> int:
-        """A TCP port; 0 where the setting gives 0 a meaning of its own."""
+        """A TCP port number, 0 to 65535 (what 0 means is up to the setting)."""
         return self.integer(name, default, maximum=MAX_PORT)
 
     def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
