@@ -58,6 +58,7 @@ test: lint typecheck test-tools
 test-tools:
 	tests/install-system-packages.sh
 
+## make unit: only the tests that need no servers: Redis and RabbitMQ may be down.
 unit: install
 	$(PY) -m pytest -m "not real and not process" $(PYTEST_ARGS)
 
