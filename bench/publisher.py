@@ -19,9 +19,9 @@ import uvloop
 from bench import toolio
 from bench.resp import Command, RespConnection
 from shared import events, replay_log
+from shared.events import Event, encode_event
 from shared.names import Names
 from shared.settings import EventLogSettings
-from shared.wire import Event, encode_event
 
 TICK_S = 0.001
 # At most this many events per write, so that a burst cannot become one huge write.

@@ -22,12 +22,12 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from gateway.frames import Frame, frame_from_event
 from shared import replay_log
+from shared.events import Event, decode_event
 from shared.logging import get_logger
 from shared.names import Names
 from shared.tasks import cancel_and_wait
-from shared.wire import WireError, decode_event
+from shared.wire import WireError
 
 log = get_logger(__name__)
 
@@ -42,11 +42,11 @@ class Subscriber(Protocol):
     @property
     def queued_seq(self) -> int: ...
 
-    def deliver(self, frame: Frame) -> None: ...
+    def deliver(self, frame: Event) -> None: ...
 
     def hold_live(self) -> None: ...
 
-    def release_live(self, replayed: list[Frame]) -> None: ...
+    def release_live(self, replayed: list[Event]) -> None: ...
 
 
 class FanoutUnavailableError(ConnectionError):
@@ -371,9 +371,8 @@ class EventFanout:
             except RedisError as e:
                 log.warning("fanout.backfill_failed", job_id=job_id, error=str(e))
                 logged = []
-            frames = [frame_from_event(event) for event in logged]
             for subscriber in subscribers:
-                subscriber.release_live(frames)
+                subscriber.release_live(logged)
         log.info("fanout.recovered", channels=len(self._job_of))
 
     async def _leave_stale_channels(self) -> None:
@@ -406,7 +405,7 @@ class EventFanout:
         if not subscribers:
             return
         try:
-            frame = frame_from_event(decode_event(data))
+            frame = decode_event(data)
         except WireError as e:
             log.error("fanout.malformed_event", channel=name, error=str(e))
             return

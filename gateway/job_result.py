@@ -14,9 +14,9 @@ from gateway import appkeys
 from gateway.client_stream import ClientStream
 from gateway.errors import unavailable
 from gateway.fanout import FanoutUnavailableError
-from gateway.frames import Frame
 from gateway.jobs import StartedTurn
 from shared import events
+from shared.events import Event
 from shared.jobqueue import QueueUnavailableError
 
 
@@ -24,7 +24,7 @@ class JobTimeoutError(Exception):
     """The job did not end within the time the caller would wait."""
 
 
-async def run_to_end(request: web.Request, started: StartedTurn, timeout_s: float) -> Frame:
+async def run_to_end(request: web.Request, started: StartedTurn, timeout_s: float) -> Event:
     """Send the turn's job and return its ``end`` or ``error`` frame."""
     job = started.job
     app = request.app
@@ -53,7 +53,7 @@ async def run_to_end(request: web.Request, started: StartedTurn, timeout_s: floa
         fanout.unsubscribe(job.job_id, client)
 
 
-async def _final_frame(client: ClientStream) -> Frame:
+async def _final_frame(client: ClientStream) -> Event:
     # The buffer is drained on every wake-up, so its size limit never matters here; the
     # caller's timeout bounds the loop.
     loop = asyncio.get_running_loop()

@@ -14,16 +14,16 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http_writer import StreamWriter
 from redis.exceptions import RedisError
 
-from gateway import appkeys, sse
+from gateway import appkeys
 from gateway.auth import user_of
 from gateway.client_stream import ClientStream
 from gateway.errors import unavailable
 from gateway.fanout import EventFanout, FanoutUnavailableError
-from gateway.frames import Frame, frame_from_event
 from gateway.metrics import METRICS
 from gateway.request_log import SelfLoggedResponse, log_request
 from gateway.stalls import StallWatch, StreamUnavailableError
-from shared import events, replay_log
+from shared import events, replay_log, sse
+from shared.events import Event
 from shared.ids import new_id
 from shared.jobqueue import QueueUnavailableError
 from shared.logging import get_logger
@@ -131,8 +131,8 @@ class _SseResponse(SelfLoggedResponse):
         await super().write_eof(data)
 
 
-def sse_frame(frame: Frame) -> bytes:
-    return frame.wire
+def sse_frame(frame: Event) -> bytes:
+    return frame.sse
 
 
 def sse_heartbeat(phase: str) -> bytes:
@@ -144,7 +144,7 @@ class Encoding:
     """How frames and heartbeats go on the wire: chatstream's events by default; the /v1
     routes map them to OpenAI chunks and keep-alive comments instead."""
 
-    frame: Callable[[Frame], bytes] = sse_frame
+    frame: Callable[[Event], bytes] = sse_frame
     heartbeat: Callable[[str], bytes] = sse_heartbeat
     # OpenAI clients parse a ``retry:``-only message as an empty chunk, so theirs has none.
     retry: bool = True
@@ -313,7 +313,7 @@ class _Outcome:
     events: int = 0
     first_token_at: float | None = None
 
-    def count(self, frames: list[Frame]) -> None:
+    def count(self, frames: list[Event]) -> None:
         self.events += len(frames)
         if self.first_token_at is None and any(f.type == events.TOKEN for f in frames):
             self.first_token_at = time.monotonic()
@@ -334,7 +334,7 @@ class _Stream:
     client: ClientStream
     outcome: _Outcome = field(default_factory=_Outcome)
 
-    def write_now(self, frames: list[Frame]) -> bool:
+    def write_now(self, frames: list[Event]) -> bool:
         """Write ``frames`` here and now, as the fanout hands them over, if the socket takes
         them without waiting; False leaves them to the relay. Called only while the relay waits
         with nothing else pending, so frames keep their order, and only on a chunked body
@@ -391,10 +391,9 @@ class _Stream:
                 log_request(request, None)
 
 
-async def _read_replay(request: web.Request, job_id: str, after_seq: int) -> list[Frame]:
+async def _read_replay(request: web.Request, job_id: str, after_seq: int) -> list[Event]:
     names = request.app[appkeys.SETTINGS].connections.names
-    logged = await replay_log.read_after(request.app[appkeys.REDIS], names, job_id, after_seq)
-    return [frame_from_event(event) for event in logged]
+    return await replay_log.read_after(request.app[appkeys.REDIS], names, job_id, after_seq)
 
 
 class _SlowClientError(Exception):

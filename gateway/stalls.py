@@ -14,11 +14,11 @@ from redis.exceptions import RedisError
 
 from gateway.client_stream import ClientStream
 from shared import events, replay_log
+from shared.events import Event, encode_event
 from shared.logging import get_logger
 from shared.messages import JOB_ENDED, STATUS_ERROR
 from shared.names import Names
 from shared.settings import EventLogSettings
-from shared.wire import Event, encode_event
 
 log = get_logger(__name__)
 

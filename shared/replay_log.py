@@ -14,10 +14,11 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
+from shared.events import Event, decode_event
 from shared.logging import get_logger
 from shared.names import Names
 from shared.settings import EventLogSettings
-from shared.wire import Event, WireError, decode_event
+from shared.wire import WireError
 
 log = get_logger(__name__)
 

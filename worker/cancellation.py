@@ -29,11 +29,11 @@ from redis.asyncio.client import Pipeline, PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from shared.job import Job
 from shared.logging import get_logger
 from shared.names import Names
 from shared.redis_client import as_text
 from shared.tasks import cancel_and_wait
-from shared.wire import Job
 from worker.heard_cancels import HeardCancels
 
 log = get_logger(__name__)

@@ -23,9 +23,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import replay_log
+from shared.events import Event, encode_event
 from shared.names import Names
 from shared.settings import EventLogSettings
-from shared.wire import Event, encode_event
 
 
 class EventLogConflictError(Exception):

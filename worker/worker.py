@@ -16,12 +16,13 @@ from aio_pika.exceptions import AMQPError
 from redis.asyncio import Redis
 
 from shared import events
+from shared.job import Job, decode_job
 from shared.jobqueue import JobConsumer, JobDelivery
 from shared.logging import get_logger
 from shared.messages import MessageStore
 from shared.settings import WorkerSettings
 from shared.tasks import cancel_and_wait
-from shared.wire import Job, WireError, decode_job
+from shared.wire import WireError
 from worker.cancellation import Cancellation, CancelSignals
 from worker.event_log import EventLogConflictError, EventPublishError, JobEventLog
 from worker.history import SessionHistory

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 import pytest
 from redis.asyncio import Redis
 
+from shared.job import Job
 from shared.settings import ConnectionSettings
-from shared.wire import Job
 from tests.support.tcp_proxy import TcpProxy
 from worker.cancellation import LIVENESS_S, CancelSignals
 

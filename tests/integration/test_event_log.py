@@ -13,10 +13,11 @@ import pytest
 from redis.asyncio import Redis
 
 from shared import events, replay_log
+from shared.events import Event, decode_event, encode_event
+from shared.job import Job
 from shared.messages import MessageStore
 from shared.names import Names
 from shared.settings import ConnectionSettings, EventLogSettings
-from shared.wire import Event, Job, decode_event, encode_event
 from tests.conftest import AUTH, GatewayFactory, WorkerFactory
 from tests.support.redis_server import PrivateRedis
 from tests.support.sse import job_events, parse_sse

@@ -20,9 +20,9 @@ from gateway.client_stream import ClientStream
 from gateway.fanout import EventFanout
 from gateway.ticker import HeartbeatTicker
 from shared import replay_log
+from shared.events import Event, encode_event
 from shared.names import Names
 from shared.settings import ConnectionSettings, EventLogSettings
-from shared.wire import Event, encode_event
 from tests.conftest import REDIS_URL
 from tests.support.redis_server import PrivateRedis
 from tests.support.tcp_proxy import TcpProxy

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 
 from gateway.client_stream import ClientStream
-from gateway.frames import Frame
 from gateway.ticker import HeartbeatTicker
+from shared.events import Event
 
 
 class Socket:
@@ -18,14 +18,14 @@ class Socket:
         self.writes: list[list[int]] = []
         self.takes = True
 
-    def write_now(self, frames: list[Frame]) -> bool:
+    def write_now(self, frames: list[Event]) -> bool:
         if self.takes:
             self.writes.append([frame.seq for frame in frames])
         return self.takes
 
 
-def frame(seq: int) -> Frame:
-    return Frame(seq, "token", {}, b"id: %d\ndata: {}\n\n" % seq)
+def frame(seq: int) -> Event:
+    return Event("job", seq, "token", {})
 
 
 def stream_to(socket: Socket) -> ClientStream:
