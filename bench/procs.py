@@ -19,8 +19,8 @@ from typing import Any
 
 import aiohttp
 
+from bench.purge import purge_namespace as purge
 from shared.names import Names
-from shared.purge import purge_namespace as purge
 
 # The servers: BENCH_* from `make bench`, else TEST_* from `make test` (the smoke test).
 REDIS_URL = os.environ.get(

@@ -82,7 +82,13 @@ class _SseResponse(SelfLoggedResponse):
         # waits with an idle stream is memory it holds for its whole life.
         request, client, outcome = stream.request, stream.client, stream.outcome
         app = request.app
-        stall = StallWatch(app, stream.spec.job_id, stream.spec.message_id, client)
+        stall = StallWatch(
+            app[appkeys.STALLS],
+            app[appkeys.SETTINGS].job_stall_s,
+            stream.spec.job_id,
+            stream.spec.message_id,
+            client,
+        )
         encoding, heartbeat_s = stream.spec.encoding, app[appkeys.SETTINGS].heartbeat_interval_s
         loop = asyncio.get_running_loop()
         next_heartbeat = loop.time() + heartbeat_s

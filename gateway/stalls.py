@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway import appkeys
 from gateway.client_stream import ClientStream
 from shared import events, redis_scripts, replay_log
 from shared.events import Event, encode_event
@@ -88,7 +86,7 @@ class StallWatch:
 
     # Every open stream has one: slots spare each its own attribute dict.
     __slots__ = (
-        "_app",
+        "_breaker",
         "_client",
         "_done",
         "_job_id",
@@ -96,12 +94,19 @@ class StallWatch:
         "_message_id",
         "_quiet_since",
         "_seen_seq",
+        "_stall_s",
     )
 
     def __init__(
-        self, app: web.Application, job_id: str, message_id: str, client: ClientStream
+        self,
+        breaker: StallBreaker,
+        stall_s: float,
+        job_id: str,
+        message_id: str,
+        client: ClientStream,
     ) -> None:
-        self._app = app
+        self._breaker = breaker
+        self._stall_s = stall_s
         self._job_id = job_id
         self._message_id = message_id
         self._client = client
@@ -115,12 +120,12 @@ class StallWatch:
         if self._client.queued_seq != self._seen_seq:
             self._seen_seq, self._quiet_since = self._client.queued_seq, self._loop.time()
             return
-        stall_s = self._app[appkeys.SETTINGS].job_stall_s
+        stall_s = self._stall_s
         if self._done or self._seen_seq == 0 or self._loop.time() - self._quiet_since < stall_s:
             return
         self._done = True
         try:
-            ended = await self._app[appkeys.STALLS].fail(
+            ended = await self._breaker.fail(
                 self._job_id, self._message_id, self._seen_seq, stall_s
             )
         except RedisError as e:

@@ -22,7 +22,7 @@ from gateway.ticker import HeartbeatTicker
 from shared import replay_log
 from shared.events import Event, encode_event
 from shared.names import Names
-from shared.settings import EventLogSettings
+from shared.settings import ConnectionSettings, EventLogSettings
 from tests.conftest import REDIS_URL
 from tests.support.redis_server import PrivateRedis
 from tests.support.tcp_proxy import TcpProxy
@@ -31,9 +31,11 @@ STREAMS = 500
 
 
 @pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
+async def redis(real_connections: ConnectionSettings) -> AsyncIterator[Redis]:
+    assert real_connections.redis_url is not None
     # Blocking: the tests publish from hundreds of tasks at once.
-    client = Redis(connection_pool=BlockingConnectionPool.from_url(REDIS_URL, max_connections=50))
+    pool = BlockingConnectionPool.from_url(real_connections.redis_url, max_connections=50)
+    client = Redis(connection_pool=pool)
     yield client
     await client.aclose()
 
@@ -192,6 +194,7 @@ async def test_a_listener_whose_connection_is_cut_reconnects_and_backfills_what_
         server.kill()
 
 
+@pytest.mark.real
 async def test_a_leave_whose_confirmation_the_outage_swallowed_is_not_resubscribed(
     namespace: str,
 ) -> None:
@@ -238,6 +241,7 @@ async def test_a_leave_whose_confirmation_the_outage_swallowed_is_not_resubscrib
         await proxy.close()
 
 
+@pytest.mark.real
 async def test_closing_with_many_streams_still_open_leaves_no_task_error(namespace: str) -> None:
     """At shutdown, leaves still queued when the link (and then the Redis client) closes end
     quietly, not as `Task exception was never retrieved`."""
