@@ -189,11 +189,11 @@ class PubSubListener:
             self._link = None
             self._settle_first_attempt()
             self._subscriptions.link_lost()
-            # A send can wait on a dead link for good; the next connection needs a sender.
-            await cancel_and_wait(self._sender)
             # Not waiting for the close: a dead link may never finish it.
             with contextlib.suppress(RedisError, OSError):
                 await link.disconnect(nowait=True)
+            # A send can wait on a dead link for good; the next connection needs a sender.
+            await cancel_and_wait(self._sender)
 
     async def _read(self, link: AbstractConnection, *, telling_live: bool) -> None:
         on_message = self._on_message
@@ -233,30 +233,30 @@ class PubSubListener:
             ping, self._ping_due = self._ping_due, False
             if not (leaves or joins or ping):
                 return
-            if leaves and not await self._send(link, "UNSUBSCRIBE", *leaves):
+            if leaves and (error := await self._send(link, "UNSUBSCRIBE", *leaves)):
                 # A broken link: the next connection subscribes only what is wanted.
-                log.warning(f"{self._area}.unsubscribe_failed", channels=len(leaves))
-            if joins and not await self._send(link, "SUBSCRIBE", *joins):
-                log.warning(f"{self._area}.subscribe_failed", channels=len(joins))
+                log.warning(f"{self._area}.unsubscribe_failed", channels=len(leaves), error=error)
+            if joins and (error := await self._send(link, "SUBSCRIBE", *joins)):
+                log.warning(f"{self._area}.subscribe_failed", channels=len(joins), error=error)
                 self._subscriptions.not_sent(joins)
             if ping:
                 # Its pong comes to the reader like any reply; one that cannot go out leaves
                 # the link to the next check.
                 await self._send(link, "PING")
 
-    async def _send(self, link: AbstractConnection, *command: str) -> bool:
-        """Whether ``command`` went out on ``link``, which must still be the current one: a
-        send on a closed connection would connect it again."""
+    async def _send(self, link: AbstractConnection, *command: str) -> str | None:
+        """Sends ``command`` on ``link``, which must still be the current one (a send on a
+        closed connection would connect it again); returns why it could not, or None."""
         if link is not self._link or not link.is_connected:
-            return False
+            return "the connection is gone"
         try:
             await link.send_command(*command, check_health=False)
-        except Exception:
+        except Exception as e:
             # Any failure to send is a failed send: besides the link's own errors, a send that
             # a closing connection overtakes meets its writer gone (AttributeError). redis-py
             # closes the connection; the reader finds out.
-            return False
-        return True
+            return str(e) or type(e).__name__
+        return None
 
     def _start_checks(self) -> None:
         self._heard = False
@@ -284,7 +284,7 @@ class PubSubListener:
         if verdict is Liveness.PING:
             self._ping_due = True
             self._send_soon()
-        elif verdict is Liveness.DEAD and self._deadline is not None:
+        elif verdict is Liveness.DEAD and self._deadline and not self._deadline.expired():
             # Ends the connection's task where it waits, even on a read that closing the
             # socket would not wake (it holds unsent data, as on a real partition).
             self._deadline.reschedule(now)
