@@ -117,6 +117,7 @@ class PubSubListener:
         await cancel_and_wait(self._task)
         await cancel_and_wait(self._sender)
         self._subscriptions.link_lost()
+        self._settle_first_attempt()
 
     async def subscribe(self, channel: str) -> None:
         """Want ``channel``; returns once Redis has confirmed it, so that no message published
@@ -159,6 +160,7 @@ class PubSubListener:
                 # A listener that ended would leave its owner deaf until a restart, whatever
                 # went wrong: it starts again on a fresh connection.
                 log.exception(f"{self._area}.listener_failed", retry_in_s=RETRY_S)
+            self._settle_first_attempt()
             outage = True
             await asyncio.sleep(RETRY_S)
 
@@ -166,8 +168,8 @@ class PubSubListener:
         """Connect, subscribe every wanted channel, and read until the connection ends."""
         pool = self._redis.connection_pool
         link: AbstractConnection = pool.make_connection()  # type: ignore[no-untyped-call]
-        self._start_checks()
         try:
+            self._start_checks()
             async with asyncio.timeout(None) as self._deadline:
                 await link.connect()  # type: ignore[no-untyped-call]
                 channels = self._subscriptions.resubscribe()
@@ -187,7 +189,6 @@ class PubSubListener:
         finally:
             self._stop_checks()
             self._link = None
-            self._settle_first_attempt()
             self._subscriptions.link_lost()
             # Not waiting for the close: a dead link may never finish it.
             with contextlib.suppress(RedisError, OSError):
