@@ -1,7 +1,7 @@
 """The one event model of chatstream: the client-facing payload of each event type.
 
 Workers build events with these functions; the gateway relays the payloads unchanged, so every
-streaming route speaks the same events (see API.md, "Events").
+streaming route speaks the same events (see docs/api.md, "Events").
 """
 
 from __future__ import annotations
