@@ -112,7 +112,7 @@ class EventFanout:
         that cannot go out (the link is down) fails at once."""
         self._redis = redis
         self._names = names
-        # Keeps the link subscribed while no stream is open.
+        # Subscribed for good: PUBSUB NUMSUB of it tells whether this gateway's link is up.
         control_channel = names.gateway_control_channel(instance_id)
         self._watchers = Watchers()
         self._job_of: dict[str, str] = {}
