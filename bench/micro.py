@@ -8,10 +8,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from redis.asyncio import Redis
-
 from gateway.client_stream import ClientStream
-from gateway.fanout import EventFanout
+from gateway.fanout import Watchers
 from gateway.ticker import HeartbeatTicker
 from shared import events, sse
 from shared.events import Event, decode_event, encode_event
@@ -57,19 +55,17 @@ async def client_stream_cycle(ops: int) -> float:
 
 def dispatch(ops: int, subscribers: int) -> float:
     """One pub/sub message through the fanout to ``subscribers`` streams on its channel."""
-    names = Names("micro")
-    fanout = EventFanout(Redis(), names, "micro", timeout_s=1.0)
-    channel = names.job_channel("job")
+    channel = Names("micro").job_channel("job")
+    watchers = Watchers()
     ticker = HeartbeatTicker(15.0)
-    streams = [ClientStream(max_buffer_bytes=1 << 30, ticker=ticker) for _ in range(subscribers)]
-    # As the registry holds them: one stream alone, several in a set.
-    fanout._subscribers[channel] = streams[0] if subscribers == 1 else set(streams)
+    for _ in range(subscribers):
+        watchers.add(channel, ClientStream(max_buffer_bytes=1 << 30, ticker=ticker))
     raw_channel = channel.encode()
     raws = [_raw_token(i + 1) for i in range(ops)]
 
     def run() -> None:
         for raw in raws:
-            fanout._deliver(raw_channel, raw)
+            watchers.deliver(raw_channel, raw)
 
     return _per_op_us(run, ops)
 

@@ -234,9 +234,6 @@ class WorkerSettings:
     echo_token_delay_ms: int = 20
     shutdown_grace_s: float = 30.0
     disconnect_grace_s: float = 30.0
-    # How far the clocks of the gateways' and workers' hosts may disagree: a job created less
-    # than this after its worker's cancel listener went live reads its cancel flag.
-    clock_skew_margin_ms: int = 5_000
     worker_id: str = ""
     rag: RagSettings = field(default_factory=RagSettings)
     # Prometheus /metrics on a port of its own; 0 turns it off (several workers share a host).
@@ -254,7 +251,6 @@ class WorkerSettings:
             echo_token_delay_ms=env.integer("ECHO_TOKEN_DELAY_MS", 20),
             shutdown_grace_s=env.number("WORKER_SHUTDOWN_GRACE_S", 30.0),
             disconnect_grace_s=env.number("DISCONNECT_GRACE_S", 30.0, minimum=0.05),
-            clock_skew_margin_ms=env.integer("CLOCK_SKEW_MARGIN_MS", 5_000, minimum=0),
             worker_id=env.text("WORKER_ID", ""),
             rag=RagSettings.from_env(environ),
             metrics_port=env.port("WORKER_METRICS_PORT", 0),

@@ -276,24 +276,26 @@ async def test_closing_with_many_streams_still_open_leaves_no_task_error(namespa
     assert errors == []
 
 
+class FailingOnce(ClientStream):
+    """A stream whose first delivery meets a bug."""
+
+    failures = 0
+
+    def deliver(self, event: Event) -> None:
+        if not self.failures:
+            self.failures += 1
+            raise RuntimeError("a bug in handing out an event")
+        super().deliver(event)
+
+
 async def test_a_listener_that_meets_an_unexpected_error_starts_again_and_backfills(
-    redis: Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+    redis: Redis, namespace: str
 ) -> None:
     # A bug in handing out one event must not end the listener (every stream would go deaf
     # until a restart): it starts again on a fresh connection and backfills from the replay log.
     names = Names(namespace)
     fanout = EventFanout(redis, names, "test", timeout_s=5.0)
     appender = replay_log.EventAppender(names, EventLogSettings())
-    deliver = fanout._deliver
-    failures: list[bytes] = []
-
-    def deliver_failing_once(channel: bytes, data: bytes) -> None:
-        if not failures:
-            failures.append(data)
-            raise RuntimeError("a bug in the fanout")
-        deliver(channel, data)
-
-    monkeypatch.setattr(fanout, "_deliver", deliver_failing_once)
 
     async def append(seq: int) -> None:
         raw = encode_event(Event(job_id="job", seq=seq, type="token", payload={"content": "x"}))
@@ -302,11 +304,11 @@ async def test_a_listener_that_meets_an_unexpected_error_starts_again_and_backfi
 
     await fanout.start()
     try:
-        client = stream()
+        client = FailingOnce(max_buffer_bytes=1 << 20, ticker=HeartbeatTicker(5.0))
         await fanout.subscribe("job", client)
         await append(1)
         assert await frames_of(client, 1) == [1]
-        assert len(failures) == 1
+        assert client.failures == 1
         await append(2)
         assert await frames_of(client, 1) == [2]
     finally:
