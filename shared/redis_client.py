@@ -36,8 +36,8 @@ def connect_redis(settings: ConnectionSettings) -> Redis:
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.25), retries=1),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         # RESP2: under RESP3, redis-py hands each pub/sub message to a push handler that
-        # formats it into a debug log line whether or not anything logs it, about a third of
-        # the gateway's cost of reading one event (docs/performance.md, fourth pass).
+        # formats it into a debug log line whether or not anything logs it, a third of the
+        # gateway's cost of reading one event when it was measured.
         protocol=2,
     )
     return Redis.from_pool(pool)
