@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from gateway import appkeys
 from gateway.auth import user_of
 from gateway.body import read_body
-from gateway.errors import not_found
+from gateway.errors import not_found, validation_error
 from gateway.projects import require_project
-from shared.knowledge import KnowledgeStore, claim, knowledge_store
+from shared.knowledge import DocumentRefused, KnowledgeStore, claim, knowledge_store
 
 routes = web.RouteTableDef()
 
@@ -59,7 +59,10 @@ async def add_document(request: web.Request) -> web.Response:
         request.app[appkeys.REDIS], settings.connections.names, user_of(request), project
     ):
         raise not_found("project")
-    document = await _store(request).add_document(project, body.name, body.content, body.format)
+    try:
+        document = await _store(request).add_document(project, body.name, body.content, body.format)
+    except DocumentRefused as e:
+        raise validation_error("content", str(e)) from e
     return web.json_response(document.to_api(), status=201)
 
 

@@ -7,16 +7,18 @@ consistent pair, and knows to rebuild its index when the version moves.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from shared.knowledge.chunking import chunk_text
+from shared.knowledge.chunking import TextChunk, chunk_text
 from shared.knowledge.text import DocumentFormat, to_text
 from shared.names import Names
 from shared.settings import RagSettings
@@ -24,6 +26,11 @@ from shared.settings import RagSettings
 T = TypeVar("T")
 
 _WATCH_ATTEMPTS = 10
+
+# Parsing is pure Python: on the event loop it would stall every stream for its duration. One
+# thread, not one per upload, so that concurrent uploads queue instead of each taking a share
+# of the GIL from the loop.
+_parsing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatstream-documents")
 
 
 class KnowledgeError(ValueError):
@@ -90,12 +97,12 @@ class KnowledgeStore:
         self, project: str, name: str, content: str, document_format: DocumentFormat
     ) -> Document:
         """Store a document and its chunks. A document of the same name is replaced, so
-        ingesting a directory twice leaves one copy of each file."""
-        text = to_text(content, document_format)
-        pieces = chunk_text(
-            text,
-            chunk_chars=self._chunking.chunk_chars,
-            overlap_chars=self._chunking.overlap_chars,
+        ingesting a directory twice leaves one copy of each file.
+
+        Raises :class:`~shared.knowledge.text.DocumentRefused` for a document nested too
+        deeply or too long to parse."""
+        text, pieces = await asyncio.get_running_loop().run_in_executor(
+            _parsing, _parse, content, document_format, self._chunking
         )
         document = Document(
             id=uuid.uuid4().hex,
@@ -180,6 +187,16 @@ class KnowledgeStore:
 def knowledge_store(redis: Redis, names: Names, rag: RagSettings) -> KnowledgeStore:
     """The store with the chunk sizes of the settings, as every service builds it."""
     return KnowledgeStore(redis, names, ChunkingSettings(rag.chunk_chars, rag.chunk_overlap_chars))
+
+
+def _parse(
+    content: str, document_format: DocumentFormat, chunking: ChunkingSettings
+) -> tuple[str, list[TextChunk]]:
+    text = to_text(content, document_format)
+    pieces = chunk_text(
+        text, chunk_chars=chunking.chunk_chars, overlap_chars=chunking.overlap_chars
+    )
+    return text, pieces
 
 
 def _chunk_ids(document: Document) -> list[str]:
