@@ -53,16 +53,19 @@ async def _check(request: web.Request, *, write: bool) -> str:
 async def add_document(request: web.Request) -> web.Response:
     project = await _check(request, write=True)
     body = await read_body(request, DocumentBody)
+    store = _store(request)
+    # Parsed before the claim, so that a refused document claims no project.
+    try:
+        parsed = await store.parse(body.content, body.format)
+    except DocumentRefused as e:
+        raise validation_error("content", str(e)) from e
     settings = request.app[appkeys.SETTINGS]
     # Two users racing for a new project: only the first claim wins, the other sees 404.
     if not await claim(
         request.app[appkeys.REDIS], settings.connections.names, user_of(request), project
     ):
         raise not_found("project")
-    try:
-        document = await _store(request).add_document(project, body.name, body.content, body.format)
-    except DocumentRefused as e:
-        raise validation_error("content", str(e)) from e
+    document = await store.add_parsed(project, body.name, parsed)
     return web.json_response(document.to_api(), status=201)
 
 

@@ -1,5 +1,7 @@
 """Documents to plain text: Markdown and HTML are rendered and stripped by libraries
-(markdown-it-py, Beautiful Soup), so chunks hold the words a reader sees, not the markup.
+(markdown-it-py, Beautiful Soup over lxml), so chunks hold the words a reader sees, not the
+markup. lxml, not Python's html.parser: the latter rescans an unclosed tag or comment to the
+end of the input for each ``<``, which costs the square of the document.
 
 Uploads come from users, so the work is linear in a document's size and bounded: a document
 nested deeper than :data:`MAX_NESTING_DEPTH` or longer than :data:`MAX_DOCUMENT_CHARS` is
@@ -52,6 +54,7 @@ MAX_NESTING_DEPTH: Final = 100
 # Far above any upload the gateway's body limit lets through; it bounds what ingest reads.
 MAX_DOCUMENT_CHARS: Final = 5_000_000
 
+_WRAPPERS: Final = ("html", "body")
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 
@@ -93,7 +96,7 @@ def _markdown_to_html(content: str) -> str:
 
 def html_to_text(html: str) -> str:
     """The text of each innermost block element of ``html``, as paragraphs."""
-    soup = BeautifulSoup(html, "html.parser")
+    soup = BeautifulSoup(html, "lxml")
     for element in soup(["script", "style", "head", "nav", "noscript"]):
         element.decompose()
     paragraphs: list[str] = []
@@ -120,7 +123,8 @@ def _innermost_blocks(soup: BeautifulSoup) -> list[Tag]:
         if not isinstance(element, Tag) or element.parent is None:
             continue
         parent = element.parent
-        level = depth[id(parent)] + 1
+        # lxml wraps every document in <html><body>: those are not the document's nesting.
+        level = depth[id(parent)] + (element.name not in _WRAPPERS)
         if level > MAX_NESTING_DEPTH:
             raise DocumentRefused(f"HTML nested deeper than {MAX_NESTING_DEPTH} elements")
         depth[id(element)] = level

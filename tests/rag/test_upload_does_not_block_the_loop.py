@@ -41,10 +41,15 @@ REFUSED = {
     "nested markdown lists": ("- " * 20000 + "x", "markdown"),
     "nested ordered lists": ("1. " * 15000 + "x", "markdown"),
 }
-# Flat, but each unclosed bracket made markdown-it scan the rest of the paragraph.
+# Flat, but each unclosed bracket made markdown-it scan the rest of the paragraph, and each
+# unclosed tag, attribute or comment made Python's html.parser scan the rest of the document.
 ACCEPTED = {
     "unclosed images": ("![" * 30000, "markdown"),
     "unclosed links": ("[a" * 30000, "markdown"),
+    "unclosed start tags": ("<p " * 20000, "html"),
+    "unclosed tag names": ("<a" * 30000, "html"),
+    "unclosed attribute values": ('<a href="<' * 5000, "html"),
+    "unclosed comments": ("<!--" * 15000, "html"),
 }
 
 
