@@ -11,10 +11,11 @@ refused with :class:`DocumentRefused` rather than parsed.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import PurePath
 from typing import Final, Literal
 
-from bs4 import BeautifulSoup, Tag
+from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag, XMLParsedAsHTMLWarning
 from markdown_it import MarkdownIt
 
 DocumentFormat = Literal["markdown", "text", "html"]
@@ -55,6 +56,9 @@ MAX_NESTING_DEPTH: Final = 100
 MAX_DOCUMENT_CHARS: Final = 5_000_000
 
 _WRAPPERS: Final = ("html", "body")
+# A document is read as HTML whatever it looks like (XML, a bare URL): that is no news to log.
+for _category in (XMLParsedAsHTMLWarning, MarkupResemblesLocatorWarning):
+    warnings.filterwarnings("ignore", category=_category)
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 
