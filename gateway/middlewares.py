@@ -65,10 +65,6 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
                 # them. aiohttp logs the error and closes the connection.
                 raise
             response = _error_format(e)
-        if request.pop(appkeys.RATE_HIT_DUE, False) and not response.prepared:
-            # A turn that failed before its first round trip (a 422, say) still counts, and a
-            # caller over the limit gets its 429, as if the hit had come first.
-            response = await _late_rate_hit(request) or response
         status = response.status
         return response
     finally:
@@ -116,21 +112,9 @@ async def _authenticate(request: web.Request) -> None:
         user_id = _caller(request)
         request[appkeys.USER_ID] = user_id
         structlog.contextvars.bind_contextvars(user_id=user_id)
-        if opens_turn(request.match_info.handler):
-            # Taken with the stream's lease, in one round trip instead of two.
-            request[appkeys.RATE_HIT_DUE] = True
-        else:
+        if not opens_turn(request.match_info.handler):
+            # A turn takes its own, with its writes, in one round trip (gateway/turns.py).
             await request.app[appkeys.RATE_LIMITER].hit(user_id)
-
-
-async def _late_rate_hit(request: web.Request) -> web.StreamResponse | None:
-    """The rate-limit hit of a turn that did not reach its first round trip; its answer if it
-    has to be another (429, or 503 when Redis is away)."""
-    try:
-        await request.app[appkeys.RATE_LIMITER].hit(request[appkeys.USER_ID])
-    except Exception as e:
-        return _error_format(e)
-    return None
 
 
 def _caller(request: web.Request) -> str:

@@ -10,10 +10,10 @@ and returns the response."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -67,51 +67,60 @@ SSE_ENCODING = Encoding()
 
 @dataclass(frozen=True, slots=True)
 class StreamRequest:
+    """What to stream: a job's events, after a seq, in an encoding."""
+
     job_id: str
     session_id: str
     # The assistant message the job writes (marked `error` if the job stalls).
     message_id: str
     # Replay starts after this seq (Last-Event-ID); 0 replays the whole job.
     after_seq: int = 0
-    # Written right after ``retry:``, before any job event (the snapshot of seed 004).
-    opening: bytes = b""
-    # Stores the job's turn while the stream subscribes, the two round trips overlapping, and
-    # returns the opening (in place of ``opening``).
-    store: Callable[[], Awaitable[bytes]] | None = None
-    # Sends the job once the stream is subscribed (and its turn stored), so that no event can
-    # be missed.
-    submit: Callable[[], Awaitable[None]] | None = None
-    # Marks a stored turn whose job will not be sent (the subscription failed) as failed.
-    abandon: Callable[[], Awaitable[None]] | None = None
     encoding: Encoding = SSE_ENCODING
-    # The stream's lease is taken by ``store`` (a turn's, in the round trip that stores it, so
-    # that a refused stream stores nothing); the stream still releases it when it ends.
-    lease_held: bool = False
-    # The id of the stream's lease, made by the gateway for each stream. Not the request id: a
-    # client chooses that one (X-Request-ID) and may give it to several streams, which would
-    # then share one slot, the first to end freeing it for all.
-    lease_id: str = field(default_factory=new_id)
 
 
-async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamResponse:
-    """Stream a job's events as SSE: subscribe, read the replay log, send the job, write the
-    first bytes, then relay the rest until the stream ends. Failures before the first byte are
-    JSON (raised as API errors). Returns the response once its body has ended, or once the
-    client is gone (aiohttp then finds the connection closed)."""
+class StartsJob(Protocol):
+    """A job the stream starts: its turn (gateway/turns.py), stored while the stream
+    subscribes, and sent once it has, so that the stream misses none of its events."""
+
+    async def store(self, lease_id: str) -> bytes:
+        """Store the turn, taking the stream's lease in the same round trip (a refused stream
+        stores nothing); the stream's opening, written right after ``retry:``."""
+        ...
+
+    async def submit(self) -> None:
+        """Send the job."""
+        ...
+
+    async def abandon(self) -> None:
+        """Mark the stored turn failed: its job will not be sent."""
+        ...
+
+
+async def stream_job(
+    request: web.Request, spec: StreamRequest, starts: StartsJob | None = None
+) -> web.StreamResponse:
+    """Stream a job's events as SSE: take the stream's lease, subscribe, read the replay log
+    (or store the turn that ``starts`` the job, and send it), write the first bytes, then relay
+    the rest until the stream ends. Failures before the first byte are JSON (raised as API
+    errors). Returns the response once its body has ended, or once the client is gone (aiohttp
+    then finds the connection closed)."""
     app = request.app
-    await _hold_stream_lease(request, spec)
+    # Made here for each stream, not the request id: a client chooses that one (X-Request-ID)
+    # and may give it to several streams, which would then share one slot.
+    lease_id = new_id()
+    await _hold_stream_lease(request, lease_id, taken_by_turn=starts is not None)
     client = ClientStream(
         max_buffer_bytes=app[appkeys.SETTINGS].slow_client_buffer_bytes,
         ticker=app[appkeys.HEARTBEAT_TICKER],
         after_seq=spec.after_seq,
     )
     app[appkeys.DRAIN].register(client)
-    stream = _Stream(request, spec, client)
+    stream = _Stream(request, spec, client, lease_id)
     try:
-        response, stream.spec = await _open(request, spec, client)
-        # The opening, the turn's closures and the replayed frames stay in _open's frame:
-        # this one lives as long as the stream.
-        del spec
+        response = await _open(request, spec, client, starts, lease_id)
+        # The opening, the replayed frames stay in _open's frame, and the turn is let go of:
+        # this frame lives as long as the stream.
+        del starts
         await _relay(request, response, stream)
     except asyncio.CancelledError:
         # aiohttp cancels the handler of a client that closed its connection.
@@ -192,29 +201,36 @@ async def _forward(
 
 
 async def _open(
-    request: web.Request, spec: StreamRequest, client: ClientStream
-) -> tuple[web.StreamResponse, StreamRequest]:
-    """Subscribe, read the replay log, send the job, then write the response's first bytes.
-    Returns the response and ``spec`` without what the stream no longer needs: the opening (a
-    whole conversation's snapshot), the turn's closures, the replayed frames all stay here."""
+    request: web.Request,
+    spec: StreamRequest,
+    client: ClientStream,
+    starts: StartsJob | None,
+    lease_id: str,
+) -> web.StreamResponse:
+    """Subscribe, read the replay log (or store the turn and send its job), then write the
+    response's first bytes: ``retry:`` and the opening."""
     settings = request.app[appkeys.SETTINGS]
-    # A job not yet sent has published nothing: there is no log to read, nothing to hold.
-    replays = spec.submit is None or spec.after_seq > 0
-    if replays:
-        client.hold_live()
+    fanout = request.app[appkeys.FANOUT]
+    opening = b""
     try:
-        opening = await _subscribe(request.app[appkeys.FANOUT], spec, client)
+        if starts is None:
+            # The job may have published already: live frames wait for the replay log.
+            client.hold_live()
+            await fanout.subscribe(spec.job_id, client)
+        else:
+            # A job not yet sent has published nothing: there is no log to read.
+            opening = await _store_while_subscribing(fanout, spec.job_id, client, starts, lease_id)
     except FanoutUnavailableError as e:
         raise unavailable("the event store cannot be reached") from e
-    if replays:
+    if starts is None:
         try:
             replayed = await _read_replay(request, spec.job_id, spec.after_seq)
         except RedisError as e:
             raise unavailable("the event store cannot be reached") from e
         client.release_live(replayed)
-    if spec.submit is not None:
+    else:
         try:
-            await asyncio.shield(spec.submit())
+            await asyncio.shield(starts.submit())
         except QueueUnavailableError as e:
             raise unavailable("the job queue cannot be reached") from e
     response = web.StreamResponse(
@@ -226,19 +242,18 @@ async def _open(
     forget_sent_headers(response)
     retry = sse.retry_frame(settings.sse_retry_ms) if spec.encoding.retry else b""
     await response.write(retry + opening)
-    return response, dataclasses.replace(spec, opening=b"", store=None, submit=None, abandon=None)
+    return response
 
 
-async def _subscribe(fanout: EventFanout, spec: StreamRequest, client: ClientStream) -> bytes:
-    """Subscribe ``client`` to the job; returns the opening. A turn not stored yet is stored
-    meanwhile: its round trip and Redis's confirmation of the subscription overlap, and both
-    are done before the job can be sent."""
-    if spec.store is None:
-        await fanout.subscribe(spec.job_id, client)
-        return spec.opening
-    subscribing = asyncio.ensure_future(fanout.subscribe(spec.job_id, client))
+async def _store_while_subscribing(
+    fanout: EventFanout, job_id: str, client: ClientStream, starts: StartsJob, lease_id: str
+) -> bytes:
+    """Subscribe ``client`` to the job while its turn is stored: the store's round trip and
+    Redis's confirmation of the subscription overlap, and both are done before the job can be
+    sent. Returns the opening."""
+    subscribing = asyncio.ensure_future(fanout.subscribe(job_id, client))
     try:
-        opening = await spec.store()
+        opening = await starts.store(lease_id)
     except BaseException:
         await cancel_and_wait(subscribing)
         if not subscribing.cancelled():
@@ -247,20 +262,20 @@ async def _subscribe(fanout: EventFanout, spec: StreamRequest, client: ClientStr
     try:
         await subscribing
     except BaseException:
-        if spec.abandon is not None:
-            await asyncio.shield(spec.abandon())
+        await asyncio.shield(starts.abandon())
         raise
     return opening
 
 
-async def _hold_stream_lease(request: web.Request, spec: StreamRequest) -> None:
-    """Take the stream's lease unless its turn takes it (``lease_held``), and keep it renewed
-    while the stream is open (a renewal never brings back a lease that was not taken)."""
+async def _hold_stream_lease(request: web.Request, lease_id: str, *, taken_by_turn: bool) -> None:
+    """Take the stream's lease unless its turn takes it (in the round trip that stores it),
+    and keep it renewed while the stream is open (a renewal never brings back a lease that was
+    not taken)."""
     leases = request.app[appkeys.STREAM_LEASES]
     user_id = user_of(request)
-    if not spec.lease_held:
-        await leases.acquire(user_id, spec.lease_id)
-    leases.hold(user_id, spec.lease_id)
+    if not taken_by_turn:
+        await leases.acquire(user_id, lease_id)
+    leases.hold(user_id, lease_id)
 
 
 @dataclass(slots=True)
@@ -288,6 +303,7 @@ class _Stream:
     request: web.Request
     spec: StreamRequest
     client: ClientStream
+    lease_id: str
     outcome: _Outcome = field(default_factory=_Outcome)
 
     async def end(self) -> None:
@@ -318,7 +334,7 @@ class _Stream:
         )
         # Last: in a cancelled handler this await raises at once (the release still runs).
         leases = app[appkeys.STREAM_LEASES]
-        await asyncio.shield(leases.release(user_of(request), spec.lease_id))
+        await asyncio.shield(leases.release(user_of(request), self.lease_id))
 
 
 async def _read_replay(request: web.Request, job_id: str, after_seq: int) -> list[Frame]:
