@@ -101,9 +101,65 @@ async def stream_job(
 ) -> web.StreamResponse:
     """Stream a job's events as SSE: take the stream's lease, subscribe, read the replay log
     (or store the turn that ``starts`` the job, and send it), write the first bytes, then relay
-    the rest until the stream ends. Failures before the first byte are JSON (raised as API
-    errors). Returns the response once its body has ended, or once the client is gone (aiohttp
-    then finds the connection closed)."""
+    frames, and a heartbeat whenever the client has had none for a heartbeat interval, until
+    the job's final event, a slow-client cut, a drain, or a client that left. Failures before
+    the first byte are JSON (raised as API errors). Returns the response once its body has
+    ended, or once the client is gone (aiohttp then finds the connection closed).
+
+    The relay loop runs in this frame, the one an idle stream waits in for its whole life:
+    what only the opening needs stays in the frames of :func:`_open_stream`."""
+    stream, response = await _open_stream(request, spec, starts)
+    # Nothing awaits from here until the try: a cancellation lands in it, or in _open_stream,
+    # which ends the stream itself.
+    del starts
+    client, outcome = stream.client, stream.outcome
+    app = request.app
+    stall = StallWatch(app, spec.job_id, spec.message_id, client)
+    encoding, heartbeat_s = spec.encoding, app[appkeys.SETTINGS].heartbeat_interval_s
+    loop = asyncio.get_running_loop()
+    next_heartbeat = loop.time() + heartbeat_s
+    outcome.close_reason = "streaming"
+    try:
+        with app[METRICS].relaying():
+            try:
+                try:
+                    while True:
+                        waiter = client.waiter(next_heartbeat)
+                        if waiter is not None:
+                            await waiter
+                        if await _forward(request, response, client, encoding, outcome):
+                            break
+                        if loop.time() >= next_heartbeat:
+                            phase = "running" if client.queued_seq > 0 else "queued"
+                            await _send(request, response, encoding.heartbeat(phase))
+                            next_heartbeat += heartbeat_s
+                            await stall.check()
+                except StreamUnavailableError as e:
+                    # Written like any other frame: a client too slow for it, or gone, is
+                    # handled below.
+                    outcome.close_reason = "unavailable"
+                    await _send(request, response, _error_frame(str(e), "unavailable"), last=True)
+            except _SlowClientError:
+                # Its socket buffers are full: nothing more can reach it, so cut it off.
+                outcome.close_reason = "slow_client"
+                if request.transport is not None:
+                    request.transport.abort()
+            except _ClientGoneError:
+                outcome.close_reason = "client_gone"
+    except asyncio.CancelledError:
+        # aiohttp cancels the handler of a client that closed its connection.
+        outcome.close_reason = "client_gone"
+        raise
+    finally:
+        await stream.end()
+    return response
+
+
+async def _open_stream(
+    request: web.Request, spec: StreamRequest, starts: StartsJob | None
+) -> tuple[_Stream, web.StreamResponse]:
+    """The stream open and its response's first bytes written; a stream that fails before
+    is ended here."""
     app = request.app
     # Made here for each stream, not the request id: a client chooses that one (X-Request-ID)
     # and may give it to several streams, which would then share one slot.
@@ -118,56 +174,12 @@ async def stream_job(
     stream = _Stream(request, spec, client, lease_id)
     try:
         response = await _open(request, spec, client, starts, lease_id)
-        # The opening, the replayed frames stay in _open's frame, and the turn is let go of:
-        # this frame lives as long as the stream.
-        del starts
-        await _relay(request, response, stream)
-    except asyncio.CancelledError:
-        # aiohttp cancels the handler of a client that closed its connection.
-        stream.outcome.close_reason = "client_gone"
-        raise
-    finally:
+    except BaseException as e:
+        if isinstance(e, asyncio.CancelledError):
+            stream.outcome.close_reason = "client_gone"
         await stream.end()
-    return response
-
-
-async def _relay(request: web.Request, response: web.StreamResponse, stream: _Stream) -> None:
-    """Write the client's frames, and a heartbeat whenever it has had none for a heartbeat
-    interval, until the job's final event, a slow-client cut, a drain, or a client that left;
-    ``stream.outcome`` says which."""
-    client, outcome, spec = stream.client, stream.outcome, stream.spec
-    app = request.app
-    stall = StallWatch(app, spec.job_id, spec.message_id, client)
-    encoding, heartbeat_s = spec.encoding, app[appkeys.SETTINGS].heartbeat_interval_s
-    loop = asyncio.get_running_loop()
-    next_heartbeat = loop.time() + heartbeat_s
-    outcome.close_reason = "streaming"
-    with app[METRICS].relaying():
-        try:
-            try:
-                while True:
-                    waiter = client.waiter(next_heartbeat)
-                    if waiter is not None:
-                        await waiter
-                    if await _forward(request, response, client, encoding, outcome):
-                        return
-                    if loop.time() >= next_heartbeat:
-                        phase = "running" if client.queued_seq > 0 else "queued"
-                        await _send(request, response, encoding.heartbeat(phase))
-                        next_heartbeat += heartbeat_s
-                        await stall.check()
-            except StreamUnavailableError as e:
-                # Written like any other frame: a client too slow for it, or gone, is handled
-                # below.
-                outcome.close_reason = "unavailable"
-                await _send(request, response, _error_frame(str(e), "unavailable"), last=True)
-        except _SlowClientError:
-            # Its socket buffers are full: nothing more can reach it, so cut it off.
-            outcome.close_reason = "slow_client"
-            if request.transport is not None:
-                request.transport.abort()
-        except _ClientGoneError:
-            outcome.close_reason = "client_gone"
+        raise
+    return stream, response
 
 
 async def _forward(
