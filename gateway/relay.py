@@ -310,7 +310,7 @@ class _Outcome:
 
 @dataclass(slots=True)
 class _Stream:
-    """An open stream, handed by its handler to its response."""
+    """An open stream: what its end lets go of, and what it logs."""
 
     request: web.Request
     spec: StreamRequest
