@@ -24,7 +24,7 @@ ENV PATH=/app/.venv/bin:$PATH \
     WORKER_METRICS_PORT=9100
 RUN groupadd --system --gid 10001 chatstream \
     && useradd --system --uid 10001 --gid chatstream --no-create-home --shell /usr/sbin/nologin chatstream \
-    && printf '#!/bin/sh\nexec python -c "from shared.cli import main; main()" "$@"\n' \
+    && printf '#!/bin/sh\nexec python -c "from cli import main; main()" "$@"\n' \
         > /usr/local/bin/chatstream \
     && chmod 755 /usr/local/bin/chatstream
 WORKDIR /app
@@ -32,6 +32,7 @@ COPY --from=build /app/.venv /app/.venv
 COPY shared ./shared
 COPY gateway ./gateway
 COPY worker ./worker
+COPY cli ./cli
 USER chatstream
 EXPOSE 8080 9090 9100
 # SIGTERM starts the drain (gateway) or the job grace period (worker); compose waits for it.

@@ -33,13 +33,13 @@ $(UV):
 
 ## make run: gateway and worker in one process on the embedded transports; needs no servers.
 run: install
-	env -u REDIS_URL -u AMQP_URL DOCS_DIR=$${DOCS_DIR:-docs} $(PY) -m gateway
+	env -u REDIS_URL -u AMQP_URL DOCS_DIR=$${DOCS_DIR:-docs} $(PY) -m launcher
 
 ## make stack: the gateway and $(WORKERS) worker processes on the local Redis and RabbitMQ.
 stack: install
 	@REDIS_URL=$${REDIS_URL:-$(REDIS_URL_LOCAL)} .venv/bin/chatstream ingest docs --project docs
 	@REDIS_URL=$${REDIS_URL:-$(REDIS_URL_LOCAL)} AMQP_URL=$${AMQP_URL:-$(AMQP_URL_LOCAL)} \
-		WORKERS=$(WORKERS) $(PY) -m shared.stack
+		WORKERS=$(WORKERS) $(PY) -m launcher.stack
 
 lint: install
 	.venv/bin/ruff check .
@@ -58,6 +58,7 @@ test: lint typecheck test-tools
 test-tools:
 	tests/install-system-packages.sh
 
+## make unit: only the tests that need no servers: Redis and RabbitMQ may be down.
 unit: install
 	$(PY) -m pytest -m "not real and not process" $(PYTEST_ARGS)
 

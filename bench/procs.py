@@ -19,8 +19,8 @@ from typing import Any
 
 import aiohttp
 
+from bench.purge import purge_namespace as purge
 from shared.names import Names
-from shared.purge import purge_namespace as purge
 
 # The servers: BENCH_* from `make bench`, else TEST_* from `make test` (the smoke test).
 REDIS_URL = os.environ.get(
@@ -87,9 +87,6 @@ class Stack:
             # holding thousands of streams, so they are lifted.
             "RATE_LIMIT_PER_MINUTE": "100000000",
             "MAX_STREAMS_PER_USER": "100000000",
-            # Every process runs on this host, on one clock: a worker trusts its cancel listener
-            # from the moment it is live, as a long-running one does in production.
-            "CLOCK_SKEW_MARGIN_MS": "0",
             **self.env,
         }
 

@@ -19,9 +19,9 @@ import uvloop
 from bench import toolio
 from bench.resp import Command, RespConnection
 from shared import events, replay_log
+from shared.events import Event, encode_event
 from shared.names import Names
 from shared.settings import EventLogSettings
-from shared.wire import Event, encode_event
 
 TICK_S = 0.001
 # At most this many events per write, so that a burst cannot become one huge write.
@@ -80,8 +80,9 @@ async def main() -> None:
     spec = toolio.spec()
     job_ids = toolio.read_job_ids(spec["job_ids_file"])
     redis = await RespConnection.open(spec["redis_url"])
-    # Appends go by the script's hash, as a worker's do (shared/replay_log.py).
-    await redis.execute([("SCRIPT", "LOAD", replay_log.APPEND_EVENTS_SCRIPT)])
+    # Appends go by the script's hash, as a worker's do; a bare connection cannot load it on
+    # demand (shared/redis_scripts.py), so it is loaded up front.
+    await redis.execute([("SCRIPT", "LOAD", replay_log.APPEND_EVENTS.text)])
     cpu_before = time.process_time()
     try:
         jobs = SyntheticJobs(redis, Names(spec["namespace"]), job_ids)

@@ -22,8 +22,8 @@ from redis.asyncio.client import PubSub
 from bench import toolio
 from bench.stats import summarize_ns
 from shared import events
+from shared.events import decode_event
 from shared.names import Names
-from shared.wire import decode_event
 
 
 @dataclass

@@ -45,12 +45,9 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             20_000,
         ),
         ("idle streams held", _get(result, "idle_streams", "held"), ">=", 10_000),
-        (
-            "memory per idle stream (KiB)",
-            _kib(_get(result, "idle_streams", "bytes_per_connection")),
-            "<=",
-            12.0,
-        ),
+        # A bare aiohttp handler's connection is the floor, and it moves with the machine: the
+        # bound is on what a stream holds beyond it, both measured in the same run.
+        ("idle stream memory over bare aiohttp (KiB)", _over_bare_kib(result), "<=", 1.0),
         ("added TTFT p50 (ms)", _get(result, "time_to_first_token", "ttft", "p50_ms"), "<=", 5.0),
         ("added TTFT p99 (ms)", _get(result, "time_to_first_token", "ttft", "p99_ms"), "<=", 15.0),
         # The target is a rate held for a minute: the minute-long run's, not the best of the
@@ -72,6 +69,13 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _kib(value: int | None) -> float | None:
     return None if value is None else round(value / KIB, 2)
+
+
+def _over_bare_kib(result: dict[str, Any]) -> float | None:
+    """What an idle stream holds beyond a bare aiohttp handler's connection, in KiB."""
+    streams = _get(result, "idle_streams", "bytes_per_connection")
+    bare = _get(result, "idle_streams", "bare_aiohttp", "bytes_per_connection")
+    return None if streams is None or bare is None else _kib(streams - bare)
 
 
 def _sustained_chats(result: dict[str, Any]) -> dict[str, Any] | None:
@@ -152,7 +156,8 @@ def table(result: dict[str, Any]) -> str:
     bare = _get(idle, "bare_aiohttp") or {}
     lines.append(
         f"  idle streams, a bare aiohttp SSE handler (the limit): held {_fmt(bare.get('held'))}, "
-        f"memory per stream: {_fmt(_kib(bare.get('bytes_per_connection')))} KiB"
+        f"memory per stream: {_fmt(_kib(bare.get('bytes_per_connection')))} KiB; "
+        f"chatstream's stream holds {_fmt(_over_bare_kib(result))} KiB more"
     )
     for workers, chats in (_get(result, "short_chats") or {}).items():
         lines.append(

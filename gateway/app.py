@@ -1,6 +1,6 @@
 """The gateway's application factory. Production (``python -m gateway``) and the tests build the
 app the same way; each connection is one ``cleanup_ctx`` entry, so cleanup runs only for what
-started."""
+started. ``serve`` runs it the way production does."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator
 
+import uvloop
 from aiohttp import web
 
 from gateway import appkeys, metrics
 from gateway.cancel import JobCanceller
 from gateway.cors import enable_cors
-from gateway.docs_ingest import ingest_docs
 from gateway.drain import StreamDrain
 from gateway.fanout import EventFanout
 from gateway.limits import RateLimiter, StreamLeases
@@ -24,13 +24,12 @@ from gateway.stalls import StallBreaker
 from gateway.ticker import HeartbeatTicker
 from shared.amqp import AmqpJobQueue
 from shared.embedded import EmbeddedServers
+from shared.gc_tuning import settle_after_startup
 from shared.logging import get_logger
 from shared.messages import MessageStore
 from shared.redis_client import connect_redis
 from shared.sessions import SessionStore
 from shared.settings import GatewaySettings
-from worker.metrics import WorkerMetrics
-from worker.worker import Worker
 
 log = get_logger(__name__)
 
@@ -42,9 +41,12 @@ MAX_FIELD_BYTES = 64 * 1024
 STREAM_LEASE_MIN_S = 30.0
 
 
-def create_app(settings: GatewaySettings) -> web.Application:
-    """The gateway as an aiohttp application. With no REDIS_URL/AMQP_URL it runs embedded:
-    an in-process Redis and job queue, and a worker inside the same process."""
+def create_app(
+    settings: GatewaySettings, embedded: EmbeddedServers | None = None
+) -> web.Application:
+    """The gateway as an aiohttp application. With no REDIS_URL/AMQP_URL it runs on the
+    embedded transports, ``embedded`` or servers of its own: an in-process Redis and job queue,
+    whose jobs only a worker given the same servers runs (``launcher/embedded.py``)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[request_context],
@@ -59,10 +61,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app[appkeys.HEARTBEAT_TICKER] = HeartbeatTicker(settings.heartbeat_interval_s)
     app.on_shutdown.append(_drain_streams)
     if settings.connections.embedded:
-        app[appkeys.EMBEDDED] = EmbeddedServers()
-        app.cleanup_ctx.extend(
-            [_embedded_redis, _stores, ingest_docs, _embedded_queue, _fanout, _embedded_worker]
-        )
+        app[appkeys.EMBEDDED] = embedded or EmbeddedServers()
+        app.cleanup_ctx.extend([_embedded_redis, _stores, _embedded_queue, _fanout])
     else:
         app.cleanup_ctx.extend([_redis, _stores, _amqp, _fanout])
     metrics.setup(app, settings)
@@ -77,6 +77,34 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.add_routes(openapi_routes)
     enable_cors(app, settings.cors_origins)
     return app
+
+
+def serve(app: web.Application, settings: GatewaySettings) -> None:
+    """Serve ``app`` on ``settings.host``:``settings.port`` until SIGTERM or SIGINT, which close
+    its streams over ``DRAIN_S`` (``python -m gateway``, ``make run``)."""
+    url = f"http://{settings.host}:{settings.port}"
+    mode = "embedded" if settings.connections.embedded else "redis+rabbitmq"
+    log.info("gateway.starting", url=url, mode=mode, namespace=settings.connections.namespace)
+    if not settings.api_keys and settings.jwt_secret is None:
+        log.warning("gateway.no_credentials", hint="set AUTH_API_KEYS or AUTH_JWT_SECRET")
+    app.on_startup.append(_settle_gc)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        access_log=None,
+        print=None,
+        # A client that leaves cancels its handler at once, releasing its subscription.
+        handler_cancellation=True,
+        # Streams close over DRAIN_S on SIGTERM; the rest of shutdown needs a little more.
+        shutdown_timeout=settings.drain_s + 5,
+        loop=uvloop.new_event_loop(),
+    )
+
+
+async def _settle_gc(app: web.Application) -> None:
+    # Last of the start-up hooks: the connections and stores exist by now.
+    settle_after_startup()
 
 
 async def _drain_streams(app: web.Application) -> None:
@@ -148,16 +176,3 @@ async def _fanout(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.FANOUT] = fanout
     yield
     await fanout.close()
-
-
-async def _embedded_worker(app: web.Application) -> AsyncIterator[None]:
-    embedded = app[appkeys.EMBEDDED]
-    redis = embedded.redis()
-    settings = app[appkeys.SETTINGS].embedded_worker
-    # The embedded worker's series join the gateway's /metrics.
-    worker_metrics = WorkerMetrics(settings.worker_id, app[metrics.METRICS].registry)
-    worker = Worker(settings, redis, embedded.job_queue, metrics=worker_metrics)
-    await worker.start()
-    yield
-    await worker.close()
-    await redis.aclose()

@@ -1,4 +1,4 @@
-"""Reading and validating JSON request bodies, with API.md's 400, 413, 415 and 422."""
+"""Reading and validating JSON request bodies, with docs/api.md's 400, 413, 415 and 422."""
 
 from __future__ import annotations
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.frames import Frame, merge_tokens
 from gateway.ticker import HeartbeatTicker
 from shared import events
+from shared.events import Event, merge_tokens
 
 
 class ClientStream:
@@ -39,10 +39,10 @@ class ClientStream:
         self, *, max_buffer_bytes: int, ticker: HeartbeatTicker, after_seq: int = 0
     ) -> None:
         self._max_buffer_bytes = max_buffer_bytes
-        self._frames: list[Frame] = []
+        self._frames: list[Event] = []
         self._buffered_bytes = 0
         self._queued_seq = after_seq
-        self._held: list[Frame] | None = None
+        self._held: list[Event] | None = None
         # The writer's pending wait: one bare future per wait, instead of an Event plus an
         # asyncio.timeout context (the profile showed those costing about a tenth of the
         # gateway's CPU per relayed event).
@@ -67,12 +67,12 @@ class ClientStream:
         """Hold live frames back until :meth:`release_live` (while the replay log is read)."""
         self._held = []
 
-    def release_live(self, replayed: list[Frame]) -> None:
+    def release_live(self, replayed: list[Event]) -> None:
         held, self._held = self._held or [], None
         for frame in sorted([*replayed, *held], key=lambda f: f.seq):
             self._enqueue(frame)
 
-    def deliver(self, frame: Frame) -> None:
+    def deliver(self, frame: Event) -> None:
         if self._held is not None:
             self._held.append(frame)
         else:
@@ -83,12 +83,12 @@ class ClientStream:
         self.draining = True
         _wake(self._waiter)
 
-    def _enqueue(self, frame: Frame) -> None:
+    def _enqueue(self, frame: Event) -> None:
         if frame.seq <= self._queued_seq or self.overflowed:
             return
         self._queued_seq = frame.seq
         self._frames.append(frame)
-        self._buffered_bytes += len(frame.wire)
+        self._buffered_bytes += len(frame.sse)
         if self._buffered_bytes > self._max_buffer_bytes:
             self._merge_pending_tokens()
             # One frame alone (a long answer's `end`) may exceed the budget: it still goes out.
@@ -103,8 +103,8 @@ class ClientStream:
         _wake(self._waiter)
 
     def _merge_pending_tokens(self) -> None:
-        merged: list[Frame] = []
-        run: list[Frame] = []
+        merged: list[Event] = []
+        run: list[Event] = []
         for frame in self._frames:
             if frame.type == events.TOKEN:
                 run.append(frame)
@@ -117,7 +117,7 @@ class ClientStream:
             merged.append(run[0] if len(run) == 1 else merge_tokens(run))
         self.merged_frames += len(self._frames) - len(merged)
         self._frames = merged
-        self._buffered_bytes = sum(len(frame.wire) for frame in merged)
+        self._buffered_bytes = sum(len(frame.sse) for frame in merged)
 
     def waiter(self, deadline: float) -> asyncio.Future[None] | None:
         """What to await for frames until the loop time ``deadline`` (rounded up to the
@@ -161,7 +161,7 @@ class ClientStream:
             self._ticker.unset(self._alarm_tick, self)
             self._alarm_tick = 0
 
-    def take(self) -> list[Frame]:
+    def take(self) -> list[Event]:
         """Everything buffered, oldest first, so it goes out in one write."""
         frames, self._frames = self._frames, []
         self._buffered_bytes = 0

@@ -15,9 +15,9 @@ from gateway import appkeys
 from gateway.client_stream import ClientStream
 from gateway.errors import unavailable
 from gateway.fanout import FanoutUnavailableError
-from gateway.frames import Frame
 from gateway.turns import Turn
 from shared import events
+from shared.events import Event
 from shared.jobqueue import QueueUnavailableError
 
 
@@ -25,8 +25,8 @@ class JobTimeoutError(Exception):
     """The job did not end within the time the caller would wait."""
 
 
-async def wait_for_final_event(request: web.Request, turn: Turn, timeout_s: float) -> Frame:
-    """Send the stored ``turn``'s job and return its ``end`` or ``error`` frame."""
+async def wait_for_final_event(request: web.Request, turn: Turn, timeout_s: float) -> Event:
+    """Send the stored ``turn``'s job and return its ``end`` or ``error`` event."""
     job = turn.job
     app = request.app
     fanout = app[appkeys.FANOUT]
@@ -54,7 +54,7 @@ async def wait_for_final_event(request: web.Request, turn: Turn, timeout_s: floa
         fanout.unsubscribe(job.job_id, client)
 
 
-async def _final_frame(client: ClientStream) -> Frame:
+async def _final_frame(client: ClientStream) -> Event:
     # The buffer is drained on every wake-up, so its size limit never matters here; the
     # caller's timeout bounds the loop.
     loop = asyncio.get_running_loop()

@@ -7,16 +7,15 @@ was about 0.6 ms of the gateway's 1.2; docs/performance.md, eighth pass)."""
 from __future__ import annotations
 
 import enum
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.commands.core import AsyncScript
 
 from gateway.limits import ACQUIRE_LEASE_FUNCTION, LeaseClaim, RateHit
+from shared import redis_scripts
 
 # KEYS: the rate window to hit, the session whose owner is checked, the user's stream leases;
 # '' skips that check. ARGV: the rate limit and the window's expiry; the session's owner; the
@@ -24,7 +23,7 @@ from gateway.limits import ACQUIRE_LEASE_FUNCTION, LeaseClaim, RateHit
 # argument count and its arguments. The checks are judged in that order, the first refusal
 # returned as {reason, count}; otherwise {'ok', count, the writes' replies...}. The writes
 # name their own keys: chatstream runs on one Redis, not a cluster.
-_GUARDED_WRITES = (
+_GUARDED_WRITES = redis_scripts.LuaScript(
     ACQUIRE_LEASE_FUNCTION
     + """
 local unpack = unpack or table.unpack
@@ -117,20 +116,8 @@ async def write_if_allowed(
         *(lease.args if lease else _NO_LEASE_ARGS),
         *writes,
     ]
-    verdict, count, *replies = await _script_of(redis)(keys=keys, args=args)
+    verdict, count, *replies = await _GUARDED_WRITES.run(redis, keys, args)
     return Outcome(Verdict(verdict.decode()), count, replies)
-
-
-# One registered script per client: it goes by its hash (EVALSHA), loaded when Redis does not
-# know it (redis-py's AsyncScript), instead of carrying its kilobyte with every turn.
-_SCRIPTS: weakref.WeakKeyDictionary[Redis, AsyncScript] = weakref.WeakKeyDictionary()
-
-
-def _script_of(redis: Redis) -> AsyncScript:
-    script = _SCRIPTS.get(redis)
-    if script is None:
-        script = _SCRIPTS[redis] = redis.register_script(_GUARDED_WRITES)
-    return script
 
 
 def hash_reply(flat: list[Any]) -> dict[Any, Any]:

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.errors import ApiError
+from shared import redis_scripts
 from shared.logging import get_logger
 from shared.names import Names
 from shared.tasks import cancel_and_wait
@@ -42,7 +43,7 @@ local function acquire_lease(key, now, expiry, max_streams, stream_id)
 end
 """
 # KEYS: the user's stream leases. ARGV: now, lease expiry, max streams, stream id.
-_ACQUIRE_LEASE = (
+_ACQUIRE_LEASE = redis_scripts.LuaScript(
     ACQUIRE_LEASE_FUNCTION + "return acquire_lease(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n"
 )
 
@@ -115,7 +116,6 @@ class StreamLeases:
         self._names = names
         self._max_streams = max_streams
         self._lease_s = lease_s
-        self._acquire = redis.register_script(_ACQUIRE_LEASE)
         # Per user, the leases this gateway holds for its open streams.
         self._held: dict[str, set[str]] = {}
         self._renewer: asyncio.Task[None] | None = None
@@ -123,8 +123,8 @@ class StreamLeases:
     async def acquire(self, user_id: str, stream_id: str) -> None:
         """Take one of the user's stream slots, or raise 429."""
         self.check_granted(
-            await self._acquire(
-                keys=[self._names.user_streams(user_id)], args=self._acquire_args(stream_id)
+            await _ACQUIRE_LEASE.run(
+                self._redis, [self._names.user_streams(user_id)], self._acquire_args(stream_id)
             )
         )
 

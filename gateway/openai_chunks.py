@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import sse
-from gateway.frames import Frame
-from shared import events
+from shared import events, sse
+from shared.events import Event
 from shared.ids import new_id
 
 DONE_FRAME = b"data: [DONE]\n\n"
@@ -82,7 +81,7 @@ class CompletionChunks:
             "chat.completion.chunk", {"delta": delta, "logprobs": None, "finish_reason": reason}
         )
 
-    def frame(self, frame: Frame) -> bytes:
+    def frame(self, frame: Event) -> bytes:
         """One relayed event as the bytes of zero or more chunks (progress says nothing)."""
         payload = frame.payload
         if frame.type == events.START:

@@ -9,7 +9,7 @@ from typing import Any
 
 from shared import events
 
-# The fields each event type always carries (API.md, "Events").
+# The fields each event type always carries (docs/api.md, "Events").
 _REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     events.START: ("jobId", "sessionId", "messageId"),
     events.PROGRESS: ("progress",),

@@ -18,15 +18,15 @@ from typing import Protocol
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from gateway import appkeys, sse
+from gateway import appkeys
 from gateway.auth import user_of
 from gateway.client_stream import ClientStream
 from gateway.errors import unavailable
 from gateway.fanout import EventFanout, FanoutUnavailableError
-from gateway.frames import Frame, frame_from_event
 from gateway.metrics import METRICS
 from gateway.stalls import StallWatch, StreamUnavailableError
-from shared import events, replay_log
+from shared import events, replay_log, sse
+from shared.events import Event
 from shared.ids import new_id
 from shared.jobqueue import QueueUnavailableError
 from shared.library_internals import forget_sent_headers
@@ -43,8 +43,8 @@ SSE_HEADERS = {
 }
 
 
-def sse_frame(frame: Frame) -> bytes:
-    return frame.wire
+def sse_frame(frame: Event) -> bytes:
+    return frame.sse
 
 
 def sse_heartbeat(phase: str) -> bytes:
@@ -56,7 +56,7 @@ class Encoding:
     """How frames and heartbeats go on the wire: chatstream's events by default; the /v1
     routes map them to OpenAI chunks and keep-alive comments instead."""
 
-    frame: Callable[[Frame], bytes] = sse_frame
+    frame: Callable[[Event], bytes] = sse_frame
     heartbeat: Callable[[str], bytes] = sse_heartbeat
     # OpenAI clients parse a ``retry:``-only message as an empty chunk, so theirs has none.
     retry: bool = True
@@ -114,7 +114,9 @@ async def stream_job(
     del starts
     client, outcome = stream.client, stream.outcome
     app = request.app
-    stall = StallWatch(app, spec.job_id, spec.message_id, client)
+    stall = StallWatch(
+        app[appkeys.STALLS], app[appkeys.SETTINGS].job_stall_s, spec.job_id, spec.message_id, client
+    )
     encoding, heartbeat_s = spec.encoding, app[appkeys.SETTINGS].heartbeat_interval_s
     loop = asyncio.get_running_loop()
     next_heartbeat = loop.time() + heartbeat_s
@@ -296,7 +298,7 @@ class _Outcome:
     events: int = 0
     first_token_at: float | None = None
 
-    def count(self, frames: list[Frame]) -> None:
+    def count(self, frames: list[Event]) -> None:
         self.events += len(frames)
         if self.first_token_at is None and any(f.type == events.TOKEN for f in frames):
             self.first_token_at = time.monotonic()
@@ -349,10 +351,9 @@ class _Stream:
         await asyncio.shield(leases.release(user_of(request), self.lease_id))
 
 
-async def _read_replay(request: web.Request, job_id: str, after_seq: int) -> list[Frame]:
+async def _read_replay(request: web.Request, job_id: str, after_seq: int) -> list[Event]:
     names = request.app[appkeys.SETTINGS].connections.names
-    logged = await replay_log.read_after(request.app[appkeys.REDIS], names, job_id, after_seq)
-    return [frame_from_event(event) for event in logged]
+    return await replay_log.read_after(request.app[appkeys.REDIS], names, job_id, after_seq)
 
 
 class _SlowClientError(Exception):

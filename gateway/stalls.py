@@ -9,25 +9,24 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway import appkeys
 from gateway.client_stream import ClientStream
-from shared import events, replay_log
+from shared import events, redis_scripts, replay_log
+from shared.events import Event, encode_event
 from shared.logging import get_logger
 from shared.messages import JOB_ENDED, STATUS_ERROR
 from shared.names import Names
 from shared.settings import EventLogSettings
-from shared.wire import Event, encode_event
 
 log = get_logger(__name__)
 
 # KEYS: replay log, message hash, job meta.
 # ARGV: entry id, event, ttl, channel, max events, message status, job status, event field,
 # the event's seq.
-_FAIL_IF_STILL_LAST = """
+_FAIL_IF_STILL_LAST = redis_scripts.LuaScript(
+    """
 local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], ARGV[1], ARGV[8], ARGV[2])
 if type(added) == 'table' and added.err then
   return 0
@@ -40,13 +39,14 @@ end
 redis.call('HSET', KEYS[3], 'status', ARGV[7], 'finalSeq', ARGV[9])
 return 1
 """
+)
 
 
 class StallBreaker:
     def __init__(self, redis: Redis, names: Names, event_log: EventLogSettings) -> None:
         self._names = names
         self._event_log = event_log
-        self._script = redis.register_script(_FAIL_IF_STILL_LAST)
+        self._redis = redis
 
     async def fail(self, job_id: str, message_id: str, last_seq: int, stall_s: float) -> bool:
         """End the job with an error after ``last_seq``; False if it moved on meanwhile."""
@@ -59,7 +59,8 @@ class StallBreaker:
             ),
         )
         names = self._names
-        added = await self._script(
+        added = await _FAIL_IF_STILL_LAST.run(
+            self._redis,
             keys=[names.job_replay_log(job_id), names.message(message_id), names.job_meta(job_id)],
             args=[
                 replay_log.entry_id(event.seq),
@@ -85,7 +86,7 @@ class StallWatch:
 
     # Every open stream has one: slots spare each its own attribute dict.
     __slots__ = (
-        "_app",
+        "_breaker",
         "_client",
         "_done",
         "_job_id",
@@ -93,12 +94,19 @@ class StallWatch:
         "_message_id",
         "_quiet_since",
         "_seen_seq",
+        "_stall_s",
     )
 
     def __init__(
-        self, app: web.Application, job_id: str, message_id: str, client: ClientStream
+        self,
+        breaker: StallBreaker,
+        stall_s: float,
+        job_id: str,
+        message_id: str,
+        client: ClientStream,
     ) -> None:
-        self._app = app
+        self._breaker = breaker
+        self._stall_s = stall_s
         self._job_id = job_id
         self._message_id = message_id
         self._client = client
@@ -112,12 +120,12 @@ class StallWatch:
         if self._client.queued_seq != self._seen_seq:
             self._seen_seq, self._quiet_since = self._client.queued_seq, self._loop.time()
             return
-        stall_s = self._app[appkeys.SETTINGS].job_stall_s
+        stall_s = self._stall_s
         if self._done or self._seen_seq == 0 or self._loop.time() - self._quiet_since < stall_s:
             return
         self._done = True
         try:
-            ended = await self._app[appkeys.STALLS].fail(
+            ended = await self._breaker.fail(
                 self._job_id, self._message_id, self._seen_seq, stall_s
             )
         except RedisError as e:

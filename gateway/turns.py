@@ -29,19 +29,19 @@ from aiohttp import web
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
-from gateway import appkeys, sse
+from gateway import appkeys
 from gateway.auth import user_of
 from gateway.errors import ApiError, not_found
 from gateway.guarded_writes import Guard, SessionOwner, Verdict, hash_reply, write_if_allowed
 from gateway.limits import RateHit
 from gateway.relay import SSE_ENCODING, Encoding, StreamRequest, stream_job
-from shared import events
+from shared import events, sse
 from shared.ids import new_id
+from shared.job import Job
 from shared.jobqueue import QueueUnavailableError
 from shared.logging import get_logger
 from shared.messages import Message, StoredTurn
 from shared.sessions import Session, new_session, owned_session
-from shared.wire import Job
 
 log = get_logger(__name__)
 

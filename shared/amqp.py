@@ -19,11 +19,11 @@ from aio_pika.abc import (
 from aio_pika.exceptions import AMQPError
 from aiormq.exceptions import ChannelInvalidStateError
 
+from shared.job import Job, encode_job
 from shared.jobqueue import DeliveryHandler, QueueUnavailableError
 from shared.logging import get_logger
 from shared.names import JOB_DELIVERY_LIMIT, Names
 from shared.tasks import cancel_and_wait
-from shared.wire import Job, encode_job
 
 log = get_logger(__name__)
 

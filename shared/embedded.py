@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import fakeredis
 from redis.asyncio import Redis
 
+from shared.job import Job, encode_job
 from shared.jobqueue import DeliveryHandler
 from shared.logging import get_logger
 from shared.tasks import cancel_and_wait
-from shared.wire import Job, encode_job
 
 log = get_logger(__name__)
 

@@ -3,8 +3,7 @@
 CPython's cyclic collector scans every tracked object of a generation each time it collects that
 generation. With thousands of streams open a gateway tracks hundreds of thousands of objects,
 and at CPython's default settings full collections paused it for up to 0.6 s each, sixteen
-times in a one-minute benchmark with 5,000 streams: every event in flight waited that long
-(docs/performance.md, fourth pass).
+times in a one-minute benchmark with 5,000 streams: every event in flight waited that long.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Identifiers: server-made ones, and the client-chosen session ids API.md allows."""
+"""Identifiers: server-made ones, and the client-chosen session ids docs/api.md allows."""
 
 from __future__ import annotations
 

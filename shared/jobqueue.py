@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from shared.wire import Job
+from shared.job import Job
 
 
 class QueueUnavailableError(ConnectionError):

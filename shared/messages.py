@@ -18,9 +18,10 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
+from shared import redis_scripts
 from shared.events import utc_now_iso
 from shared.names import Names
-from shared.redis_client import as_text, stage_script
+from shared.redis_client import as_text
 
 STATUS_COMPLETE = "complete"
 STATUS_STREAMING = "streaming"
@@ -35,16 +36,19 @@ JOB_META_TTL_S = 7 * 24 * 3600
 
 # KEYS: message hash, message content. ARGV: byte offset, text. Writing at an offset rather
 # than appending makes a retried write harmless.
-_WRITE_AT_IF_EXISTS = """
+_WRITE_AT_IF_EXISTS = redis_scripts.LuaScript(
+    """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return redis.call('SETRANGE', KEYS[2], ARGV[1], ARGV[2])
 end
 return -1
 """
+)
 
 # KEYS: message hash, message content, session hash, user's sessions.
 # ARGV: status, content, citations JSON, usage JSON, now ISO, now ms, session id.
-_SETTLE_IF_EXISTS = """
+_SETTLE_IF_EXISTS = redis_scripts.LuaScript(
+    """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
@@ -56,6 +60,7 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
 end
 return 1
 """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +184,7 @@ class MessageStore:
                 content="",
             )
             self.stage_job_status(pipe, turn.job_id, JOB_ENDED)
-            await pipe.execute()
+            await redis_scripts.execute(pipe)
 
     async def of_session(self, session_id: str) -> list[Message]:
         return await self.read(
@@ -218,7 +223,7 @@ class MessageStore:
     def stage_write_at(self, pipe: Pipeline, message_id: str, offset: int, text: str) -> None:
         """Write ``text`` into the message's content at byte ``offset`` (UTF-8)."""
         keys = [self._names.message(message_id), self._names.message_content(message_id)]
-        stage_script(pipe, _WRITE_AT_IF_EXISTS, keys, [offset, text])
+        _WRITE_AT_IF_EXISTS.stage(pipe, keys, [offset, text])
 
     def stage_settle(
         self,
@@ -247,7 +252,7 @@ class MessageStore:
             int(time.time() * 1000),
             session_id,
         ]
-        stage_script(pipe, _SETTLE_IF_EXISTS, keys, args)
+        _SETTLE_IF_EXISTS.stage(pipe, keys, args)
 
     def stage_job_status(self, pipe: Pipeline, job_id: str, status: str) -> None:
         pipe.hset(self._names.job_meta(job_id), "status", status)

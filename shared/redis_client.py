@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from redis.asyncio import BlockingConnectionPool, Connection, Redis
-from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.connection import HiredisRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.typing import EncodableT
 
+from shared.library_internals import HiredisPackingConnection
 from shared.settings import ConnectionSettings
-
-
-class HiredisPackingConnection(Connection):
-    """A TCP connection whose commands hiredis packs. redis-py's asyncio connection packs every
-    command in Python, argument by argument; its sync connection has hiredis do it when hiredis
-    is installed (as it is here), with redis-py's own serializer, used here. The bytes on the
-    wire are the same. Packing was about a third of the CPU of publishing an event."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._hiredis_packer = HiredisRespSerializer()
-
-    def pack_command(self, *args: EncodableT) -> list[bytes]:
-        # redis-py annotates each of pack's arguments as a list; they are a command's arguments.
-        packed: list[bytes] = self._hiredis_packer.pack(*args)  # type: ignore[arg-type]
-        return packed
 
 
 def tcp_connection_class(url: str) -> dict[str, type[Connection]]:
@@ -57,21 +36,11 @@ def connect_redis(settings: ConnectionSettings) -> Redis:
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.25), retries=1),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         # RESP2: under RESP3, redis-py hands each pub/sub message to a push handler that
-        # formats it into a debug log line whether or not anything logs it, about a third of
-        # the gateway's cost of reading one event (docs/performance.md, fourth pass).
+        # formats it into a debug log line whether or not anything logs it, a third of the
+        # gateway's cost of reading one event when it was measured.
         protocol=2,
     )
     return Redis.from_pool(pool)
-
-
-def stage_script(
-    pipe: Pipeline, script: str, keys: Sequence[str], args: Sequence[str | bytes | int | float]
-) -> None:
-    """Stage a Lua script into ``pipe`` as EVAL, carrying its text. A script registered with
-    redis-py (``register_script``) makes every pipeline holding it ask Redis for it first
-    (SCRIPT EXISTS), a round trip of its own; EVAL needs none, and a Redis that restarted
-    empty runs it all the same."""
-    pipe.eval(script, len(keys), *keys, *args)
 
 
 def as_text(value: object) -> str:

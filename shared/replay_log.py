@@ -5,19 +5,19 @@ The worker appends to it (see worker.event_log); any gateway reads it to backfil
 
 from __future__ import annotations
 
-import hashlib
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError
+from redis.typing import EncodableT
 
+from shared import redis_scripts
+from shared.events import Event, decode_event
 from shared.logging import get_logger
 from shared.names import Names
 from shared.settings import EventLogSettings
-from shared.wire import Event, WireError, decode_event
+from shared.wire import WireError
 
 log = get_logger(__name__)
 
@@ -38,7 +38,8 @@ def entry_id(seq: int) -> str:
 # reply lost to a dropped link or a timeout, and the client retried) finds itself already
 # logged, byte for byte and last: that is no conflict, and nothing is published twice. Field
 # 'e' is EVENT_FIELD. Returns 0 when appended (or already), else the seq the log ends at.
-APPEND_EVENTS_SCRIPT = """
+APPEND_EVENTS = redis_scripts.LuaScript(
+    """
 local first = tonumber(ARGV[3])
 local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], first .. '-0', 'e', ARGV[4])
 if type(added) == 'table' and added.err then
@@ -68,23 +69,11 @@ end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 0
 """
-APPEND_EVENTS_SHA = hashlib.sha1(APPEND_EVENTS_SCRIPT.encode()).hexdigest()
-
-
-# The connection pools whose Redis has been asked to keep the append script (SCRIPT LOAD).
-_SCRIPT_LOADED_BEHIND: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
+)
 
 
 class EventAppender:
-    """Appends a job's consecutive events to its replay log and publishes them, in one step.
-
-    The script goes by its hash (EVALSHA): carrying its text with every append (EVAL) made Redis
-    read and hash it each time, about a third of Redis's CPU for a one-event append (17-19 → 12
-    µs here, docs/performance.md, seventh pass). The first append through a connection pool
-    loads the script first, in the same round trip (SCRIPT LOAD, which Redis never evicts, where
-    a script cached by EVAL may be). A Redis that lost it since (a restart, SCRIPT FLUSH)
-    refuses the hash; the append is then sent again after loading it, one round trip after the
-    commands staged before it."""
+    """Appends a job's consecutive events to its replay log and publishes them, in one step."""
 
     def __init__(self, names: Names, settings: EventLogSettings) -> None:
         self._names = names
@@ -98,47 +87,20 @@ class EventAppender:
         the first error among them. The append's reply, the last, is 0 (appended, or found
         already logged as it is, and not published again), or the seq the log already ended at
         (nothing was appended)."""
-        words = self._keys_and_args(job_id, first_seq, raws)
-        pool = pipe.connection_pool
-        load = pool not in _SCRIPT_LOADED_BEHIND
-        replies = await _load_then_append(pipe, words, load=load)
-        if isinstance(replies[-1], NoScriptError):
-            replies[-1:] = await _load_then_append(pipe, words, load=True)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        if load:
-            _SCRIPT_LOADED_BEHIND.add(pool)
-        return replies
+        APPEND_EVENTS.stage(pipe, *self._keys_and_args(job_id, first_seq, raws))
+        return await redis_scripts.execute(pipe)
 
     def command(self, job_id: str, first_seq: int, raws: list[bytes]) -> tuple[Any, ...]:
         """The EVALSHA :meth:`append` sends, word by word, for a client that sends it by other
-        means (and loads the script first: ``SCRIPT LOAD APPEND_EVENTS_SCRIPT``)."""
-        return ("EVALSHA", APPEND_EVENTS_SHA, *self._keys_and_args(job_id, first_seq, raws))
+        means (and loads :data:`APPEND_EVENTS` first)."""
+        return APPEND_EVENTS.command(*self._keys_and_args(job_id, first_seq, raws))
 
-    def _keys_and_args(self, job_id: str, first_seq: int, raws: list[bytes]) -> tuple[Any, ...]:
+    def _keys_and_args(
+        self, job_id: str, first_seq: int, raws: list[bytes]
+    ) -> tuple[list[str], list[EncodableT]]:
         settings = self._settings
-        return (
-            2,
-            self._names.job_replay_log(job_id),
-            self._names.job_channel(job_id),
-            settings.replay_max_events,
-            settings.replay_ttl_s,
-            first_seq,
-            *raws,
-        )
-
-
-async def _load_then_append(pipe: Pipeline, words: tuple[Any, ...], *, load: bool) -> list[Any]:
-    """Execute ``pipe`` with the append staged last, the script loaded just before it when
-    ``load``; the replies without the load's."""
-    if load:
-        pipe.script_load(APPEND_EVENTS_SCRIPT)
-    pipe.evalsha(APPEND_EVENTS_SHA, *words)
-    replies: list[Any] = await pipe.execute(raise_on_error=False)
-    if load:
-        del replies[-2]
-    return replies
+        keys = [self._names.job_replay_log(job_id), self._names.job_channel(job_id)]
+        return keys, [settings.replay_max_events, settings.replay_ttl_s, first_seq, *raws]
 
 
 async def read_after(redis: Redis, names: Names, job_id: str, after_seq: int) -> list[Event]:

@@ -5,11 +5,15 @@ Nothing else in chatstream reads ``os.environ``; settings are passed down explic
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shared.names import DEFAULT_NAMESPACE, Names
+
+# The highest TCP port.
+MAX_PORT = 65_535
 
 # The pipelines a job may name.
 PIPELINES = ("echo", "rag")
@@ -33,7 +37,9 @@ class _Env:
         value = self._environ.get(name, "").strip()
         return value or None
 
-    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+    def integer(
+        self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+    ) -> int:
         raw = self._environ.get(name)
         if raw is None or not raw.strip():
             return default
@@ -43,7 +49,13 @@ class _Env:
             raise SettingsError(f"{name} must be a whole number, not {raw!r}") from e
         if value < minimum:
             raise SettingsError(f"{name} must be at least {minimum}, not {value}")
+        if maximum is not None and value > maximum:
+            raise SettingsError(f"{name} must be at most {maximum}, not {value}")
         return value
+
+    def port(self, name: str, default: int) -> int:
+        """A TCP port number, 0 to 65535 (what 0 means is up to the setting)."""
+        return self.integer(name, default, maximum=MAX_PORT)
 
     def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
         raw = self._environ.get(name)
@@ -53,6 +65,9 @@ class _Env:
             value = float(raw)
         except ValueError as e:
             raise SettingsError(f"{name} must be a number, not {raw!r}") from e
+        # float() reads "nan" and "inf", which no duration or bound here can be.
+        if not math.isfinite(value):
+            raise SettingsError(f"{name} must be a finite number, not {raw!r}")
         if value < minimum:
             raise SettingsError(f"{name} must be at least {minimum}, not {value}")
         return value
@@ -72,16 +87,22 @@ class _Env:
 
 
 def parse_api_keys(raw: str) -> dict[str, str]:
-    """``key=user,key2=user2`` as a mapping of key to user id."""
+    """``key=user,key2=user2`` as a mapping of key to user id. An error names the entry by its
+    position, never by its text: the text holds a secret."""
     keys: dict[str, str] = {}
-    for entry in raw.split(","):
+    for position, entry in enumerate(raw.split(","), start=1):
         item = entry.strip()
         if not item:
             continue
         key, sep, user = item.partition("=")
-        if not sep or not key.strip() or not user.strip():
-            raise SettingsError(f"AUTH_API_KEYS entries are key=user, not {item!r}")
-        keys[key.strip()] = user.strip()
+        key, user = key.strip(), user.strip()
+        if not sep or not key or not user:
+            raise SettingsError(f"AUTH_API_KEYS entries are key=user; entry {position} is not")
+        if key in keys:
+            raise SettingsError(
+                f"AUTH_API_KEYS entry {position} repeats the key of user {keys[key]!r}"
+            )
+        keys[key] = user
     return keys
 
 
@@ -117,10 +138,15 @@ class ConnectionSettings:
             raise SettingsError(
                 "set both REDIS_URL and AMQP_URL for the real servers, or neither for embedded mode"
             )
+        namespace = env.text("CHATSTREAM_NAMESPACE", DEFAULT_NAMESPACE).strip()
+        if not namespace:
+            raise SettingsError(
+                "CHATSTREAM_NAMESPACE must not be empty: every key and queue name starts with it"
+            )
         return cls(
             redis_url=redis_url,
             amqp_url=amqp_url,
-            namespace=env.text("CHATSTREAM_NAMESPACE", DEFAULT_NAMESPACE),
+            namespace=namespace,
             connect_timeout_s=env.number("CONNECT_TIMEOUT_S", 1.0, minimum=0.05),
             confirm_timeout_s=env.number("CONFIRM_TIMEOUT_S", 5.0, minimum=0.05),
             redis_max_connections=env.integer("REDIS_MAX_CONNECTIONS", 512, minimum=4),
@@ -208,9 +234,6 @@ class WorkerSettings:
     echo_token_delay_ms: int = 20
     shutdown_grace_s: float = 30.0
     disconnect_grace_s: float = 30.0
-    # How far the clocks of the gateways' and workers' hosts may disagree: a job created less
-    # than this after its worker's cancel listener went live reads its cancel flag.
-    clock_skew_margin_ms: int = 5_000
     worker_id: str = ""
     rag: RagSettings = field(default_factory=RagSettings)
     # Prometheus /metrics on a port of its own; 0 turns it off (several workers share a host).
@@ -228,10 +251,9 @@ class WorkerSettings:
             echo_token_delay_ms=env.integer("ECHO_TOKEN_DELAY_MS", 20),
             shutdown_grace_s=env.number("WORKER_SHUTDOWN_GRACE_S", 30.0),
             disconnect_grace_s=env.number("DISCONNECT_GRACE_S", 30.0, minimum=0.05),
-            clock_skew_margin_ms=env.integer("CLOCK_SKEW_MARGIN_MS", 5_000, minimum=0),
             worker_id=env.text("WORKER_ID", ""),
             rag=RagSettings.from_env(environ),
-            metrics_port=env.integer("WORKER_METRICS_PORT", 0),
+            metrics_port=env.port("WORKER_METRICS_PORT", 0),
             metrics_host=env.text("WORKER_METRICS_HOST", "127.0.0.1"),
         )
 
@@ -265,8 +287,6 @@ class GatewaySettings:
     rag: RagSettings = field(default_factory=RagSettings)
     # 0 serves /metrics on the API port; another port keeps it off the public one.
     metrics_port: int = 0
-    # Embedded mode runs the worker inside the gateway process with these settings.
-    embedded_worker: WorkerSettings = field(default_factory=WorkerSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -276,7 +296,7 @@ class GatewaySettings:
             connections=ConnectionSettings.from_env(environ),
             event_log=EventLogSettings.from_env(environ),
             host=env.text("GATEWAY_HOST", "127.0.0.1"),
-            port=env.integer("GATEWAY_PORT", 8080),
+            port=env.port("GATEWAY_PORT", 8080),
             api_keys=parse_api_keys(env.text("AUTH_API_KEYS", "")),
             jwt_secret=env.optional("AUTH_JWT_SECRET"),
             jwt_leeway_s=env.integer("AUTH_JWT_LEEWAY_S", 30),
@@ -298,8 +318,7 @@ class GatewaySettings:
                 "STREAM_TICKET_SECRET", env.optional("AUTH_JWT_SECRET") or ""
             ),
             rag=RagSettings.from_env(environ),
-            metrics_port=env.integer("METRICS_PORT", 0),
-            embedded_worker=WorkerSettings.from_env(environ),
+            metrics_port=env.port("METRICS_PORT", 0),
         )
 
 

@@ -1,5 +1,10 @@
-"""Fixtures: every test gets its own namespace (Redis key prefix, AMQP queue and exchange names)
-on the real servers, and cleans it up afterwards."""
+"""Fixtures: every test gets its own namespace (Redis key prefix, AMQP queue and exchange names),
+and a test that used the real servers cleans its namespace up on them afterwards.
+
+A test that needs the real Redis and RabbitMQ carries the ``real`` marker, so that ``make unit``
+runs without them: the fixtures below mark it when it asks for the real servers through them
+(see ``pytest_collection_modifyitems``); a test that reaches them another way is marked by
+hand."""
 
 from __future__ import annotations
 
@@ -15,10 +20,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from bench.purge import purge_namespace as purge
 from gateway.app import create_app
+from launcher.embedded import create_embedded_app
 from shared.amqp import AmqpJobQueue
 from shared.names import Names
-from shared.purge import purge_namespace as purge
 from shared.redis_client import connect_redis
 from shared.settings import ConnectionSettings, EventLogSettings, GatewaySettings, WorkerSettings
 from worker.worker import Worker
@@ -30,6 +36,20 @@ API_KEY = "test-key-alice"
 OTHER_API_KEY = "test-key-bob"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 OTHER_AUTH = {"Authorization": f"Bearer {OTHER_API_KEY}"}
+
+# Fixtures that reach the real servers: a test that asks for one, directly or through another
+# fixture, needs them.
+REAL_SERVER_FIXTURES = {"real_connections"}
+PROCESS_FIXTURES = {"processes"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & (REAL_SERVER_FIXTURES | PROCESS_FIXTURES):
+            item.add_marker(pytest.mark.real)
+        if fixtures & PROCESS_FIXTURES:
+            item.add_marker(pytest.mark.process)
 
 
 def unique_namespace(label: str) -> str:
@@ -46,44 +66,42 @@ async def purge_namespace(names: Names) -> None:
 async def namespace(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     ns = unique_namespace(request.node.name)
     yield ns
-    await purge_namespace(Names(ns))
+    if request.node.get_closest_marker("real") is not None:
+        await purge_namespace(Names(ns))
+
+
+def real_server_connections(namespace: str) -> ConnectionSettings:
+    """The real servers, in ``namespace``."""
+    return ConnectionSettings(
+        redis_url=REDIS_URL, amqp_url=AMQP_URL, namespace=namespace, connect_timeout_s=1.0
+    )
 
 
 @pytest.fixture
 def real_connections(namespace: str) -> ConnectionSettings:
-    return ConnectionSettings(
-        redis_url=REDIS_URL, amqp_url=AMQP_URL, namespace=namespace, connect_timeout_s=1.0
-    )
+    return real_server_connections(namespace)
 
 
-@pytest.fixture(params=["embedded", "real"])
+@pytest.fixture(params=["embedded", pytest.param("real", marks=pytest.mark.real)])
 def connections(request: pytest.FixtureRequest, namespace: str) -> ConnectionSettings:
     """Both transports: the embedded in-process one and the real servers."""
     if request.param == "embedded":
         return ConnectionSettings(namespace=namespace)
-    return ConnectionSettings(
-        redis_url=REDIS_URL, amqp_url=AMQP_URL, namespace=namespace, connect_timeout_s=1.0
-    )
+    return real_server_connections(namespace)
 
 
 def gateway_settings(connections: ConnectionSettings, **overrides: Any) -> GatewaySettings:
-    worker = WorkerSettings(connections=connections, echo_token_delay_ms=0, worker_id="embedded")
     base = GatewaySettings(
         connections=connections,
         api_keys={API_KEY: "alice", OTHER_API_KEY: "bob"},
         heartbeat_interval_s=15.0,
-        embedded_worker=worker,
         # Load tests open many streams as one user; the limit tests set their own.
         max_streams_per_user=10_000,
         rate_limit_per_minute=1_000_000,
     )
-    worker_overrides = overrides.pop("worker", {})
     ttl = overrides.pop("event_log_ttl_s", None)
     if ttl is not None:
-        event_log = EventLogSettings(replay_ttl_s=ttl)
-        base = replace(base, event_log=event_log)
-        worker = replace(worker, event_log=event_log)
-    base = replace(base, embedded_worker=replace(worker, **worker_overrides))
+        base = replace(base, event_log=EventLogSettings(replay_ttl_s=ttl))
     return replace(base, **overrides)
 
 
@@ -103,9 +121,20 @@ def start_gateway(aiohttp_client: Any) -> GatewayFactory:
     async def start(
         connections: ConnectionSettings, **overrides: Any
     ) -> TestClient[web.Request, web.Application]:
-        client: TestClient[web.Request, web.Application] = await aiohttp_client(
-            create_app(gateway_settings(connections, **overrides))
-        )
+        worker_overrides = overrides.pop("worker", {})
+        settings = gateway_settings(connections, **overrides)
+        if connections.embedded:
+            # The worker runs inside the gateway's process, as under `make run`.
+            worker_overrides = {
+                "worker_id": "embedded",
+                "event_log": settings.event_log,
+                **worker_overrides,
+            }
+            worker = worker_settings(connections, **worker_overrides)
+            app = create_embedded_app(settings, worker)
+        else:
+            app = create_app(settings)
+        client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
         return client
 
     return start

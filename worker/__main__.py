@@ -27,7 +27,8 @@ async def serve(settings: WorkerSettings) -> None:
     connections = settings.connections
     if connections.redis_url is None or connections.amqp_url is None:
         raise SystemExit(
-            "the worker needs REDIS_URL and AMQP_URL (embedded mode runs in the gateway)"
+            "the worker needs REDIS_URL and AMQP_URL (`make run` serves gateway and worker "
+            "in one process without them: python -m launcher)"
         )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

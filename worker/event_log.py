@@ -23,17 +23,18 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import replay_log
+from shared.events import Event, encode_event
 from shared.names import Names
 from shared.settings import EventLogSettings
-from shared.wire import Event, encode_event
 
 
 class EventLogConflictError(Exception):
     """Someone else has written the job's next event; this run must stop."""
 
 
-class EventPublishError(ConnectionError):
-    """Redis stayed unreachable for longer than the publish retry bound."""
+class EventPublishError(Exception):
+    """Redis stayed unreachable for longer than the publish retry bound. Not a ConnectionError:
+    a backend that failed must never pass for a client that left."""
 
 
 RETRY_BASE_S = 0.05

@@ -15,6 +15,7 @@ from typing import Any
 from redis.asyncio.client import Pipeline
 
 from shared import events
+from shared.job import Job
 from shared.messages import (
     JOB_RUNNING,
     STATUS_CANCELLED,
@@ -23,7 +24,6 @@ from shared.messages import (
     STATUS_STREAMING,
     MessageStore,
 )
-from shared.wire import Job
 from worker.cancellation import Cancellation
 from worker.event_log import JobEventLog, MergeableStaging, Staging
 

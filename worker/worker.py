@@ -16,12 +16,13 @@ from aio_pika.exceptions import AMQPError
 from redis.asyncio import Redis
 
 from shared import events
+from shared.job import Job, decode_job
 from shared.jobqueue import JobConsumer, JobDelivery
 from shared.logging import get_logger
 from shared.messages import MessageStore
 from shared.settings import WorkerSettings
 from shared.tasks import cancel_and_wait
-from shared.wire import Job, WireError, decode_job
+from shared.wire import WireError
 from worker.cancellation import Cancellation, CancelSignals
 from worker.event_log import EventLogConflictError, EventPublishError, JobEventLog
 from worker.history import SessionHistory
@@ -63,10 +64,7 @@ class Worker:
         self._names = settings.connections.names
         self._messages = MessageStore(redis, self._names)
         self._cancels = CancelSignals(
-            redis,
-            self._names,
-            disconnect_grace_s=settings.disconnect_grace_s,
-            clock_skew_margin_ms=settings.clock_skew_margin_ms,
+            redis, self._names, disconnect_grace_s=settings.disconnect_grace_s
         )
         self._pipelines = dict(pipelines or default_pipelines(settings, redis))
         self._metrics = metrics
@@ -189,14 +187,10 @@ class Worker:
             # The job ended before its ack was lost: publishing it again would duplicate it.
             log.info("job.already_finished", seq=previous.seq)
             return "duplicate"
-        # A cancel sent before this worker took the job was heard by its listener, unless the
-        # job is older than the listener's subscription: then only its flag tells. So does it
-        # for a redelivered job, whose cancel may have gone to an earlier run (this worker's
-        # own, say, whose final write failed) rather than into the listener's memory. The flag
-        # is read in the round trip of the run's first event rather than one of its own before
-        # it, and the pipeline's first checkpoint waits for it.
-        if redelivered or not self._cancels.heard_every_cancel_of(job):
-            cancellation.flag = event_log.read_along(self._cancels.stage_flag_read(job.job_id))
+        # A cancel sent before this run watched the job (while it was queued, or to an earlier
+        # run) left only its flag. The flag is read in the round trip of the run's first event
+        # rather than one of its own before it, and the pipeline's first checkpoint waits for it.
+        cancellation.flag = event_log.read_along(self._cancels.stage_flag_read(job.job_id))
         if previous is None:
             await run.start()
         else:

@@ -27,7 +27,9 @@ def _chats(per_s: float, errors: int, elapsed_s: float) -> dict[str, Any]:
     return {"chats_per_s": per_s, "errors": errors, "elapsed_s": elapsed_s, "cpu_ms_per_chat": None}
 
 
-def _result(p99_ms: float, errors: int, sustained_per_s: float = 310.0) -> dict[str, Any]:
+def _result(
+    p99_ms: float, errors: int, sustained_per_s: float = 310.0, idle_kib: float = 15.0
+) -> dict[str, Any]:
     latency = {"p50_ms": 0.5, "p99_ms": p99_ms, "p999_ms": 4.0, "count": 10}
     return {
         "config": {"sustain_workers": 2},
@@ -36,7 +38,11 @@ def _result(p99_ms: float, errors: int, sustained_per_s: float = 310.0) -> dict[
             "throughput": {"delivered_events_per_s": 18_000},
             "sustained": {"delivered_events_per_s": 21_000},
         },
-        "idle_streams": {"held": 10_000, "bytes_per_connection": 14 * 1024},
+        "idle_streams": {
+            "held": 10_000,
+            "bytes_per_connection": round(idle_kib * 1024),
+            "bare_aiohttp": {"held": 10_000, "bytes_per_connection": round(14.05 * 1024)},
+        },
         "short_chats": {
             "1": _chats(340.0, 0, 15.0),
             "2": _chats(sustained_per_s, errors, 60.0),
@@ -49,7 +55,7 @@ def test_targets_compare_each_figure_with_its_bound() -> None:
     assert met["relay p50 at 1,000 streams (ms)"] is True
     assert met["relay p99 at 1,000 streams (ms)"] is True
     assert met["delivered events/s, 1,000 streams"] is True
-    assert met["memory per idle stream (KiB)"] is False
+    assert met["idle stream memory over bare aiohttp (KiB)"] is True
     assert met["added TTFT p50 (ms)"] is None
     assert met["short chats/s end to end, for a minute"] is True
     assert met["errors in that minute"] is True
@@ -65,6 +71,20 @@ def test_the_chats_target_reads_the_minute_long_run_not_the_fastest() -> None:
     # The 15 s run with one worker made 340/s; the minute at 280/s misses the target.
     assert chats["value"] == 280.0
     assert chats["met"] is False
+
+
+def test_idle_memory_is_bounded_above_the_bare_aiohttp_handler_of_the_same_run() -> None:
+    def memory(result: dict[str, Any]) -> dict[str, Any]:
+        rows = targets(result)
+        return next(r for r in rows if r["target"] == "idle stream memory over bare aiohttp (KiB)")
+
+    within = memory(_result(p99_ms=2.5, errors=0, idle_kib=15.0))
+    assert within["value"] == 0.95 and within["met"] is True
+    over = memory(_result(p99_ms=2.5, errors=0, idle_kib=15.5))
+    assert over["value"] == 1.45 and over["met"] is False
+    without_bare = _result(p99_ms=2.5, errors=0)
+    del without_bare["idle_streams"]["bare_aiohttp"]
+    assert memory(without_bare)["met"] is None
 
 
 def test_a_failed_measurement_leaves_the_rest_of_the_table() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from shared.cli.chat import AnswerPrinter, ProgressLine
+from cli.chat import AnswerPrinter, ProgressLine
 
 
 def printer() -> tuple[AnswerPrinter, io.StringIO]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.cli.sse_reader import SseDecoder, SseMessage
+from cli.sse_reader import SseDecoder, SseMessage
 
 WIRE = (
     b'retry: 2000\n\nid: 1\ndata: {"type":"start"}\n\n'

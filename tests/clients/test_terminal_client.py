@@ -26,7 +26,7 @@ def chatstream_command() -> list[str]:
     script = Path(sys.executable).parent / "chatstream"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from shared.cli import main; main()"]
+    return [sys.executable, "-c", "from cli import main; main()"]
 
 
 async def run_cli(base_url: str, *args: str, api_key: str = API_KEY) -> tuple[int, str, str]:

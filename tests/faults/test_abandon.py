@@ -13,11 +13,11 @@ from gateway import appkeys
 from gateway.turns import Turn
 from shared.amqp import AmqpJobQueue
 from shared.ids import new_id
+from shared.job import Job
 from shared.jobqueue import QueueUnavailableError
 from shared.messages import MessageStore, StoredTurn
 from shared.names import Names
 from shared.sessions import new_session
-from shared.wire import Job
 from tests.support.processes import free_port
 
 

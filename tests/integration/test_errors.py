@@ -1,4 +1,4 @@
-"""The error bodies of API.md: 400, 401, 404, 405, 413, 415 and 422, and their order."""
+"""The error bodies of docs/api.md: 400, 401, 404, 405, 413, 415 and 422, and their order."""
 
 from __future__ import annotations
 

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from shared import events, replay_log
+from shared import events, redis_scripts, replay_log
+from shared.events import Event, decode_event, encode_event
+from shared.job import Job
 from shared.messages import MessageStore
 from shared.names import Names
 from shared.settings import ConnectionSettings, EventLogSettings
-from shared.wire import Event, Job, decode_event, encode_event
 from tests.conftest import AUTH, GatewayFactory, WorkerFactory
 from tests.support.redis_server import PrivateRedis
 from tests.support.sse import job_events, parse_sse
@@ -132,7 +133,7 @@ async def test_a_token_written_twice_at_its_offset_is_stored_once(
     for offset, text in ((0, "héllo"), (6, " world"), (6, " world")):  # the last one retried
         async with redis.pipeline(transaction=False) as pipe:
             store.stage_write_at(pipe, "m1", offset, text)
-            await pipe.execute()
+            await redis_scripts.execute(pipe)
     assert (await redis.get(names.message_content("m1"))).decode() == "héllo world"
 
 
@@ -164,9 +165,9 @@ async def test_a_batch_of_tokens_grows_the_stored_message_by_exactly_their_text(
 
 
 async def test_events_are_published_again_after_redis_lost_its_scripts(tmp_path: Path) -> None:
-    """A Redis that lost its scripts (a restart) takes the next batch all the same: the append
-    is sent again after loading its script, the other scripts go as EVAL. A private Redis, so
-    that flushing its scripts touches no other client."""
+    """A Redis that lost its scripts (a restart) takes the next batch all the same: the batch
+    is sent again after loading them. A private Redis, so that flushing its scripts touches no
+    other client."""
     server = PrivateRedis(tmp_path)
     await server.start()
     redis = Redis.from_url(server.url, protocol=2)
@@ -251,7 +252,7 @@ async def test_an_append_lands_whether_or_not_redis_has_its_script_cached(
 ) -> None:
     """A private Redis, so that flushing its script cache touches no other client. Appends go
     by the script's hash, never with its text; one that Redis refuses for want of the script is
-    sent again after loading it, after what was staged before it, and lands once."""
+    sent again after loading it, with what was staged before it, and lands once."""
     server = PrivateRedis(tmp_path)
     await server.start()
     redis = Redis.from_url(server.url, protocol=2)
@@ -267,9 +268,9 @@ async def test_an_append_lands_whether_or_not_redis_has_its_script_cached(
             return await appender.append(pipe, "job", seq, [raw])
 
     try:
-        assert not (await redis.script_exists(replay_log.APPEND_EVENTS_SHA))[0]
+        assert not (await redis.script_exists(replay_log.APPEND_EVENTS.sha))[0]
         assert await append(1) == [[(channel.encode(), 0)], 0]
-        assert (await redis.script_exists(replay_log.APPEND_EVENTS_SHA))[0]
+        assert (await redis.script_exists(replay_log.APPEND_EVENTS.sha))[0]
         assert await append(2) == [[(channel.encode(), 0)], 0]
         await redis.script_flush()
         assert await append(3) == [[(channel.encode(), 0)], 0]

@@ -20,9 +20,9 @@ from gateway.client_stream import ClientStream
 from gateway.fanout import EventFanout
 from gateway.ticker import HeartbeatTicker
 from shared import replay_log
+from shared.events import Event, encode_event
 from shared.names import Names
-from shared.settings import EventLogSettings
-from shared.wire import Event, encode_event
+from shared.settings import ConnectionSettings, EventLogSettings
 from tests.conftest import REDIS_URL
 from tests.support.redis_server import PrivateRedis
 from tests.support.tcp_proxy import TcpProxy
@@ -31,9 +31,11 @@ STREAMS = 500
 
 
 @pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
+async def redis(real_connections: ConnectionSettings) -> AsyncIterator[Redis]:
+    assert real_connections.redis_url is not None
     # Blocking: the tests publish from hundreds of tasks at once.
-    client = Redis(connection_pool=BlockingConnectionPool.from_url(REDIS_URL, max_connections=50))
+    pool = BlockingConnectionPool.from_url(real_connections.redis_url, max_connections=50)
+    client = Redis(connection_pool=pool)
     yield client
     await client.aclose()
 
@@ -192,6 +194,7 @@ async def test_a_listener_whose_connection_is_cut_reconnects_and_backfills_what_
         server.kill()
 
 
+@pytest.mark.real
 async def test_a_leave_whose_confirmation_the_outage_swallowed_is_not_resubscribed(
     namespace: str,
 ) -> None:
@@ -238,6 +241,7 @@ async def test_a_leave_whose_confirmation_the_outage_swallowed_is_not_resubscrib
         await proxy.close()
 
 
+@pytest.mark.real
 async def test_closing_with_many_streams_still_open_leaves_no_task_error(namespace: str) -> None:
     """At shutdown, leaves still queued when the link (and then the Redis client) closes end
     quietly, not as `Task exception was never retrieved`."""
@@ -272,24 +276,26 @@ async def test_closing_with_many_streams_still_open_leaves_no_task_error(namespa
     assert errors == []
 
 
+class FailingOnce(ClientStream):
+    """A stream whose first delivery meets a bug."""
+
+    failures = 0
+
+    def deliver(self, event: Event) -> None:
+        if not self.failures:
+            self.failures += 1
+            raise RuntimeError("a bug in handing out an event")
+        super().deliver(event)
+
+
 async def test_a_listener_that_meets_an_unexpected_error_starts_again_and_backfills(
-    redis: Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+    redis: Redis, namespace: str
 ) -> None:
     # A bug in handing out one event must not end the listener (every stream would go deaf
     # until a restart): it starts again on a fresh connection and backfills from the replay log.
     names = Names(namespace)
     fanout = EventFanout(redis, names, "test", timeout_s=5.0)
     appender = replay_log.EventAppender(names, EventLogSettings())
-    deliver = fanout._deliver
-    failures: list[bytes] = []
-
-    def deliver_failing_once(channel: bytes, data: bytes) -> None:
-        if not failures:
-            failures.append(data)
-            raise RuntimeError("a bug in the fanout")
-        deliver(channel, data)
-
-    monkeypatch.setattr(fanout, "_deliver", deliver_failing_once)
 
     async def append(seq: int) -> None:
         raw = encode_event(Event(job_id="job", seq=seq, type="token", payload={"content": "x"}))
@@ -298,11 +304,11 @@ async def test_a_listener_that_meets_an_unexpected_error_starts_again_and_backfi
 
     await fanout.start()
     try:
-        client = stream()
+        client = FailingOnce(max_buffer_bytes=1 << 20, ticker=HeartbeatTicker(5.0))
         await fanout.subscribe("job", client)
         await append(1)
         assert await frames_of(client, 1) == [1]
-        assert len(failures) == 1
+        assert client.failures == 1
         await append(2)
         assert await frames_of(client, 1) == [2]
     finally:

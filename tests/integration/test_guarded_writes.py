@@ -15,15 +15,15 @@ from gateway.limits import RateLimiter, StreamLeases
 from shared.embedded import EmbeddedServers
 from shared.names import Names
 from shared.redis_client import connect_redis
-from shared.settings import ConnectionSettings
+from tests.conftest import real_server_connections
 
 
-@pytest.fixture(params=["real", "embedded"])
-async def redis(
-    request: pytest.FixtureRequest, real_connections: ConnectionSettings
-) -> AsyncIterator[Redis]:
+@pytest.fixture(params=[pytest.param("real", marks=pytest.mark.real), "embedded"])
+async def redis(request: pytest.FixtureRequest, namespace: str) -> AsyncIterator[Redis]:
     client = (
-        connect_redis(real_connections) if request.param == "real" else EmbeddedServers().redis()
+        connect_redis(real_server_connections(namespace))
+        if request.param == "real"
+        else EmbeddedServers().redis()
     )
     yield client
     await client.aclose()

@@ -1,4 +1,4 @@
-"""Sessions and messages per API.md, on both transports."""
+"""Sessions and messages per docs/api.md, on both transports."""
 
 from __future__ import annotations
 

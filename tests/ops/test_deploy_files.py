@@ -235,7 +235,7 @@ def test_dashboard_log_panels_query_only_documented_fields() -> None:
 
 def test_every_event_the_code_logs_is_documented() -> None:
     logged: set[str] = set()
-    for package in ("gateway", "worker", "shared"):
+    for package in ("gateway", "worker", "shared", "launcher", "cli"):
         for source in (ROOT / package).rglob("*.py"):
             logged |= set(
                 re.findall(

@@ -1,6 +1,6 @@
 """What the Docker image holds, built the way the Dockerfile builds it but without a Docker
 engine: only the files .dockerignore lets through, the locked dependencies without the dev
-group, then the gateway answering compose's own healthcheck command."""
+group, then the gateway, on the real servers, answering compose's own healthcheck command."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from shared.settings import ConnectionSettings
 from tests.ops.support import free_port
 
 pytestmark = pytest.mark.process
@@ -70,7 +71,7 @@ def install_runtime(context: Path, venv: Path) -> Path:
     assert dev_only.returncode != 0, "the image must not carry the dev dependencies"
     # The image's `chatstream` command (ingest and friends) runs on the same packages.
     command = subprocess.run(
-        [str(python), "-c", "from shared.cli import main; main()", "--help"],
+        [str(python), "-c", "from cli import main; main()", "--help"],
         cwd=context,
         capture_output=True,
         timeout=60,
@@ -81,7 +82,9 @@ def install_runtime(context: Path, venv: Path) -> Path:
 
 
 @pytest.mark.skipif(not UV.exists(), reason="uv is installed by `make install`")
-async def test_the_image_runs_the_gateway_with_runtime_dependencies_only(tmp_path: Path) -> None:
+async def test_the_image_runs_the_gateway_with_runtime_dependencies_only(
+    tmp_path: Path, real_connections: ConnectionSettings
+) -> None:
     context = tmp_path / "app"
     context.mkdir()
     build_context(context)
@@ -99,6 +102,9 @@ async def test_the_image_runs_the_gateway_with_runtime_dependencies_only(tmp_pat
             "GATEWAY_HOST": "127.0.0.1",
             "GATEWAY_PORT": str(port),
             "AUTH_API_KEYS": "image-test=alice",
+            "REDIS_URL": real_connections.redis_url or "",
+            "AMQP_URL": real_connections.amqp_url or "",
+            "CHATSTREAM_NAMESPACE": real_connections.namespace,
             "LOG_FORMAT": "json",
         },
         stdout=subprocess.DEVNULL,

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from shared.knowledge import KnowledgeStore
 from shared.names import Names
-from tests.conftest import REDIS_URL
+from shared.settings import ConnectionSettings
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS_DIR = REPO / "docs"
@@ -26,8 +26,9 @@ def labelled_questions() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
+async def redis(real_connections: ConnectionSettings) -> AsyncIterator[Redis]:
+    assert real_connections.redis_url is not None
+    client = Redis.from_url(real_connections.redis_url)
     yield client
     await client.aclose()
 

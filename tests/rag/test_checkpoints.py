@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from shared.job import Job
 from shared.knowledge import KnowledgeStore
 from shared.names import Names
 from shared.settings import RagSettings
-from shared.wire import Job
 from worker.pipelines.rag import RagPipeline
 
 

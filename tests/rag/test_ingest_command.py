@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import main
+from cli import main
 from shared.knowledge import KnowledgeStore
 from tests.conftest import REDIS_URL
 

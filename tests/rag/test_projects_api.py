@@ -1,4 +1,4 @@
-"""The documents API: add, list, delete, and who may do each (API.md: another user's is 404)."""
+"""The documents API: add, list, delete, and who may do each (docs/api.md: another's is 404)."""
 
 from __future__ import annotations
 

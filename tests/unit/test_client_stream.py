@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from gateway.client_stream import ClientStream
-from gateway.frames import Frame, frame_from_event
 from gateway.ticker import HeartbeatTicker
 from shared import events
-from shared.wire import Event
+from shared.events import Event
 
 TICKER = HeartbeatTicker(5.0)
 
 
-def frame(seq: int, kind: str = events.TOKEN, text: str = "x") -> Frame:
+def frame(seq: int, kind: str = events.TOKEN, text: str = "x") -> Event:
     payload = events.token_payload(text) if kind == events.TOKEN else {"progress": {"step": "s"}}
-    return frame_from_event(Event("job", seq, kind, payload))
+    return Event("job", seq, kind, payload)
 
 
 def test_replay_and_held_live_frames_merge_in_order_without_duplicates() -> None:
@@ -28,7 +27,7 @@ def test_replay_and_held_live_frames_merge_in_order_without_duplicates() -> None
 
 
 def test_a_full_buffer_merges_consecutive_tokens_under_the_last_seq() -> None:
-    one = len(frame(1, text="ab").wire)
+    one = len(frame(1, text="ab").sse)
     stream = ClientStream(max_buffer_bytes=one * 4, ticker=TICKER)
     stream.deliver(frame(1, events.PROGRESS))
     for seq, text in enumerate(["ab", "cd", "ef", "gh", "ij"], start=2):
@@ -39,7 +38,7 @@ def test_a_full_buffer_merges_consecutive_tokens_under_the_last_seq() -> None:
     assert [f.type for f in taken] == [events.PROGRESS, events.TOKEN, events.TOKEN]
     assert [f.seq for f in taken] == [1, 5, 6]
     assert taken[1].payload == {"content": "abcdefgh", "delta": "abcdefgh", "done": False}
-    assert taken[1].wire.startswith(b"id: 5\ndata: ")
+    assert taken[1].sse.startswith(b"id: 5\ndata: ")
     assert stream.merged_frames == 3
 
 

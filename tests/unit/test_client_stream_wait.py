@@ -9,15 +9,15 @@ import asyncio
 import pytest
 
 from gateway.client_stream import ClientStream
-from gateway.frames import Frame
 from gateway.ticker import TICKS_PER_HEARTBEAT, HeartbeatTicker
+from shared.events import Event
 
 HEARTBEAT_S = 0.5
 TICK_S = HEARTBEAT_S / TICKS_PER_HEARTBEAT
 
 
-def frame(seq: int) -> Frame:
-    return Frame(seq, "token", {}, b"id: %d\ndata: {}\n\n" % seq)
+def frame(seq: int) -> Event:
+    return Event("job", seq, "token", {})
 
 
 def in_s(delay_s: float) -> float:
@@ -101,7 +101,7 @@ async def test_an_overflowing_client_wakes_its_writer() -> None:
     waiting = asyncio.create_task(stream.wait(in_s(60)))
     await asyncio.sleep(0)
     # Two frames that are not tokens (nothing to merge) and together exceed the budget.
-    stream.deliver(Frame(1, "progress", {}, b"x" * 800))
-    stream.deliver(Frame(2, "progress", {}, b"x" * 800))
+    stream.deliver(Event("job", 1, "progress", {"details": "x" * 800}))
+    stream.deliver(Event("job", 2, "progress", {"details": "x" * 800}))
     assert await waiting is True and stream.overflowed
     stream.stop_alarm()

@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 from shared import events
-from shared.wire import Job
+from shared.job import Job
 from worker.job_run import JobRun
 
 

@@ -1,137 +1,125 @@
-"""What shared/library_internals.py relies on, pinned on the installed libraries: each test fails
-when an upgrade changes one of those internals, before a route that needs it breaks quietly."""
+"""What shared/library_internals.py relies on still holds: a failure here means an upgrade
+changed a library's internals, and the section of that module it names must be revisited.
+
+redis-py, commands packed by hiredis: the asyncio connection still packs through
+``pack_command`` (alone and in a pipeline), and hiredis packs the bytes redis-py's own asyncio
+packer writes, for every kind of argument chatstream sends; bad arguments fail the same way."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import AsyncIterator
+from typing import ClassVar
 
-from aiohttp import web
-from aiohttp.abc import AbstractStreamWriter
-from multidict import CIMultiDict
-from pytest_aiohttp import AiohttpClient
+import pytest
+from redis.asyncio import Connection, ConnectionPool, Redis
+from redis.exceptions import DataError
+from redis.typing import EncodableT
 
-from shared.library_internals import forget_sent_headers, handle_in_app, sub_request
+from shared.library_internals import HiredisPackingConnection
+from shared.redis_client import tcp_connection_class
+
+COMMANDS = [
+    ("SET", "key", "value"),
+    ("SET", "key", "é, non-ASCII text"),
+    ("ZADD", "leases", 1733140000.125, "lease-id"),
+    ("ZADD", "leases", float("inf"), "lease-id"),
+    ("EXPIRE", "key", 30),
+    ("EVAL", "return redis.call('GET', KEYS[1])", 1, "key"),
+    ("EVALSHA", "a" * 40, 1, "key", b"\x81\xa1v\x01"),
+    ("CONFIG GET", "maxmemory"),
+    (b"PUBLISH", b"channel", b"\x81\xa1v\x01\x00\xff"),
+    ("SET", "key", memoryview(b"bytes")),
+]
 
 
-class RecordingWriter(AbstractStreamWriter):
-    """A sub-request's writer: records what a prepared response would have sent."""
+def python_packed(*command: EncodableT) -> bytes:
+    return b"".join(Connection().pack_command(*command))
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda command: str(command[0]))
+def test_hiredis_packs_the_bytes_redis_py_packs(command: tuple[EncodableT, ...]) -> None:
+    by_hiredis = b"".join(HiredisPackingConnection().pack_command(*command))
+    assert by_hiredis == python_packed(*command)
+
+
+@pytest.mark.parametrize("value", [None, True])
+def test_an_argument_redis_cannot_take_is_a_data_error(value: object) -> None:
+    with pytest.raises(DataError):
+        HiredisPackingConnection().pack_command("SET", "key", value)  # type: ignore[arg-type]
+
+
+def test_only_plain_tcp_urls_get_the_hiredis_connection() -> None:
+    assert tcp_connection_class("redis://127.0.0.1:6379/0") == {
+        "connection_class": HiredisPackingConnection
+    }
+    assert tcp_connection_class("rediss://redis.example:6380/0") == {}
+    assert tcp_connection_class("unix:///run/redis.sock") == {}
+
+
+class CountingConnection(HiredisPackingConnection):
+    """Counts the commands the override packed."""
+
+    packed: ClassVar[list[tuple[EncodableT, ...]]] = []
+
+    def pack_command(self, *args: EncodableT) -> list[bytes]:
+        CountingConnection.packed.append(args)
+        return super().pack_command(*args)
+
+
+class OkSink:
+    """A socket that answers +OK to every command and keeps the bytes it was sent: what the
+    client writes, observed without a Redis."""
 
     def __init__(self) -> None:
-        self.status_lines: list[str] = []
-        self.written: list[bytes] = []
+        self.received = bytearray()
+        self.port = 0
 
-    async def write(self, chunk: bytes | bytearray | memoryview) -> None:
-        self.written.append(bytes(chunk))
-
-    async def write_eof(self, chunk: bytes = b"") -> None:
-        self.written.append(chunk)
-
-    async def drain(self) -> None:
-        return None
-
-    def enable_compression(self, encoding: str = "deflate", strategy: int | None = None) -> None:
-        return None
-
-    def enable_chunking(self) -> None:
-        return None
-
-    async def write_headers(self, status_line: str, headers: CIMultiDict[str]) -> None:
-        self.status_lines.append(status_line)
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while header := await reader.readline():
+                self.received += header
+                for _ in range(int(header[1:])):
+                    length = await reader.readline()
+                    self.received += length + await reader.readexactly(int(length[1:]) + 2)
+                writer.write(b"+OK\r\n")
+                await writer.drain()
+        finally:
+            writer.close()
 
 
-def app_with_inner_routes(outer: Any) -> web.Application:
-    @web.middleware
-    async def marks(request: web.Request, handler: Any) -> web.StreamResponse:
-        response = await handler(request)
-        response.headers["X-Middleware"] = request.match_info.route.name or ""
-        return response
-
-    async def echo(request: web.Request) -> web.StreamResponse:
-        return web.json_response({"name": request.match_info["name"], "body": await request.json()})
-
-    async def streams(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse()
-        await response.prepare(request)
-        await response.write(b"streamed")
-        return response
-
-    app = web.Application(middlewares=[marks])
-    app.router.add_post("/echo/{name}", echo, name="echo")
-    app.router.add_get("/streams", streams, name="streams")
-    app.router.add_post("/outer", outer)
-    return app
+@pytest.fixture
+async def sink() -> AsyncIterator[OkSink]:
+    sink = OkSink()
+    server = await asyncio.start_server(sink.serve, "127.0.0.1", 0)
+    sink.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield sink
 
 
-async def test_a_sub_request_runs_through_the_router_and_middlewares_with_its_own_body(
-    aiohttp_client: AiohttpClient,
-) -> None:
-    async def outer(request: web.Request) -> web.StreamResponse:
-        template = request.clone()
-        # The batch's own body is read (its payload stream consumed) before the items run.
-        assert await request.read() == b"the outer body"
-        sub = sub_request(
-            template,
-            method="POST",
-            rel_url="/echo/alice?x=1",
-            headers={"Content-Type": "application/json"},
-            body=b'{"n": 1}',
-            writer=RecordingWriter(),
-        )
-        inner = await handle_in_app(request.app, sub)
-        assert isinstance(inner, web.Response) and isinstance(inner.body, bytes)
-        assert not inner.prepared, "_handle returns the response unprepared"
-        return web.Response(
-            body=inner.body,
-            content_type="application/json",
-            headers={"X-Inner": inner.headers["X-Middleware"]},
-        )
-
-    client = await aiohttp_client(app_with_inner_routes(outer))
-    response = await client.post("/outer", data=b"the outer body")
-    assert response.status == 200
-    assert response.headers["X-Inner"] == "echo"
-    assert await response.json() == {"name": "alice", "body": {"n": 1}}
-
-
-async def test_a_sub_request_that_prepares_its_response_writes_to_its_own_writer(
-    aiohttp_client: AiohttpClient,
-) -> None:
-    writer = RecordingWriter()
-
-    async def outer(request: web.Request) -> web.StreamResponse:
-        sub = sub_request(
-            request.clone(), method="GET", rel_url="/streams", headers={}, body=b"", writer=writer
-        )
-        await handle_in_app(request.app, sub)
-        return web.Response(text="outer")
-
-    client = await aiohttp_client(app_with_inner_routes(outer))
-    response = await client.post("/outer")
-    # The inner response never reached the socket the outer one went out on.
-    assert await response.text() == "outer"
-    assert writer.status_lines == ["HTTP/1.1 200 OK"]
-    assert b"".join(writer.written) == b"streamed"
-
-
-async def test_a_response_whose_headers_are_forgotten_once_sent_still_goes_out_whole(
-    aiohttp_client: AiohttpClient,
-) -> None:
-    async def stream(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "X-Id": "7"})
-        await response.prepare(request)
-        forget_sent_headers(response)
-        assert len(response.headers) == 0
-        await response.write(b"data: 1\n\n")
-        await response.write_eof(b"data: 2\n\n")
-        return response
-
-    app = web.Application()
-    app.router.add_get("/stream", stream)
-    client = await aiohttp_client(app)
-    response = await client.get("/stream")
-    # aiohttp read the headers once, at prepare(): all of them are on the wire, and the body
-    # is chunked and ended as it would be.
-    assert response.headers["Content-Type"] == "text/event-stream"
-    assert response.headers["X-Id"] == "7"
-    assert response.headers["Transfer-Encoding"] == "chunked"
-    assert await response.read() == b"data: 1\n\ndata: 2\n\n"
+async def test_the_asyncio_connection_packs_through_pack_command(sink: OkSink) -> None:
+    """Alone and in a pipeline, every command goes through the override; on the wire are the
+    bytes redis-py's Python packer writes."""
+    pool = ConnectionPool(
+        host="127.0.0.1", port=sink.port, protocol=2, connection_class=CountingConnection
+    )
+    redis = Redis(connection_pool=pool)
+    try:
+        await redis.ping()  # connected, past the handshake: what follows is only ours
+        sink.received.clear()
+        CountingConnection.packed.clear()
+        await redis.set("key", "value")
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.set("key", "é")
+            pipe.evalsha("a" * 40, 1, "key", b"\x00\xff")
+            await pipe.execute()
+    finally:
+        await redis.aclose()
+        await pool.disconnect()
+    sent = [
+        ("SET", "key", "value"),
+        ("SET", "key", "é"),
+        ("EVALSHA", "a" * 40, 1, "key", b"\x00\xff"),
+    ]
+    assert CountingConnection.packed == sent
+    assert bytes(sink.received) == b"".join(python_packed(*command) for command in sent)

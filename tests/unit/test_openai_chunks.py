@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gateway.frames import Frame
 from gateway.openai_chunks import DONE_FRAME, CompletionChunks
 from shared import events
+from shared.events import Event
 
 CHUNKS = CompletionChunks(id="chatcmpl-1", model="echo", created_s=1_700_000_000, prompt="a b")
 
 
-def frame(kind: str, payload: dict[str, Any], seq: int = 1) -> Frame:
-    return Frame(seq=seq, type=kind, payload=payload, wire=b"unused")
+def frame(kind: str, payload: dict[str, Any], seq: int = 1) -> Event:
+    return Event(job_id="job", seq=seq, type=kind, payload=payload)
 
 
 def data_of(raw: bytes) -> list[str]:

@@ -1,4 +1,4 @@
-"""The ``rag`` pipeline: the eight steps of API.md, each a real stage with its own metadata.
+"""The ``rag`` pipeline: the eight steps of docs/api.md, each a real stage with its own metadata.
 
 start, context (history within a token budget), analyzing (intent, follow-up rewrite), planning,
 validation (the project is readable and not empty), execution (retrieval, then the streamed

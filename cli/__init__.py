@@ -4,24 +4,16 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
-# Subcommand modules, imported only when present so that each can land on its own.
-SUBCOMMAND_MODULES = ("shared.cli.ingest", "shared.cli.chat")
+from cli import chat, ingest
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatstream", description="chatstream tools")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            continue
+    for module in (ingest, chat):
         module.register(subparsers)
     return parser
 

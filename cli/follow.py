@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from shared.cli.sse_reader import SseDecoder
+from cli.sse_reader import SseDecoder
 
 TERMINAL_TYPES = frozenset({"end", "error"})
 RECONNECTING = "reconnecting"

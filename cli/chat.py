@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 import aiohttp
 
-from shared.cli.follow import RECONNECTING, ApiError, Backoff, Follower, raise_for_error
+from cli.follow import RECONNECTING, ApiError, Backoff, Follower, raise_for_error
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 CANCEL_TIMEOUT_S = 3.0

@@ -1,0 +1,114 @@
+"""Settings read from the environment: a value chatstream cannot use stops the start with an
+error that names its variable."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from shared.settings import (
+    ConnectionSettings,
+    GatewaySettings,
+    LoggingSettings,
+    RagSettings,
+    SettingsError,
+    WorkerSettings,
+)
+
+
+def test_an_empty_environment_gives_the_defaults() -> None:
+    assert GatewaySettings.from_env({}) == GatewaySettings()
+    assert WorkerSettings.from_env({}) == WorkerSettings()
+    assert GatewaySettings.from_env({}).connections.embedded
+
+
+def test_values_are_read_and_blank_ones_mean_the_default() -> None:
+    settings = GatewaySettings.from_env(
+        {
+            "GATEWAY_PORT": "9001",
+            "HEARTBEAT_INTERVAL_S": "0.5",
+            "RATE_LIMIT_PER_MINUTE": " ",
+            "AUTH_API_KEYS": "k1=alice, k2 = bob ,",
+            "CORS_ORIGINS": "http://a.test, http://b.test",
+            "DEFAULT_PIPELINE": "echo",
+        }
+    )
+    assert settings.port == 9001
+    assert settings.heartbeat_interval_s == 0.5
+    assert settings.rate_limit_per_minute == GatewaySettings().rate_limit_per_minute
+    assert settings.api_keys == {"k1": "alice", "k2": "bob"}
+    assert settings.cors_origins == ("http://a.test", "http://b.test")
+    assert settings.default_pipeline == "echo"
+
+
+Settings = type[GatewaySettings] | type[WorkerSettings] | type[LoggingSettings]
+
+GATEWAY_ERRORS = [
+    ("GATEWAY_PORT", "eighty", "GATEWAY_PORT must be a whole number, not 'eighty'"),
+    ("MAX_STREAMS_PER_USER", "2.5", "MAX_STREAMS_PER_USER must be a whole number"),
+    ("MAX_STREAMS_PER_USER", "0", "MAX_STREAMS_PER_USER must be at least 1, not 0"),
+    ("GATEWAY_PORT", "65536", "GATEWAY_PORT must be at most 65535, not 65536"),
+    ("METRICS_PORT", "-1", "METRICS_PORT must be at least 0, not -1"),
+    ("HEARTBEAT_INTERVAL_S", "soon", "HEARTBEAT_INTERVAL_S must be a number, not 'soon'"),
+    ("HEARTBEAT_INTERVAL_S", "0", "HEARTBEAT_INTERVAL_S must be at least 0.01, not 0.0"),
+    ("SEND_TIMEOUT_S", "nan", "SEND_TIMEOUT_S must be a finite number, not 'nan'"),
+    ("DRAIN_S", "inf", "DRAIN_S must be a finite number, not 'inf'"),
+    ("DEFAULT_PIPELINE", "magic", "DEFAULT_PIPELINE must be one of echo, rag, not 'magic'"),
+    ("CONNECT_TIMEOUT_S", "0.01", "CONNECT_TIMEOUT_S must be at least 0.05, not 0.01"),
+    ("REPLAY_MAX_EVENTS", "10", "REPLAY_MAX_EVENTS must be at least 256, not 10"),
+    ("GENERATOR", "gpt", "GENERATOR must be one of extractive, openai, not 'gpt'"),
+    ("CHATSTREAM_NAMESPACE", " ", "CHATSTREAM_NAMESPACE must not be empty"),
+]
+WORKER_ERRORS = [
+    ("WORKER_CONCURRENCY", "0", "WORKER_CONCURRENCY must be at least 1, not 0"),
+    ("WORKER_METRICS_PORT", "100000", "WORKER_METRICS_PORT must be at most 65535"),
+    ("DISCONNECT_GRACE_S", "-1", "DISCONNECT_GRACE_S must be at least 0.05, not -1.0"),
+    ("LLM_ATTEMPTS", "none", "LLM_ATTEMPTS must be a whole number, not 'none'"),
+]
+LOGGING_ERRORS = [("LOG_LEVEL", "LOUD", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR")]
+
+
+@pytest.mark.parametrize(
+    ("settings", "variable", "value", "message"),
+    [(GatewaySettings, *error) for error in GATEWAY_ERRORS]
+    + [(WorkerSettings, *error) for error in WORKER_ERRORS]
+    + [(LoggingSettings, *error) for error in LOGGING_ERRORS],
+)
+def test_a_bad_value_names_its_variable(
+    settings: Settings, variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(SettingsError, match="^" + re.escape(message)):
+        settings.from_env({variable: value})
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ("k1=alice,secret-without-user", "AUTH_API_KEYS entries are key=user; entry 2 is not"),
+        ("=alice", "AUTH_API_KEYS entries are key=user; entry 1 is not"),
+        ("secret-key=", "AUTH_API_KEYS entries are key=user; entry 1 is not"),
+        (
+            "secret-key=alice,other=carol,secret-key=bob",
+            "AUTH_API_KEYS entry 3 repeats the key of user 'alice'",
+        ),
+    ],
+)
+def test_a_bad_key_list_names_the_entry_but_never_shows_a_key(keys: str, message: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        GatewaySettings.from_env({"AUTH_API_KEYS": keys})
+    assert str(raised.value) == message
+    assert "secret" not in str(raised.value)
+
+
+@pytest.mark.parametrize("present", ["REDIS_URL", "AMQP_URL"])
+def test_one_server_url_without_the_other_names_both(present: str) -> None:
+    with pytest.raises(SettingsError, match="set both REDIS_URL and AMQP_URL"):
+        ConnectionSettings.from_env({present: "redis://127.0.0.1:6379/0"})
+
+
+def test_a_chunk_overlap_as_long_as_the_chunk_names_both_variables() -> None:
+    with pytest.raises(
+        SettingsError, match=r"^RAG_CHUNK_OVERLAP_CHARS must be less than RAG_CHUNK_CHARS$"
+    ):
+        RagSettings.from_env({"RAG_CHUNK_CHARS": "200", "RAG_CHUNK_OVERLAP_CHARS": "200"})
