@@ -28,13 +28,13 @@ AUTHENTICATED_PREFIXES = ("/api/", "/v1/")
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 # The one route that also accepts a stream ticket instead of a bearer token.
 TICKET_ROUTE = "attach_stream"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def request_id_of(request: web.Request) -> str:
     """The caller's X-Request-ID when it is a sane token, else a fresh one."""
     given = request.headers.get("X-Request-ID", "")
-    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 @web.middleware

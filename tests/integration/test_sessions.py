@@ -135,3 +135,32 @@ async def test_deleting_a_session_cancels_its_running_job(make_stack: StackFacto
     assert isinstance(end, dict) and end["finishReason"] == "cancelled"
     assert (await gateway.get(f"/api/v1/sessions/{sid}/messages", headers=AUTH)).status == 404
     await asyncio.sleep(0)
+
+
+async def test_a_session_id_with_a_trailing_newline_is_422(gateway: Client) -> None:
+    """An id ends up in the X-Session-Id header of a stream, where a newline is refused: it must
+    be refused at the door, before any session is stored or any job is submitted."""
+    for bad in ("777\n", f"{uuid.uuid4()}\n", "777\r\n", "\n777"):
+        created = await gateway.post("/api/v1/sessions", json={"id": bad}, headers=AUTH)
+        assert created.status == 422, bad
+        assert (await created.json())["error"]["details"][0]["field"] == "id"
+        chat = await gateway.post(
+            "/api/v1/chat/stream",
+            json={"text": "hi", "conversation_id": bad, "pipeline": "echo"},
+            headers=AUTH,
+        )
+        assert chat.status == 422, bad
+        question = await gateway.get(
+            "/api/v1/question/stream",
+            params={"question": "hi", "session_id": bad, "pipeline": "echo"},
+            headers=AUTH,
+        )
+        assert question.status == 422, bad
+    path = await gateway.post(
+        "/api/v1/sessions/777%0A/messages/stream", json={"content": "hi"}, headers=AUTH
+    )
+    # A path's id that no session could have is a resource that does not exist.
+    assert path.status == 404
+    assert (await gateway.get("/api/v1/sessions/777%0A", headers=AUTH)).status == 404
+    listed = await (await gateway.get("/api/v1/sessions", headers=AUTH)).json()
+    assert listed["sessions"] == []
