@@ -75,12 +75,18 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 
 
 async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every response, streamed or not, carries its request id; and the
-    request remembers the status it was sent."""
+    """on_response_prepare: every response, streamed or not, carries its request id and
+    ``nosniff``, and a JSON one ``Cache-Control: no-store`` (it holds a user's data; a stream
+    and a static file keep their own ``no-cache``); the request remembers the status it was
+    sent."""
     request[appkeys.SENT_STATUS] = response.status
+    headers = response.headers
     request_id = request.get(appkeys.REQUEST_ID)
     if request_id:
-        response.headers["X-Request-ID"] = request_id
+        headers["X-Request-ID"] = request_id
+    headers["X-Content-Type-Options"] = "nosniff"
+    if response.content_type == "application/json":
+        headers.setdefault("Cache-Control", "no-store")
 
 
 def _error_format(error: Exception) -> web.StreamResponse:
