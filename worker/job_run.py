@@ -9,7 +9,6 @@ are queued (see worker.event_log); ``end`` and ``fail`` return once everything i
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,10 +181,10 @@ class JobRun:
 
     def _read_message_kept(self) -> None:
         if self._message_kept is None:
-            stage = functools.partial(
-                self.messages.stage_message_exists, message_id=self.job.message_id
-            )
-            self._message_kept = self.log.read_along(stage)
+            self._message_kept = self.log.read_along(self._stage_message_exists)
+
+    def _stage_message_exists(self, pipe: Pipeline) -> None:
+        self.messages.stage_message_exists(pipe, self.job.message_id)
 
     async def forget_if_session_deleted(self) -> None:
         """Once the final event is in Redis: if the job's session was deleted while it ran,
