@@ -40,6 +40,3 @@ STARTED_AT = web.RequestKey("started_at", float)
 # The status of a response whose headers have gone out: the summary line's status when the
 # handler is cancelled afterwards (a client that closes a stream once it has read the end).
 SENT_STATUS = web.RequestKey("sent_status", int)
-# Set while the request's rate-limit hit is still to be taken: a route that opens a turn takes it
-# in its first round trip, with the stream's lease (see gateway/guarded_writes.py).
-RATE_HIT_DUE = web.RequestKey("rate_hit_due", bool)

@@ -4,10 +4,6 @@ Frames arrive from two places, the live fanout and the replay log. While the rep
 live frames are held back; afterwards both are merged in seq order and anything already queued
 is dropped, so the client sees every seq once, in order.
 
-While the relay waits for frames, the frames the fanout hands over together are written straight
-to the socket from one callback (:meth:`ClientStream._flush`), without waking the relay; when the
-socket would make them wait, or the job's last frame is among them, the relay is woken to write.
-
 A client that reads slower than the job writes first has its pending tokens merged into fewer,
 larger frames; if it is still over its budget after that, it is marked overflowed and gets
 nothing more (the relay closes it with an error it can resume from). Memory stays bounded.
@@ -16,18 +12,10 @@ nothing more (the relay closes it with an error it can resume from). Memory stay
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
 
 from gateway.ticker import HeartbeatTicker
 from shared import events
 from shared.events import Event, merge_tokens
-
-
-class DirectWriter(Protocol):
-    def write_now(self, frames: list[Event]) -> bool:
-        """Write ``frames`` if the socket takes them without waiting; whether it did (all of
-        them, or none)."""
-        ...
 
 
 class ClientStream:
@@ -36,14 +24,12 @@ class ClientStream:
     __slots__ = (
         "_alarm_tick",
         "_buffered_bytes",
-        "_flush_due",
         "_frames",
         "_held",
         "_max_buffer_bytes",
         "_queued_seq",
         "_ticker",
         "_waiter",
-        "direct_writer",
         "draining",
         "merged_frames",
         "overflowed",
@@ -64,9 +50,6 @@ class ClientStream:
         # What wakes a wait at its deadline: the tick this stream is set to ring at (0: none).
         self._ticker = ticker
         self._alarm_tick = 0
-        # Writes frames straight to the socket while the writer waits (see _flush).
-        self.direct_writer: DirectWriter | None = None
-        self._flush_due = False
         self.overflowed = False
         self.draining = False
         self.merged_frames = 0
@@ -115,30 +98,9 @@ class ClientStream:
                 self._buffered_bytes = 0
                 _wake(self._waiter)
                 return
-        waiter = self._waiter
-        if waiter is None or waiter.done():
-            return
-        if self.direct_writer is None:
-            waiter.set_result(None)
-        elif not self._flush_due:
-            # Written once the fanout has handed over everything it read at once (a job's
-            # batch arrives together), in one write, without waking the writer: waking it was
-            # about half of the relay's CPU per event (docs/performance.md, sixth pass).
-            self._flush_due = True
-            waiter.get_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        """Write the buffered frames straight to the socket, or wake the writer to."""
-        self._flush_due = False
-        waiter, direct = self._waiter, self.direct_writer
-        if waiter is None or waiter.done() or not self._frames or direct is None:
-            # The writer was woken meanwhile (its heartbeat, a drain) and takes them itself.
-            return
-        if direct.write_now(self._frames):
-            self._frames = []
-            self._buffered_bytes = 0
-        else:
-            waiter.set_result(None)
+        # The writer runs once the fanout has handed over everything it read at once (a job's
+        # batch arrives together), and writes it all in one write.
+        _wake(self._waiter)
 
     def _merge_pending_tokens(self) -> None:
         merged: list[Event] = []

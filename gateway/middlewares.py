@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from gateway import appkeys
 from gateway.auth import authenticate, bearer_token
 from gateway.errors import ApiError, error_response, from_http_exception, unavailable
-from gateway.request_log import SelfLoggedResponse, log_request
+from gateway.request_log import log_request
 from gateway.streaming_routes import opens_turn
 from gateway.tickets import redeem_ticket
 from shared.jobqueue import QueueUnavailableError
@@ -41,8 +41,7 @@ def request_id_of(request: web.Request) -> str:
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request context and summary line, the error format, then authentication, in one
     middleware: one coroutine frame (and aiohttp's wrapper around it) per request instead of
-    three. A stream's handler returns once the stream is open, and the stream logs the summary
-    line when it ends (gateway/relay.py)."""
+    three, and a stream's handler runs as long as the stream."""
     structlog.contextvars.clear_contextvars()
     request_id = request_id_of(request)
     request[appkeys.REQUEST_ID] = request_id
@@ -61,17 +60,15 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             # (unless a response had gone out already: see gateway/request_log.py).
             raise asyncio.CancelledError from e
         except Exception as e:
+            if appkeys.SENT_STATUS in request:
+                # A stream failed after its headers went out: no error response can follow
+                # them. aiohttp logs the error and closes the connection.
+                raise
             response = _error_format(e)
-        if request.pop(appkeys.RATE_HIT_DUE, False) and not response.prepared:
-            # A turn that failed before its first round trip (a 422, say) still counts, and a
-            # caller over the limit gets its 429, as if the hit had come first.
-            response = await _late_rate_hit(request) or response
         status = response.status
         return response
     finally:
-        # A stream that goes on after its handler returned logs the line when it ends.
-        if not isinstance(response, SelfLoggedResponse):
-            log_request(request, status)
+        log_request(request, status)
 
 
 async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
@@ -121,21 +118,9 @@ async def _authenticate(request: web.Request) -> None:
         user_id = _caller(request)
         request[appkeys.USER_ID] = user_id
         structlog.contextvars.bind_contextvars(user_id=user_id)
-        if opens_turn(request.match_info.handler):
-            # Taken with the stream's lease, in one round trip instead of two.
-            request[appkeys.RATE_HIT_DUE] = True
-        else:
+        if not opens_turn(request.match_info.handler):
+            # A turn takes its own, with its writes, in one round trip (gateway/turns.py).
             await request.app[appkeys.RATE_LIMITER].hit(user_id)
-
-
-async def _late_rate_hit(request: web.Request) -> web.StreamResponse | None:
-    """The rate-limit hit of a turn that did not reach its first round trip; its answer if it
-    has to be another (429, or 503 when Redis is away)."""
-    try:
-        await request.app[appkeys.RATE_LIMITER].hit(request[appkeys.USER_ID])
-    except Exception as e:
-        return _error_format(e)
-    return None
 
 
 def _caller(request: web.Request) -> str:

@@ -1,17 +1,21 @@
 """Streaming one job to one client: subscribe, backfill from the replay log, then relay live
-frames with heartbeats until the job's final event, a slow-client cut, or a client that left."""
+frames with heartbeats until the job's final event, a slow-client cut, a drain, or a client that
+left.
+
+On aiohttp's public API, in the shape of aiohttp-sse: the handler prepares a ``StreamResponse``,
+writes each batch of frames with ``write`` (bounded by the send timeout, so a client that stops
+reading is cut off instead of growing the gateway's memory), ends the body with ``write_eof``
+and returns the response."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiohttp import web
-from aiohttp.abc import AbstractStreamWriter
-from aiohttp.http_writer import StreamWriter
 from redis.exceptions import RedisError
 
 from gateway import appkeys
@@ -20,12 +24,12 @@ from gateway.client_stream import ClientStream
 from gateway.errors import unavailable
 from gateway.fanout import EventFanout, FanoutUnavailableError
 from gateway.metrics import METRICS
-from gateway.request_log import SelfLoggedResponse, log_request
 from gateway.stalls import StallWatch, StreamUnavailableError
 from shared import events, replay_log, sse
 from shared.events import Event
 from shared.ids import new_id
 from shared.jobqueue import QueueUnavailableError
+from shared.library_internals import forget_sent_headers
 from shared.logging import get_logger
 from shared.tasks import cancel_and_wait
 
@@ -37,98 +41,6 @@ SSE_HEADERS = {
     "Connection": "keep-alive",
     "X-Accel-Buffering": "no",
 }
-
-
-class _SseResponse(SelfLoggedResponse):
-    """A stream's response. Its headers go out with its first bytes (``retry:`` and the
-    opening), in one write: aiohttp's ``Response`` buffers them the same way, ``StreamResponse``
-    by default sends them alone (a system call of their own per stream).
-
-    Its body is the relay. The handler returns the response once the stream is open, and
-    aiohttp relays the job's events when it finishes the response (:meth:`write_eof`), as it
-    writes a ``Response``'s body then: every frame between aiohttp and the route (the
-    middleware's, the route's, aiohttp's own wrappers) is gone by then, where it used to stay
-    alive as long as the stream. An idle stream holds only aiohttp's connection and this."""
-
-    _send_headers_immediately = False
-    # The open stream, until the relay takes it.
-    _stream: _Stream | None = None
-    # Whether the body goes out in HTTP/1.1 chunks (an HTTP/1.0 client's does not).
-    _chunked = False
-
-    def relay(self, stream: _Stream) -> None:
-        self._stream = stream
-
-    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
-        writer = await super().prepare(request)
-        # Frames written past aiohttp's writer (_Stream.write_now) are framed as its chunks; a
-        # body it compresses or does not chunk gets none.
-        self._chunked = (
-            isinstance(writer, StreamWriter) and writer.chunked and self.compression is False
-        )
-        # The headers are in the writer's buffer as bytes by now and nothing reads the mapping
-        # again: an idle stream would otherwise hold it (about 1.5 KB) for its whole life.
-        self.headers.clear()
-        return writer
-
-    async def write_eof(self, data: bytes = b"") -> None:
-        """Relay the stream until it ends (aiohttp's call once the handler has returned), then
-        end the body; called again (by the relay's last write, or by aiohttp), only the end."""
-        stream, self._stream = self._stream, None
-        if stream is None:
-            await super().write_eof(data)
-            return
-        # The relay runs in this frame rather than in a coroutine of its own: each frame that
-        # waits with an idle stream is memory it holds for its whole life.
-        request, client, outcome = stream.request, stream.client, stream.outcome
-        app = request.app
-        stall = StallWatch(
-            app[appkeys.STALLS],
-            app[appkeys.SETTINGS].job_stall_s,
-            stream.spec.job_id,
-            stream.spec.message_id,
-            client,
-        )
-        encoding, heartbeat_s = stream.spec.encoding, app[appkeys.SETTINGS].heartbeat_interval_s
-        loop = asyncio.get_running_loop()
-        next_heartbeat = loop.time() + heartbeat_s
-        outcome.close_reason = "streaming"
-        if self._chunked:
-            client.direct_writer = stream
-        try:
-            with app[METRICS].relaying():
-                try:
-                    try:
-                        while True:
-                            waiter = client.waiter(next_heartbeat)
-                            if waiter is not None:
-                                await waiter
-                            if await _forward(request, self, client, encoding, outcome):
-                                break
-                            if loop.time() >= next_heartbeat:
-                                phase = "running" if client.queued_seq > 0 else "queued"
-                                await _send(request, self, encoding.heartbeat(phase))
-                                next_heartbeat += heartbeat_s
-                                await stall.check()
-                    except StreamUnavailableError as e:
-                        # Written like any other frame: a client too slow for it, or gone, is
-                        # handled below.
-                        outcome.close_reason = "unavailable"
-                        await _send(request, self, _error_frame(str(e), "unavailable"))
-                except _SlowClientError:
-                    # Its socket buffers are full: nothing more can reach it, so cut it off.
-                    outcome.close_reason = "slow_client"
-                    if request.transport is not None:
-                        request.transport.abort()
-                except (ConnectionResetError, ConnectionError):
-                    outcome.close_reason = "client_gone"
-        except asyncio.CancelledError:
-            outcome.close_reason = "client_gone"
-            raise
-        finally:
-            client.direct_writer = None
-            await stream.end(log_summary=True)
-        await super().write_eof(data)
 
 
 def sse_frame(frame: Event) -> bytes:
@@ -155,56 +67,121 @@ SSE_ENCODING = Encoding()
 
 @dataclass(frozen=True, slots=True)
 class StreamRequest:
+    """What to stream: a job's events, after a seq, in an encoding."""
+
     job_id: str
     session_id: str
     # The assistant message the job writes (marked `error` if the job stalls).
     message_id: str
     # Replay starts after this seq (Last-Event-ID); 0 replays the whole job.
     after_seq: int = 0
-    # Written right after ``retry:``, before any job event (the snapshot of seed 004).
-    opening: bytes = b""
-    # Stores the job's turn while the stream subscribes, the two round trips overlapping, and
-    # returns the opening (in place of ``opening``).
-    store: Callable[[], Awaitable[bytes]] | None = None
-    # Sends the job once the stream is subscribed (and its turn stored), so that no event can
-    # be missed.
-    submit: Callable[[], Awaitable[None]] | None = None
-    # Marks a stored turn whose job will not be sent (the subscription failed) as failed.
-    abandon: Callable[[], Awaitable[None]] | None = None
     encoding: Encoding = SSE_ENCODING
-    # The stream's lease is taken by ``store`` (a turn's, in the round trip that stores it, so
-    # that a refused stream stores nothing); the stream still releases it when it ends.
-    lease_held: bool = False
-    # The id of the stream's lease, made by the gateway for each stream. Not the request id: a
-    # client chooses that one (X-Request-ID) and may give it to several streams, which would
-    # then share one slot, the first to end freeing it for all.
-    lease_id: str = field(default_factory=new_id)
 
 
-async def stream_job(request: web.Request, spec: StreamRequest) -> web.StreamResponse:
-    """Open a stream of a job's events as SSE: subscribe, read the replay log, send the job,
-    write the first bytes. Failures before the first byte are JSON. Returns the response, which
-    relays the rest once aiohttp finishes it (see :class:`_SseResponse`)."""
+class StartsJob(Protocol):
+    """A job the stream starts: its turn (gateway/turns.py), stored while the stream
+    subscribes, and sent once it has, so that the stream misses none of its events."""
+
+    async def store(self, lease_id: str) -> bytes:
+        """Store the turn, taking the stream's lease in the same round trip (a refused stream
+        stores nothing); the stream's opening, written right after ``retry:``."""
+        ...
+
+    async def submit(self) -> None:
+        """Send the job."""
+        ...
+
+    async def abandon(self) -> None:
+        """Mark the stored turn failed: its job will not be sent."""
+        ...
+
+
+async def stream_job(
+    request: web.Request, spec: StreamRequest, starts: StartsJob | None = None
+) -> web.StreamResponse:
+    """Stream a job's events as SSE: take the stream's lease, subscribe, read the replay log
+    (or store the turn that ``starts`` the job, and send it), write the first bytes, then relay
+    frames, and a heartbeat whenever the client has had none for a heartbeat interval, until
+    the job's final event, a slow-client cut, a drain, or a client that left. Failures before
+    the first byte are JSON (raised as API errors). Returns the response once its body has
+    ended, or once the client is gone (aiohttp then finds the connection closed).
+
+    The relay loop runs in this frame, the one an idle stream waits in for its whole life:
+    what only the opening needs stays in the frames of :func:`_open_stream`."""
+    stream, response = await _open_stream(request, spec, starts)
+    # Nothing awaits from here until the try: a cancellation lands in it, or in _open_stream,
+    # which ends the stream itself.
+    del starts
+    client, outcome = stream.client, stream.outcome
     app = request.app
-    await _hold_stream_lease(request, spec)
+    stall = StallWatch(
+        app[appkeys.STALLS], app[appkeys.SETTINGS].job_stall_s, spec.job_id, spec.message_id, client
+    )
+    encoding, heartbeat_s = spec.encoding, app[appkeys.SETTINGS].heartbeat_interval_s
+    loop = asyncio.get_running_loop()
+    next_heartbeat = loop.time() + heartbeat_s
+    outcome.close_reason = "streaming"
+    try:
+        with app[METRICS].relaying():
+            try:
+                try:
+                    while True:
+                        waiter = client.waiter(next_heartbeat)
+                        if waiter is not None:
+                            await waiter
+                        if await _forward(request, response, client, encoding, outcome):
+                            break
+                        if loop.time() >= next_heartbeat:
+                            phase = "running" if client.queued_seq > 0 else "queued"
+                            await _send(request, response, encoding.heartbeat(phase))
+                            next_heartbeat += heartbeat_s
+                            await stall.check()
+                except StreamUnavailableError as e:
+                    # Written like any other frame: a client too slow for it, or gone, is
+                    # handled below.
+                    outcome.close_reason = "unavailable"
+                    await _send(request, response, _error_frame(str(e), "unavailable"), last=True)
+            except _SlowClientError:
+                # Its socket buffers are full: nothing more can reach it, so cut it off.
+                outcome.close_reason = "slow_client"
+                if request.transport is not None:
+                    request.transport.abort()
+            except _ClientGoneError:
+                outcome.close_reason = "client_gone"
+    except asyncio.CancelledError:
+        # aiohttp cancels the handler of a client that closed its connection.
+        outcome.close_reason = "client_gone"
+        raise
+    finally:
+        await stream.end()
+    return response
+
+
+async def _open_stream(
+    request: web.Request, spec: StreamRequest, starts: StartsJob | None
+) -> tuple[_Stream, web.StreamResponse]:
+    """The stream open and its response's first bytes written; a stream that fails before
+    is ended here."""
+    app = request.app
+    # Made here for each stream, not the request id: a client chooses that one (X-Request-ID)
+    # and may give it to several streams, which would then share one slot.
+    lease_id = new_id()
+    await _hold_stream_lease(request, lease_id, taken_by_turn=starts is not None)
     client = ClientStream(
         max_buffer_bytes=app[appkeys.SETTINGS].slow_client_buffer_bytes,
         ticker=app[appkeys.HEARTBEAT_TICKER],
         after_seq=spec.after_seq,
     )
     app[appkeys.DRAIN].register(client)
-    stream = _Stream(request, spec, client)
+    stream = _Stream(request, spec, client, lease_id)
     try:
-        response, stream.spec = await _open(request, spec, client)
+        response = await _open(request, spec, client, starts, lease_id)
     except BaseException as e:
         if isinstance(e, asyncio.CancelledError):
             stream.outcome.close_reason = "client_gone"
         await stream.end()
         raise
-    # Nothing awaits from here until aiohttp calls write_eof, so a cancellation cannot land in
-    # between: the stream either ends above or is the response's to end.
-    response.relay(stream)
-    return response
+    return stream, response
 
 
 async def _forward(
@@ -217,7 +194,7 @@ async def _forward(
     """Write what the client's buffer holds; whether the stream has ended."""
     if client.overflowed:
         outcome.close_reason = "slow_client"
-        await _send(request, response, _slow_client_frame())
+        await _send(request, response, _slow_client_frame(), last=True)
         return True
     frames = client.take()
     if frames:
@@ -238,51 +215,59 @@ async def _forward(
 
 
 async def _open(
-    request: web.Request, spec: StreamRequest, client: ClientStream
-) -> tuple[_SseResponse, StreamRequest]:
-    """Subscribe, read the replay log, send the job, then write the response's first bytes.
-    Returns the response and ``spec`` without what the stream no longer needs: the opening (a
-    whole conversation's snapshot), the turn's closures, the replayed frames all stay here."""
+    request: web.Request,
+    spec: StreamRequest,
+    client: ClientStream,
+    starts: StartsJob | None,
+    lease_id: str,
+) -> web.StreamResponse:
+    """Subscribe, read the replay log (or store the turn and send its job), then write the
+    response's first bytes: ``retry:`` and the opening."""
     settings = request.app[appkeys.SETTINGS]
-    # A job not yet sent has published nothing: there is no log to read, nothing to hold.
-    replays = spec.submit is None or spec.after_seq > 0
-    if replays:
-        client.hold_live()
+    fanout = request.app[appkeys.FANOUT]
+    opening = b""
     try:
-        opening = await _subscribe(request.app[appkeys.FANOUT], spec, client)
+        if starts is None:
+            # The job may have published already: live frames wait for the replay log.
+            client.hold_live()
+            await fanout.subscribe(spec.job_id, client)
+        else:
+            # A job not yet sent has published nothing: there is no log to read.
+            opening = await _store_while_subscribing(fanout, spec.job_id, client, starts, lease_id)
     except FanoutUnavailableError as e:
         raise unavailable("the event store cannot be reached") from e
-    if replays:
+    if starts is None:
         try:
             replayed = await _read_replay(request, spec.job_id, spec.after_seq)
         except RedisError as e:
             raise unavailable("the event store cannot be reached") from e
         client.release_live(replayed)
-    if spec.submit is not None:
+    else:
         try:
-            await asyncio.shield(spec.submit())
+            await asyncio.shield(starts.submit())
         except QueueUnavailableError as e:
             raise unavailable("the job queue cannot be reached") from e
-    response = _SseResponse(
+    response = web.StreamResponse(
         status=200,
         headers={**SSE_HEADERS, "X-Job-Id": spec.job_id, "X-Session-Id": spec.session_id},
     )
     await response.prepare(request)
+    # An idle stream holds its response as long as it lives.
+    forget_sent_headers(response)
     retry = sse.retry_frame(settings.sse_retry_ms) if spec.encoding.retry else b""
     await response.write(retry + opening)
-    return response, dataclasses.replace(spec, opening=b"", store=None, submit=None, abandon=None)
+    return response
 
 
-async def _subscribe(fanout: EventFanout, spec: StreamRequest, client: ClientStream) -> bytes:
-    """Subscribe ``client`` to the job; returns the opening. A turn not stored yet is stored
-    meanwhile: its round trip and Redis's confirmation of the subscription overlap, and both
-    are done before the job can be sent."""
-    if spec.store is None:
-        await fanout.subscribe(spec.job_id, client)
-        return spec.opening
-    subscribing = asyncio.ensure_future(fanout.subscribe(spec.job_id, client))
+async def _store_while_subscribing(
+    fanout: EventFanout, job_id: str, client: ClientStream, starts: StartsJob, lease_id: str
+) -> bytes:
+    """Subscribe ``client`` to the job while its turn is stored: the store's round trip and
+    Redis's confirmation of the subscription overlap, and both are done before the job can be
+    sent. Returns the opening."""
+    subscribing = asyncio.ensure_future(fanout.subscribe(job_id, client))
     try:
-        opening = await spec.store()
+        opening = await starts.store(lease_id)
     except BaseException:
         await cancel_and_wait(subscribing)
         if not subscribing.cancelled():
@@ -291,20 +276,20 @@ async def _subscribe(fanout: EventFanout, spec: StreamRequest, client: ClientStr
     try:
         await subscribing
     except BaseException:
-        if spec.abandon is not None:
-            await asyncio.shield(spec.abandon())
+        await asyncio.shield(starts.abandon())
         raise
     return opening
 
 
-async def _hold_stream_lease(request: web.Request, spec: StreamRequest) -> None:
-    """Take the stream's lease unless its turn takes it (``lease_held``), and keep it renewed
-    while the stream is open (a renewal never brings back a lease that was not taken)."""
+async def _hold_stream_lease(request: web.Request, lease_id: str, *, taken_by_turn: bool) -> None:
+    """Take the stream's lease unless its turn takes it (in the round trip that stores it),
+    and keep it renewed while the stream is open (a renewal never brings back a lease that was
+    not taken)."""
     leases = request.app[appkeys.STREAM_LEASES]
     user_id = user_of(request)
-    if not spec.lease_held:
-        await leases.acquire(user_id, spec.lease_id)
-    leases.hold(user_id, spec.lease_id)
+    if not taken_by_turn:
+        await leases.acquire(user_id, lease_id)
+    leases.hold(user_id, lease_id)
 
 
 @dataclass(slots=True)
@@ -327,39 +312,18 @@ class _Outcome:
 
 @dataclass(slots=True)
 class _Stream:
-    """An open stream, handed by its handler to its response."""
+    """An open stream: what its end lets go of, and what it logs."""
 
     request: web.Request
     spec: StreamRequest
     client: ClientStream
+    lease_id: str
     outcome: _Outcome = field(default_factory=_Outcome)
 
-    def write_now(self, frames: list[Event]) -> bool:
-        """Write ``frames`` here and now, as the fanout hands them over, if the socket takes
-        them without waiting; False leaves them to the relay. Called only while the relay waits
-        with nothing else pending, so frames keep their order, and only on a chunked body
-        (see :class:`_SseResponse`). Past aiohttp's writer, whose ``write`` is a coroutine: the
-        chunk goes to the transport as that writer frames it."""
-        if frames[-1].type in events.TERMINAL_TYPES:
-            # The relay ends the body with the job's last frame.
-            return False
-        encode = self.spec.encoding.frame
-        data = b"".join([encode(frame) for frame in frames])
-        if data:
-            chunk = b"%x\r\n%s\r\n" % (len(data), data)
-            transport = _takes_at_once(self.request, len(chunk))
-            if transport is None:
-                # The relay writes them, under the send timeout.
-                return False
-            transport.write(chunk)
-        self.outcome.count(frames)
-        return True
-
-    async def end(self, *, log_summary: bool = False) -> None:
+    async def end(self) -> None:
         """Let go of the subscription, the registrations and the lease, and log the stream's
         line (``stream.closed``) before the release: a client that closes once it has read the
-        end cancels the handler, and the cancellation lands on that await. With
-        ``log_summary``, also the request's (once the handler has returned, nobody else will)."""
+        end cancels the handler, and the cancellation lands on that await."""
         request, spec, outcome = self.request, self.spec, self.outcome
         app = request.app
         ttft_ms = outcome.ttft_ms(request)
@@ -382,13 +346,9 @@ class _Stream:
             ttft_ms=ttft_ms,
             resumed_from=spec.after_seq,
         )
-        try:
-            # Last: in a cancelled handler this await raises at once (the release still runs).
-            leases = app[appkeys.STREAM_LEASES]
-            await asyncio.shield(leases.release(user_of(request), spec.lease_id))
-        finally:
-            if log_summary:
-                log_request(request, None)
+        # Last: in a cancelled handler this await raises at once (the release still runs).
+        leases = app[appkeys.STREAM_LEASES]
+        await asyncio.shield(leases.release(user_of(request), self.lease_id))
 
 
 async def _read_replay(request: web.Request, job_id: str, after_seq: int) -> list[Event]:
@@ -400,40 +360,25 @@ class _SlowClientError(Exception):
     """The client stopped reading: a write did not complete within the send timeout."""
 
 
+class _ClientGoneError(Exception):
+    """The client closed its connection: a write found it gone."""
+
+
 async def _send(
     request: web.Request, response: web.StreamResponse, data: bytes, *, last: bool = False
 ) -> None:
     """Write ``data``; with ``last``, end the body in the same write. A client that has not
     taken it within the send timeout is a slow client."""
     write = response.write_eof if last else response.write
-    if _takes_at_once(request, len(data) + _CHUNK_FRAMING_BYTES) is not None:
-        # This write cannot wait, so it needs no timer. Arming one per write was about a
-        # seventh of the relay's CPU per event.
-        await write(data)
-        return
     try:
         async with asyncio.timeout(request.app[appkeys.SETTINGS].send_timeout_s):
             await write(data)
     except TimeoutError as e:
         raise _SlowClientError from e
-
-
-# The most aiohttp adds to a write: the chunk's size line and CRLF, and the last chunk.
-_CHUNK_FRAMING_BYTES = 32
-
-
-def _takes_at_once(request: web.Request, size: int) -> asyncio.WriteTransport | None:
-    """The client's transport if it takes ``size`` more bytes without waiting, else None. A
-    write waits for a client only once the transport has paused, above its high-water mark."""
-    transport = request.transport
-    if (
-        transport is None
-        or transport.is_closing()
-        or request.protocol.writing_paused
-        or transport.get_write_buffer_size() + size > transport.get_write_buffer_limits()[1]
-    ):
-        return None
-    return transport
+    except ConnectionError as e:
+        # aiohttp's writer raises ClientConnectionResetError on a closed transport, and a
+        # ConnectionError for a connection lost while the write waited.
+        raise _ClientGoneError from e
 
 
 def _slow_client_frame() -> bytes:

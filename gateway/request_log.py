@@ -1,5 +1,5 @@
 """The summary line of every HTTP request (``http.request``), logged by the middleware when the
-handler returns, or by a stream when it ends (its handler has returned long before)."""
+handler returns (a stream's, when the stream ends)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ log = get_logger("gateway.http")
 
 
 def log_request(request: web.Request, status: int | None) -> None:
-    """``status`` is what the handler returned; None for one that was cancelled or whose stream
-    ended (the status already sent, as nginx logs it, or 499 when no response went out)."""
+    """``status`` is what the handler returned; None for one that was cancelled (the status
+    already sent, as nginx logs it, or 499 when no response went out)."""
     if status is None:
         status = request.get(appkeys.SENT_STATUS, 499)
     log.info(
@@ -26,8 +26,3 @@ def log_request(request: web.Request, status: int | None) -> None:
         user_id=request.get(appkeys.USER_ID),
         duration_ms=round((time.monotonic() - request[appkeys.STARTED_AT]) * 1000),
     )
-
-
-class SelfLoggedResponse(web.StreamResponse):
-    """A response that goes on after its handler has returned (aiohttp finishes it), and logs
-    the request's summary line itself when it ends: the middleware leaves the line to it."""

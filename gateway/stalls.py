@@ -84,7 +84,7 @@ class StallBreaker:
         return bool(added)
 
 
-class StreamUnavailableError(ConnectionError):
+class StreamUnavailableError(Exception):
     """A stream cannot go on: its job went silent and Redis cannot be reached to end it."""
 
 

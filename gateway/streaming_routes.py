@@ -10,7 +10,7 @@ from aiohttp.typedefs import Handler
 
 from gateway.routes import chat, openai_compat, streams
 
-# Each opens a chat turn, and takes its request's rate-limit hit in the turn's first round trip.
+# Each opens a chat turn, which takes its request's rate-limit hit (gateway/turns.py: Turn.read).
 TURN_HANDLERS: frozenset[Handler] = frozenset(
     route.handler for route in chat.routes if isinstance(route, web.RouteDef)
 )

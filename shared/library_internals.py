@@ -6,8 +6,11 @@ fails loudly when an upgrade changes any of it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 from redis.asyncio import Connection
 from redis.connection import HiredisRespSerializer
 from redis.typing import EncodableT
@@ -37,3 +40,65 @@ class HiredisPackingConnection(Connection):
         # redis-py annotates each of pack's arguments as a list; they are a command's arguments.
         packed: list[bytes] = self._hiredis_packer.pack(*args)  # type: ignore[arg-type]
         return packed
+
+
+# ---------------------------------------------------------------------------------------------
+# aiohttp: a request run through the application in process (the batch route).
+#
+# aiohttp (3.14) has no public way to run a request through an application's router and
+# middlewares other than off a socket. The batch route (gateway/routes/batch.py) needs exactly
+# that for each of its items, so that an item is authenticated, rate limited, validated and
+# answered as it would be on its own. It relies on:
+#
+# - ``Application._handle(request)``: resolves the route and runs the middlewares and the
+#   handler, returning the response unprepared, as the server's request handler calls it;
+# - ``BaseRequest._read_bytes``: the body ``read()`` (and ``json()``, ``text()``) returns once
+#   read; set on a clone, the item's body is read from it and the batch's own payload stream,
+#   already consumed, is never touched;
+# - ``BaseRequest._payload_writer``: the writer a response's ``prepare()`` takes (the public
+#   ``request.writer`` reads it); the item's own keeps it off the socket the batch answers on.
+#
+# A loopback HTTP call would need none of it, at the cost of a connection and a second trip
+# through the parser per item.
+# ---------------------------------------------------------------------------------------------
+
+
+def sub_request(
+    template: web.Request,
+    *,
+    method: str,
+    rel_url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    writer: AbstractStreamWriter,
+) -> web.Request:
+    """A clone of ``template`` (a request whose body is unread: ``clone`` refuses another)
+    for ``method`` and ``rel_url``, whose body is ``body``, already read, and whose response
+    can only go to ``writer``."""
+    sub = template.clone(method=method, rel_url=rel_url, headers=headers)
+    sub._read_bytes = body
+    sub._payload_writer = writer
+    return sub
+
+
+async def handle_in_app(app: web.Application, request: web.Request) -> web.StreamResponse:
+    """``request``'s response from ``app``'s router, middlewares and handler, not prepared."""
+    return await app._handle(request)
+
+
+# ---------------------------------------------------------------------------------------------
+# aiohttp: a stream's response headers, let go of once sent.
+#
+# aiohttp (3.14) serializes a response's headers when ``prepare()`` runs, and reads the header
+# mapping no more afterwards (nothing documents that it never will). An open SSE stream keeps
+# its response for its whole life, and with it that mapping: about 2 KiB of a stream's 16, the
+# largest part of what an idle stream holds beyond a bare aiohttp handler's. Emptied once sent,
+# the mapping holds next to nothing. An access log format that prints a response header
+# (``%{NAME}o``) would print it empty; chatstream logs its own summary line instead.
+# ---------------------------------------------------------------------------------------------
+
+
+def forget_sent_headers(response: web.StreamResponse) -> None:
+    """Let go of a prepared response's header mapping: its headers are on the wire already."""
+    assert response.prepared, "a response's headers are sent by prepare()"
+    response.headers.clear()

@@ -109,7 +109,7 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
-class Turn:
+class StoredTurn:
     """What the gateway stores for one chat message before it sends the job."""
 
     session_id: str
@@ -149,7 +149,7 @@ class MessageStore:
         self._redis = redis
         self._names = names
 
-    def stage_turn(self, pipe: Pipeline, turn: Turn) -> None:
+    def stage_turn(self, pipe: Pipeline, turn: StoredTurn) -> None:
         """Stage storing ``turn`` into ``pipe``: commands to run together (in a transaction, or
         in gateway/guarded_writes.py's script)."""
         names = self._names
@@ -188,7 +188,7 @@ class MessageStore:
         pipe.hset(self._names.message(message.id), mapping=fields)
         pipe.set(self._names.message_content(message.id), message.content)
 
-    async def abandon_turn(self, turn: Turn) -> None:
+    async def abandon_turn(self, turn: StoredTurn) -> None:
         """The job of ``turn`` was never sent: its answer is an error, not forever streaming."""
         async with self._redis.pipeline(transaction=True) as pipe:
             self.stage_settle(

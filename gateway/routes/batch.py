@@ -2,21 +2,13 @@
 
 Each request runs through the app's own router and middlewares, in process, with the caller's
 bearer token, so it is authenticated, rate limited, validated and answered exactly as it would
-be on its own. aiohttp has no public API for this; the least private way in aiohttp 3.14 is:
-
-- ``request.clone(method=, rel_url=, headers=)`` of a copy taken before the batch body was
-  read (``clone`` refuses a request whose body has been read);
-- the item's body set as the clone's already-read body (``_read_bytes``), so that
-  ``request.read()`` returns it and the shared, consumed payload stream is never touched;
-- a writer of its own for the clone (``_payload_writer``) that refuses every write, so that
-  no item can touch the socket (and its chunking and compression state) the batch reply goes
-  out on;
-- ``app._handle(sub_request)``, which resolves the route and runs the middlewares, as the
-  server does for a request off the socket.
+be on its own. aiohttp has no public API for this: :mod:`shared.library_internals` holds the
+way in. Each item is a clone of the batch request taken before its body was read, with the
+item's body already read, and a writer of its own that refuses every write, so that no item can
+touch the socket (and its chunking and compression state) the batch reply goes out on.
 
 A handler's response is never prepared here, so nothing reaches the socket: that is why a
-route that streams is refused before it runs. A loopback HTTP call would do the same at the
-cost of a connection per item and a second trip through the parser.
+route that streams is refused before it runs.
 """
 
 from __future__ import annotations
@@ -35,6 +27,7 @@ from gateway import appkeys
 from gateway.body import read_json_object, validate
 from gateway.errors import ApiError
 from gateway.streaming_routes import streams_reply
+from shared.library_internals import handle_in_app, sub_request
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -111,7 +104,7 @@ async def _run_item(template: web.Request, item: BatchItem, index: int) -> dict[
                 return _refused(item, "a batch cannot contain another batch")
             if streams_reply(match.handler, item.body):
                 return _refused(item, "a streaming route cannot run in a batch; call it directly")
-        response = await template.app._handle(sub)
+        response = await handle_in_app(template.app, sub)
     except web.HTTPException as e:
         # Redirects are raised past the error middleware, which formats only failures.
         return {"id": item.id, "status": e.status, "data": None}
@@ -139,10 +132,14 @@ def _sub_request(template: web.Request, item: BatchItem, index: int) -> web.Requ
         raw = json.dumps(item.body).encode()
         headers["Content-Type"] = "application/json"
         headers["Content-Length"] = str(len(raw))
-    sub = template.clone(method=item.method, rel_url=item.path, headers=headers)
-    sub._read_bytes = raw
-    sub._payload_writer = _NoSocket()
-    return sub
+    return sub_request(
+        template,
+        method=item.method,
+        rel_url=item.path,
+        headers=headers,
+        body=raw,
+        writer=_NoSocket(),
+    )
 
 
 class _NoSocket(AbstractStreamWriter):

@@ -1,4 +1,5 @@
-"""The streaming chat routes: each maps its front end's request shape onto one chat turn.
+"""The streaming chat routes: each maps its front end's request shape onto one chat turn
+(gateway/turns.py), which takes the request's rate-limit hit.
 
 Each parses its request in a helper of its own, so that the parsed body and its model are freed
 before the stream starts, instead of living in the handler's frame as long as the stream."""
@@ -8,7 +9,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.body import read_body, validate
-from gateway.jobs import TurnRequest, stream_turn
 from gateway.projects import require_project
 from gateway.routes.sessions import session_id_from_path
 from gateway.schemas import (
@@ -17,6 +17,7 @@ from gateway.schemas import (
     QuestionStreamQuery,
     SessionMessageStreamBody,
 )
+from gateway.turns import Turn, TurnRequest, stream_turn
 from shared.settings import PIPELINES
 
 routes = web.RouteTableDef()
@@ -26,7 +27,7 @@ routes = web.RouteTableDef()
 @routes.post("/api/sessions/{session_id}/messages/stream")
 async def session_message_stream(request: web.Request) -> web.StreamResponse:
     """Seed 002: ``{"content", "role"?, "simple_language"?}`` into an existing session."""
-    return await stream_turn(request, await _session_message_turn(request))
+    return await stream_turn(request, await Turn.read(request, _session_message_turn))
 
 
 async def _session_message_turn(request: web.Request) -> TurnRequest:
@@ -43,7 +44,7 @@ async def _session_message_turn(request: web.Request) -> TurnRequest:
 @routes.post("/api/v1/chat/stream")
 async def chat_stream(request: web.Request) -> web.StreamResponse:
     """Seed 004: ``{"text", "conversation_id"?, "metadata"?}``, opening with a snapshot."""
-    return await stream_turn(request, await _chat_turn(request))
+    return await stream_turn(request, await Turn.read(request, _chat_turn))
 
 
 async def _chat_turn(request: web.Request) -> TurnRequest:
@@ -63,10 +64,10 @@ async def _chat_turn(request: web.Request) -> TurnRequest:
 @routes.get("/api/question/stream", allow_head=False)
 async def question_stream(request: web.Request) -> web.StreamResponse:
     """Seeds 000 and 001: ``?question=&session_id=&simple_language=`` on a GET."""
-    return await stream_turn(request, _question_turn(request))
+    return await stream_turn(request, await Turn.read(request, _question_turn))
 
 
-def _question_turn(request: web.Request) -> TurnRequest:
+async def _question_turn(request: web.Request) -> TurnRequest:
     query = validate(QuestionStreamQuery, dict(request.query), pipelines=PIPELINES)
     return TurnRequest(
         text=query.question,
@@ -79,7 +80,7 @@ def _question_turn(request: web.Request) -> TurnRequest:
 @routes.post("/api/v1/projects/{project}/chat-stream")
 async def project_chat_stream(request: web.Request) -> web.StreamResponse:
     """Seed 003: ``{"message", "session_id"?}``, answered from the project's collection."""
-    return await stream_turn(request, await _project_turn(request))
+    return await stream_turn(request, await Turn.read(request, _project_turn))
 
 
 async def _project_turn(request: web.Request) -> TurnRequest:

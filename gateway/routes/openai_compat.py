@@ -15,11 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.body import read_body
 from gateway.errors import ApiError, not_found, validation_error
-from gateway.job_result import JobTimeoutError, run_to_end
-from gateway.jobs import TurnRequest, start_turn, stream_turn
+from gateway.final_event import JobTimeoutError, wait_for_final_event
 from gateway.openai_chunks import CompletionChunks, completion_id
 from gateway.relay import Encoding
 from gateway.schemas import check_message_text
+from gateway.turns import Turn, TurnRequest, stream_turn
 from shared import events
 from shared.settings import PIPELINES
 
@@ -79,17 +79,19 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         raise not_found(f"model {body.model!r}")
     prompt = prompt_of(body)
     chunks = CompletionChunks(completion_id(), body.model, int(time.time()), prompt)
+    # Its rate-limit hit was taken by the middleware: the turn carries none.
     if body.stream:
-        turn = TurnRequest(
+        asked = TurnRequest(
             text=prompt,
             pipeline=body.model,
             encoding=Encoding(frame=chunks.frame, heartbeat=chunks.heartbeat, retry=False),
         )
-        return await stream_turn(request, turn)
-    started = await start_turn(request, TurnRequest(text=prompt, pipeline=body.model))
-    job = started.job
+        return await stream_turn(request, Turn.of(request, asked))
+    turn = Turn.of(request, TurnRequest(text=prompt, pipeline=body.model))
+    await turn.store()
+    job = turn.job
     try:
-        final = await run_to_end(request, started, COMPLETION_TIMEOUT_S)
+        final = await wait_for_final_event(request, turn, COMPLETION_TIMEOUT_S)
     except JobTimeoutError as e:
         raise ApiError(504, "the answer took too long", code="timeout") from e
     if final.type == events.ERROR:

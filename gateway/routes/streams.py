@@ -11,7 +11,7 @@ from gateway import appkeys
 from gateway.auth import user_of
 from gateway.body import read_body
 from gateway.errors import ApiError, validation_error
-from gateway.job_records import JobRecord, owned_job
+from gateway.job_meta import JobRecord, owned_job
 from gateway.relay import SSE_HEADERS, StreamRequest, stream_job
 from gateway.tickets import issue_ticket
 from shared import events, replay_log, sse

@@ -10,12 +10,12 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from gateway import appkeys
-from gateway.jobs import _PendingTurn
+from gateway.turns import Turn
 from shared.amqp import AmqpJobQueue
 from shared.ids import new_id
 from shared.job import Job
 from shared.jobqueue import QueueUnavailableError
-from shared.messages import MessageStore, Turn
+from shared.messages import MessageStore, StoredTurn
 from shared.names import Names
 from shared.sessions import new_session
 from tests.support.processes import free_port
@@ -38,7 +38,7 @@ async def test_a_turn_whose_job_and_abandon_both_fail_reports_the_queue_and_logs
         pipeline="echo",
         text="hello",
     )
-    stored = Turn(
+    stored = StoredTurn(
         session_id=session.id,
         user_id="alice",
         job_id=job.job_id,
@@ -46,7 +46,7 @@ async def test_a_turn_whose_job_and_abandon_both_fail_reports_the_queue_and_logs
         assistant_message_id=job.message_id,
         text="hello",
     )
-    pending = _PendingTurn(app, session, job, stored)
+    pending = Turn(app, session, job, stored)
     try:
         with capture_logs() as logs, pytest.raises(QueueUnavailableError):
             await pending.submit()

@@ -1,7 +1,6 @@
 """A stream's bytes on the wire, read off a bare socket: over HTTP/1.1 a well-formed chunked
-body (frames written straight from the fanout among those the relay writes) that ends with the
-job's `end` and the last chunk; over HTTP/1.0, where nothing is chunked, the plain event stream
-until the gateway closes. Every seq once, in order, either way."""
+body that ends with the job's `end` and the last chunk; over HTTP/1.0, where nothing is chunked,
+the plain event stream until the gateway closes. Every seq once, in order, either way."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Waiting for a job's final event without streaming it (the non-streaming OpenAI completion).
+"""A stored turn's job sent, and its final event waited for without streaming it (the
+non-streaming OpenAI completion).
 
 The job's frames come through the same fanout and :class:`ClientStream` a stream uses; only the
 consumer differs: it keeps the last frame instead of writing each one to a socket.
@@ -14,7 +15,7 @@ from gateway import appkeys
 from gateway.client_stream import ClientStream
 from gateway.errors import unavailable
 from gateway.fanout import FanoutUnavailableError
-from gateway.jobs import StartedTurn
+from gateway.turns import Turn
 from shared import events
 from shared.events import Event
 from shared.jobqueue import QueueUnavailableError
@@ -24,9 +25,9 @@ class JobTimeoutError(Exception):
     """The job did not end within the time the caller would wait."""
 
 
-async def run_to_end(request: web.Request, started: StartedTurn, timeout_s: float) -> Event:
-    """Send the turn's job and return its ``end`` or ``error`` frame."""
-    job = started.job
+async def wait_for_final_event(request: web.Request, turn: Turn, timeout_s: float) -> Event:
+    """Send the stored ``turn``'s job and return its ``end`` or ``error`` event."""
+    job = turn.job
     app = request.app
     fanout = app[appkeys.FANOUT]
     client = ClientStream(
@@ -40,7 +41,7 @@ async def run_to_end(request: web.Request, started: StartedTurn, timeout_s: floa
         raise unavailable("the event store cannot be reached") from e
     try:
         try:
-            await asyncio.shield(started.submit())
+            await asyncio.shield(turn.submit())
         except QueueUnavailableError as e:
             raise unavailable("the job queue cannot be reached") from e
         try:
