@@ -13,6 +13,30 @@ from gateway.errors import ApiError
 
 Model = TypeVar("Model", bound=BaseModel)
 
+# Levels of objects and arrays in a JSON body, the body itself being level 1. No route needs
+# more than a few; free-form values (chat metadata, batch item bodies) past this bound would
+# reach pydantic's serialization depth limit, msgpack's, or a client's recursion.
+MAX_JSON_DEPTH = 32
+
+
+def too_deep_at(data: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """The dotted path of the first object or array in ``data`` nested deeper than
+    ``max_depth`` levels (``data`` itself is level 1), or None. Iterative, so that a value
+    parsed at any depth is measured without recursion."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            children: Any = ((str(key), item) for key, item in value.items())
+        elif isinstance(value, list):
+            children = ((str(index), item) for index, item in enumerate(value))
+        else:
+            continue
+        if len(path) >= max_depth:
+            return ".".join(path)
+        stack.extend((item, (*path, key)) for key, item in children)
+    return None
+
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     max_bytes = request.app[SETTINGS].max_body_bytes
@@ -36,6 +60,12 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raise ApiError(400, "the request body nests too deeply", code="invalid_json") from e
     if not isinstance(data, dict):
         raise ApiError(400, "the request body must be a JSON object", code="invalid_json")
+    too_deep = too_deep_at(data)
+    if too_deep is not None:
+        message = f"nests more than {MAX_JSON_DEPTH} levels of objects and arrays"
+        raise ApiError(
+            422, "the request is not valid", details=[{"field": too_deep, "message": message}]
+        )
     return data
 
 
