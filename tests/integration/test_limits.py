@@ -219,7 +219,7 @@ async def test_a_completion_with_the_cap_reached_by_streams_gets_429_and_stores_
     open_streams = []
     for _ in range(2):
         response = await gateway.post(
-            "/api/v1/chat/stream", json={"text": slow_words(6), "pipeline": "echo"}, headers=AUTH
+            "/api/v1/chat/stream", json={"text": slow_words(20), "pipeline": "echo"}, headers=AUTH
         )
         assert response.status == 200
         open_streams.append(response)
@@ -244,9 +244,10 @@ async def test_a_batch_of_twenty_completions_runs_at_most_the_cap_and_refuses_th
     gateway = await make_stack(max_streams_per_user=5, worker={"echo_token_delay_ms": 100})
     redis = gateway.server.app[appkeys.REDIS]
     names = gateway.server.app[appkeys.SETTINGS].connections.names
+    # Each job outlasts the batch's admissions, so that no slot frees up meanwhile.
+    body = _completion(slow_words(40))
     requests = [
-        {"id": i, "method": "POST", "path": "/v1/chat/completions", "body": _completion(text)}
-        for i, text in enumerate([slow_words(10)] * 20)
+        {"id": i, "method": "POST", "path": "/v1/chat/completions", "body": body} for i in range(20)
     ]
     response = await gateway.post("/api/v1/batch", json={"requests": requests}, headers=AUTH)
     assert response.status == 200
@@ -312,7 +313,7 @@ async def test_a_reattach_holds_a_slot_of_its_own(make_stack: StackFactory) -> N
     stream already relays is refused at a cap of one."""
     gateway = await make_stack(max_streams_per_user=1, worker={"echo_token_delay_ms": 200})
     first = await gateway.post(
-        "/api/v1/chat/stream", json={"text": slow_words(6), "pipeline": "echo"}, headers=AUTH
+        "/api/v1/chat/stream", json={"text": slow_words(20), "pipeline": "echo"}, headers=AUTH
     )
     assert first.status == 200
     job_id = first.headers["X-Job-Id"]
