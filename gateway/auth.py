@@ -22,7 +22,9 @@ def bearer_token(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     if not header.lower().startswith(BEARER_PREFIX):
         raise unauthorized("a bearer token is required")
-    token = header[len(BEARER_PREFIX) :].strip()
+    # Only spaces and tabs: str.strip() would also drop a control character, a line separator
+    # or U+0085, and accept a token that is not the one issued.
+    token = header[len(BEARER_PREFIX) :].strip(" \t")
     if not token:
         raise unauthorized("a bearer token is required")
     return token
