@@ -47,6 +47,7 @@ class Reply:
 
     status: int
     headers: CIMultiDict[str]
+    # Everything after the head: a second response would follow the first one's body here.
     body: bytes
 
     @property
@@ -88,7 +89,11 @@ async def send(
         body = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
     elif body is not None:
         lines.append(b"Content-Length: %d" % len(body))
-    raw_request = b"\r\n".join(lines) + b"\r\n\r\n" + (body or b"")
+    return await send_raw(client, b"\r\n".join(lines) + b"\r\n\r\n" + (body or b""))
+
+
+async def send_raw(client: Client, raw_request: bytes) -> Reply:
+    """``raw_request`` as it is, and the response, read to the close of the connection."""
     server = client.server
     reader, writer = await asyncio.open_connection(server.host, server.port)
     try:

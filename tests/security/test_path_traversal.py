@@ -68,3 +68,21 @@ async def test_the_static_route_serves_its_own_files(gateway: Client) -> None:
     for name in ("chatstream.js", "index.html"):
         reply = await send_json(gateway, "GET", f"/static/{name}", auth=None)
         assert reply.status == 200, name
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "//evil.example.test/api/v1/sessions",
+        "/\\evil.example.test/api/v1/sessions",
+        "\\\\evil.example.test\\api",
+        "http://evil.example.test/api/v1/sessions",
+        "api/v1/sessions",
+        "",
+    ],
+)
+async def test_a_batch_item_names_a_path_on_this_server_only(gateway: Client, path: str) -> None:
+    items = [{"method": "GET", "path": path}]
+    reply = await send_json(gateway, "POST", "/api/v1/batch", {"requests": items})
+    error = assert_error(reply, 422, "validation_error", path)
+    assert [d["field"] for d in error["details"]] == ["requests.0.path"]
