@@ -27,7 +27,7 @@ Client = TestClient[web.Request, web.Application]
 
 READ_TIMEOUT_S = 30.0
 
-# Each a character an id or a header must never smuggle through, by name.
+# The characters that must never slip through in an id or a header, each by name.
 CONTROL_CHARACTERS = {
     "nul": "\x00",
     "cr": "\r",
