@@ -1,8 +1,8 @@
 """The OpenAPI 3.1 document of the gateway, served at ``GET /api/v1/openapi.json``.
 
 It is built from the app's own router, so every registered route is in it: each handler's
-operation (request body or query model, replies, the errors it can answer) is described in
-:data:`OPERATIONS`, and the JSON schemas come from the pydantic models (``model_json_schema``).
+operation (request body or query model, replies, the errors it can answer, the links from its
+replies to the operations that take their values) is described in :data:`OPERATIONS`, and the JSON schemas come from the pydantic models (``model_json_schema``).
 A route whose handler is not described still appears, marked ``x-undocumented``, and a test
 fails on it. HEAD (implied by every GET) and OPTIONS (CORS preflights) are left out.
 """
