@@ -2,9 +2,10 @@
 
 It is built from the app's own router, so every registered route is in it: each handler's
 operation (request body or query model, replies, the errors it can answer, the links from its
-replies to the operations that take their values) is described in :data:`OPERATIONS`, and the JSON schemas come from the pydantic models (``model_json_schema``).
-A route whose handler is not described still appears, marked ``x-undocumented``, and a test
-fails on it. HEAD (implied by every GET) and OPTIONS (CORS preflights) are left out.
+replies to the operations that take their values) is described in :data:`OPERATIONS`, and the
+JSON schemas come from the pydantic models (``model_json_schema``). A route whose handler is
+not described still appears, marked ``x-undocumented``, and a test fails on it. HEAD (implied
+by every GET) and OPTIONS (CORS preflights) are left out.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ CHECKS = [
 
 
 # A few short scenarios: enough to walk every link a few times, well under a minute.
-STATEFUL_SCENARIOS = 12
+STATEFUL_SCENARIOS = 20
 STATEFUL_STEPS = 6
 # Links only pay off when the resource they lead to is really there and really goes.
 STATEFUL_CHECKS = [*CHECKS, ensure_resource_availability, use_after_free]
