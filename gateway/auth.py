@@ -5,6 +5,7 @@ is ``alice`` are the same user (the operator issues both)."""
 from __future__ import annotations
 
 import hmac
+import math
 import time
 from typing import Any
 
@@ -22,7 +23,9 @@ def bearer_token(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     if not header.lower().startswith(BEARER_PREFIX):
         raise unauthorized("a bearer token is required")
-    token = header[len(BEARER_PREFIX) :].strip()
+    # Only spaces and tabs: str.strip() would also drop a control character, a line separator
+    # or U+0085, and accept a token that is not the one issued.
+    token = header[len(BEARER_PREFIX) :].strip(" \t")
     if not token:
         raise unauthorized("a bearer token is required")
     return token
@@ -93,8 +96,7 @@ def _jwt_user(token: str, settings: GatewaySettings) -> str:
         leeway_s=settings.jwt_leeway_s,
     )
     for name in _TIME_CLAIMS:
-        value = claims.get(name)
-        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+        if name in claims and not _is_seconds(claims[name]):
             raise unauthorized(f"the token's {name} must be a number")
     if _lifetime_s(claims) > settings.jwt_max_lifetime_s:
         raise unauthorized(f"the token lives longer than {settings.jwt_max_lifetime_s} seconds")
@@ -105,6 +107,17 @@ def _jwt_user(token: str, settings: GatewaySettings) -> str:
     if not isinstance(subject, str) or not subject:
         raise unauthorized("the token has no subject")
     return subject
+
+
+def _is_seconds(value: object) -> bool:
+    """A JSON number that is a time: finite, and small enough to be a float (an integer of
+    400 digits is a number, but no time)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _lifetime_s(claims: dict[str, Any]) -> float:

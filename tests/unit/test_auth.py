@@ -141,3 +141,13 @@ def test_the_jwt_policy_settings_are_read_from_the_environment() -> None:
     default = GatewaySettings.from_env({})
     assert default.jwt_issuer is None and default.jwt_audience is None
     assert default.jwt_max_lifetime_s == 86_400
+
+
+def test_a_jwt_whose_exp_or_iat_is_too_large_for_a_float_is_401_not_500() -> None:
+    now = int(time.time())
+    for claims in (
+        {"sub": "bob", "exp": 10**400},
+        {"sub": "bob", "exp": now + 60, "iat": 10**400},
+        {"sub": "bob", "exp": now + 60, "nbf": -(10**400)},
+    ):
+        refused_by(SETTINGS, token(claims))
