@@ -7,13 +7,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cli import chat, ingest
+from cli import chat, documents, ingest
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatstream", description="chatstream tools")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (ingest, chat):
+    for module in (ingest, documents, chat):
         module.register(subparsers)
     return parser
 

@@ -1,9 +1,12 @@
 """Who is calling: a static API key from AUTH_API_KEYS, or an HS256 JWT whose ``sub`` is the
-user."""
+user. Both name users in one namespace: an API key mapped to ``alice`` and a JWT whose ``sub``
+is ``alice`` are the same user (the operator issues both)."""
 
 from __future__ import annotations
 
 import hmac
+import math
+import time
 from typing import Any
 
 import jwt
@@ -20,7 +23,9 @@ def bearer_token(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     if not header.lower().startswith(BEARER_PREFIX):
         raise unauthorized("a bearer token is required")
-    token = header[len(BEARER_PREFIX) :].strip()
+    # Only spaces and tabs: str.strip() would also drop a control character, a line separator
+    # or U+0085, and accept a token that is not the one issued.
+    token = header[len(BEARER_PREFIX) :].strip(" \t")
     if not token:
         raise unauthorized("a bearer token is required")
     return token
@@ -32,7 +37,7 @@ def authenticate(token: str, settings: GatewaySettings) -> str:
     if user is not None:
         return user
     if settings.jwt_secret is not None and token.count(".") == 2:
-        return _jwt_user(token, settings.jwt_secret, settings.jwt_leeway_s)
+        return _jwt_user(token, settings)
     raise unauthorized("the bearer token is not valid")
 
 
@@ -52,15 +57,19 @@ def decode_hs256(
     what: str,
     require: list[str],
     audience: str | None = None,
+    issuer: str | None = None,
     leeway_s: int = 0,
 ) -> dict[str, Any]:
-    """The claims of an HS256 token (a bearer JWT or a stream ticket), or 401 naming ``what``."""
+    """The claims of an HS256 token (a bearer JWT or a stream ticket), or 401 naming ``what``.
+    Without ``audience``, a token that names one is refused; without ``issuer``, any ``iss``
+    is taken."""
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
             secret,
             algorithms=["HS256"],
             audience=audience,
+            issuer=issuer,
             leeway=leeway_s,
             options={"require": require},
         )
@@ -71,14 +80,51 @@ def decode_hs256(
     return claims
 
 
-def _jwt_user(token: str, secret: str, leeway_s: int) -> str:
+# PyJWT takes any value int() takes for these, such as the string "32503680000".
+_TIME_CLAIMS = ("exp", "iat", "nbf")
+
+
+def _jwt_user(token: str, settings: GatewaySettings) -> str:
+    assert settings.jwt_secret is not None
     claims = decode_hs256(
-        token, secret, what="bearer token", require=["exp", "sub"], leeway_s=leeway_s
+        token,
+        settings.jwt_secret,
+        what="bearer token",
+        require=["exp", "sub"],
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        leeway_s=settings.jwt_leeway_s,
     )
+    for name in _TIME_CLAIMS:
+        if name in claims and not _is_seconds(claims[name]):
+            raise unauthorized(f"the token's {name} must be a number")
+    if _lifetime_s(claims) > settings.jwt_max_lifetime_s:
+        raise unauthorized(f"the token lives longer than {settings.jwt_max_lifetime_s} seconds")
+    if "job" in claims:
+        # A stream ticket signed with the same secret opens one stream, nothing else.
+        raise unauthorized("a stream ticket is not a bearer token")
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise unauthorized("the token has no subject")
     return subject
+
+
+def _is_seconds(value: object) -> bool:
+    """A JSON number that is a time: finite, and small enough to be a float (an integer of
+    400 digits is a number, but no time)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _lifetime_s(claims: dict[str, Any]) -> float:
+    """From issue to expiry; without ``iat``, what is left of it now, which is all a token
+    without an issue time can be judged by."""
+    start = claims["iat"] if "iat" in claims else time.time()
+    return float(claims["exp"]) - float(start)
 
 
 def user_of(request: web.Request) -> str:

@@ -11,6 +11,7 @@ from aiohttp import web
 STATUS_CODES: Mapping[int, str] = {
     400: "invalid_json",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",

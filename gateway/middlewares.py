@@ -28,13 +28,13 @@ AUTHENTICATED_PREFIXES = ("/api/", "/v1/")
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 # The one route that also accepts a stream ticket instead of a bearer token.
 TICKET_ROUTE = "attach_stream"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def request_id_of(request: web.Request) -> str:
     """The caller's X-Request-ID when it is a sane token, else a fresh one."""
     given = request.headers.get("X-Request-ID", "")
-    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 @web.middleware
@@ -72,12 +72,18 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 
 
 async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every response, streamed or not, carries its request id; and the
-    request remembers the status it was sent."""
+    """on_response_prepare: every response, streamed or not, carries its request id and
+    ``nosniff``, and a JSON one ``Cache-Control: no-store`` (it holds a user's data; a stream
+    and a static file keep their own ``no-cache``); the request remembers the status it was
+    sent."""
     request[appkeys.SENT_STATUS] = response.status
+    headers = response.headers
     request_id = request.get(appkeys.REQUEST_ID)
     if request_id:
-        response.headers["X-Request-ID"] = request_id
+        headers["X-Request-ID"] = request_id
+    headers["X-Content-Type-Options"] = "nosniff"
+    if response.content_type == "application/json":
+        headers.setdefault("Cache-Control", "no-store")
 
 
 def _error_format(error: Exception) -> web.StreamResponse:

@@ -1,14 +1,16 @@
 """The OpenAPI 3.1 document of the gateway, served at ``GET /api/v1/openapi.json``.
 
 It is built from the app's own router, so every registered route is in it: each handler's
-operation (request body or query model, replies, the errors it can answer) is described in
-:data:`OPERATIONS`, and the JSON schemas come from the pydantic models (``model_json_schema``).
-A route whose handler is not described still appears, marked ``x-undocumented``, and a test
-fails on it. HEAD (implied by every GET) and OPTIONS (CORS preflights) are left out.
+operation (request body or query model, replies, the errors it can answer, the links from its
+replies to the operations that take their values) is described in :data:`OPERATIONS`, and the
+JSON schemas come from the pydantic models (``model_json_schema``). A route whose handler is
+not described still appears, marked ``x-undocumented``, and a test fails on it. HEAD (implied
+by every GET) and OPTIONS (CORS preflights) are left out.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -80,6 +82,18 @@ _STREAM_HEADERS = {
 
 
 @dataclass(frozen=True, slots=True)
+class Link:
+    """An OpenAPI link from an operation's success replies to the operation of ``target``
+    that takes a value of them (stateful clients and schemathesis follow it). ``parameters``
+    maps ``path.NAME`` or ``query.NAME`` to a runtime expression; ``body`` is the target's
+    request body, its values runtime expressions."""
+
+    target: Handler
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    body: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Operation:
     summary: str
     replies: Mapping[int, Reply | tuple[Reply, ...]]
@@ -90,6 +104,7 @@ class Operation:
     public: bool = False
     parameters: tuple[dict[str, Any], ...] = field(default=())
     tags: tuple[str, ...] = ()
+    links: Mapping[str, Link] = field(default_factory=dict)
 
 
 _STREAM = {200: CHAT_EVENTS}
@@ -98,6 +113,37 @@ _RESUME_PARAMETERS = (
     {"name": "lastEventId", "in": "query", "required": False, "schema": {"type": "string"}},
     {"name": "ticket", "in": "query", "required": False, "schema": {"type": "string"}},
 )
+
+
+_SESSION = {"path.session_id": "$response.body#/id"}
+_SESSION_LINKS = {
+    "GetSession": Link(sessions.get_session, _SESSION),
+    "RenameSession": Link(sessions.rename_session, _SESSION),
+    "ListMessages": Link(sessions.list_messages, _SESSION),
+    "SendMessage": Link(chat.session_message_stream, _SESSION),
+    "DeleteSession": Link(sessions.delete_session, _SESSION),
+}
+_JOB = "$response.header.X-Job-Id"
+# Every chat turn's stream names its job: a ticket for it, a second reader, the stop button.
+_JOB_LINKS = {
+    "CreateTicket": Link(streams.create_ticket, body={"jobId": _JOB}),
+    "AttachStream": Link(streams.attach_stream, {"path.job_id": _JOB}),
+    "CancelStream": Link(streams.cancel_stream, {"path.job_id": _JOB}),
+}
+_TICKET_LINKS = {
+    "AttachWithTicket": Link(
+        streams.attach_stream,
+        {"path.job_id": "$request.body#/jobId", "query.ticket": "$response.body#/ticket"},
+    ),
+}
+_PROJECT = "$request.path.project"
+_DOCUMENT_LINKS = {
+    "ListDocuments": Link(projects.list_documents, {"path.project": _PROJECT}),
+    "DeleteDocument": Link(
+        projects.delete_document,
+        {"path.project": _PROJECT, "path.document_id": "$response.body#/id"},
+    ),
+}
 
 
 @routes.get(OPENAPI_PATH)
@@ -116,6 +162,7 @@ OPERATIONS: Mapping[Handler, Operation] = {
         {200: out.SessionOut, 201: out.SessionOut},
         body=CreateSessionBody,
         errors=(409,),
+        links=_SESSION_LINKS,
     ),
     sessions.list_sessions: Operation(
         "The caller's sessions, most recently updated first",
@@ -131,24 +178,35 @@ OPERATIONS: Mapping[Handler, Operation] = {
     ),
     sessions.list_messages: Operation("A session's messages, oldest first", {200: out.MessageList}),
     chat.session_message_stream: Operation(
-        "Seed 002: a message into a session, streamed", _STREAM, body=SessionMessageStreamBody
+        "Seed 002: a message into a session, streamed",
+        _STREAM,
+        body=SessionMessageStreamBody,
+        links=_JOB_LINKS,
     ),
     chat.chat_stream: Operation(
-        "Seed 004: a chat turn, opening with a snapshot", _STREAM, body=ChatStreamBody
+        "Seed 004: a chat turn, opening with a snapshot",
+        _STREAM,
+        body=ChatStreamBody,
+        links=_JOB_LINKS,
     ),
     chat.question_stream: Operation(
-        "Seeds 000/001: a question on a GET, streamed", _STREAM, query=QuestionStreamQuery
+        "Seeds 000/001: a question on a GET, streamed",
+        _STREAM,
+        query=QuestionStreamQuery,
+        links=_JOB_LINKS,
     ),
     chat.project_chat_stream: Operation(
         "Seed 003: a chat turn answered from a project's collection",
         _STREAM,
         body=ProjectChatBody,
+        links=_JOB_LINKS,
     ),
     streams.create_ticket: Operation(
         "A ticket that opens one job's stream without a header",
         {201: out.TicketOut},
         body=streams.TicketBody,
         errors=(404,),
+        links=_TICKET_LINKS,
     ),
     streams.attach_stream: Operation(
         "Attach to a job's stream, replaying after Last-Event-ID",
@@ -178,6 +236,7 @@ OPERATIONS: Mapping[Handler, Operation] = {
         {201: out.DocumentOut},
         body=projects.DocumentBody,
         tags=("projects",),
+        links=_DOCUMENT_LINKS,
     ),
     projects.list_documents: Operation(
         "A project's documents", {200: out.DocumentList}, tags=("projects",)
@@ -202,12 +261,15 @@ OPERATIONS: Mapping[Handler, Operation] = {
 def build_document(app: web.Application) -> dict[str, Any]:
     schemas = _SchemaCollector()
     paths: dict[str, dict[str, Any]] = {}
-    for route in app.router.routes():
-        if route.method in SKIPPED_METHODS or route.resource is None:
-            continue
-        path = route.resource.canonical
-        paths.setdefault(path, {})[route.method.lower()] = _operation(
-            route.method, path, route.handler, schemas
+    documented = [
+        (route.method, route.resource.canonical, route.handler)
+        for route in app.router.routes()
+        if route.method not in SKIPPED_METHODS and route.resource is not None
+    ]
+    targets = _LinkTargets(documented)
+    for method, path, handler in documented:
+        paths.setdefault(path, {})[method.lower()] = _operation(
+            method, path, handler, schemas, targets
         )
     definitions = schemas.definitions()
     return {
@@ -223,7 +285,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
 
 
 def _operation(
-    method: str, path: str, handler: Handler, schemas: _SchemaCollector
+    method: str, path: str, handler: Handler, schemas: _SchemaCollector, targets: _LinkTargets
 ) -> dict[str, Any]:
     op = OPERATIONS.get(handler)
     if op is None:
@@ -264,6 +326,11 @@ def _operation(
     responses = {
         str(status): _reply(reply, handler, schemas) for status, reply in op.replies.items()
     }
+    if op.links:
+        links = {name: targets.link(link, path) for name, link in op.links.items()}
+        for code, success in responses.items():
+            if code.startswith("2"):
+                success["links"] = links
     for status in sorted(errors):
         responses[str(status)] = {
             "description": _ERROR_DESCRIPTIONS[status],
@@ -272,6 +339,29 @@ def _operation(
         }
     document["responses"] = responses
     return document
+
+
+class _LinkTargets:
+    """The operation a link points to. A handler served at two paths (``/api/sessions`` and
+    ``/api/v1/sessions``) is linked at the one that shares more of the source's path, so a
+    client that started on one prefix stays on it."""
+
+    def __init__(self, operations: list[tuple[str, str, Handler]]) -> None:
+        self._at: dict[Handler, list[tuple[str, str]]] = {}
+        for method, path, handler in operations:
+            self._at.setdefault(handler, []).append((method, path))
+
+    def link(self, link: Link, source_path: str) -> dict[str, Any]:
+        method, path = max(
+            self._at[link.target],
+            key=lambda at: len(posixpath.commonpath([at[1], source_path])),
+        )
+        document: dict[str, Any] = {"operationId": _operation_id(method, path)}
+        if link.parameters:
+            document["parameters"] = dict(link.parameters)
+        if link.body is not None:
+            document["requestBody"] = dict(link.body)
+        return document
 
 
 def _reply(

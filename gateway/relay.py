@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from redis.exceptions import RedisError
 
 from gateway import appkeys
@@ -29,7 +29,11 @@ from shared import events, replay_log, sse
 from shared.events import Event
 from shared.ids import new_id
 from shared.jobqueue import QueueUnavailableError
-from shared.library_internals import forget_sent_headers
+from shared.library_internals import (
+    forget_sent_headers,
+    write_chunk_now,
+    writes_straight_through,
+)
 from shared.logging import get_logger
 from shared.tasks import cancel_and_wait
 
@@ -121,6 +125,8 @@ async def stream_job(
     loop = asyncio.get_running_loop()
     next_heartbeat = loop.time() + heartbeat_s
     outcome.close_reason = "streaming"
+    if writes_straight_through(response):
+        client.direct_writer = stream
     try:
         with app[METRICS].relaying():
             try:
@@ -153,6 +159,7 @@ async def stream_job(
         outcome.close_reason = "client_gone"
         raise
     finally:
+        client.direct_writer = None
         await stream.end()
     return response
 
@@ -251,6 +258,9 @@ async def _open(
         status=200,
         headers={**SSE_HEADERS, "X-Job-Id": spec.job_id, "X-Session-Id": spec.session_id},
     )
+    if request.version == HttpVersion11:
+        # Chunked for certain, so that frames can be written past the response's writer.
+        response.enable_chunked_encoding()
     await response.prepare(request)
     # An idle stream holds its response as long as it lives.
     forget_sent_headers(response)
@@ -320,6 +330,24 @@ class _Stream:
     lease_id: str
     outcome: _Outcome = field(default_factory=_Outcome)
 
+    def write_now(self, frames: list[Event]) -> bool:
+        """Write ``frames`` here and now, as the fanout hands them over, if the socket takes
+        them without waiting; False leaves them to the relay. Called only while the relay waits
+        with nothing else pending (see ``ClientStream._flush``), so frames keep their order."""
+        if frames[-1].type in events.TERMINAL_TYPES:
+            # The relay ends the body with the job's last frame.
+            return False
+        encode = self.spec.encoding.frame
+        data = b"".join([encode(frame) for frame in frames])
+        transport = self.request.transport
+        if data:
+            if transport is None or not _cannot_wait(transport, len(data)):
+                # The relay writes them, under the send timeout.
+                return False
+            write_chunk_now(transport, data)
+        self.outcome.count(frames)
+        return True
+
     async def end(self) -> None:
         """Let go of the subscription, the registrations and the lease, and log the stream's
         line (``stream.closed``) before the release: a client that closes once it has read the
@@ -371,6 +399,10 @@ async def _send(
     taken it within the send timeout is a slow client."""
     write = response.write_eof if last else response.write
     try:
+        if _cannot_wait(request.transport, len(data)):
+            # No timer: arming one per write was a large share of the relay's CPU per event.
+            await write(data)
+            return
         async with asyncio.timeout(request.app[appkeys.SETTINGS].send_timeout_s):
             await write(data)
     except TimeoutError as e:
@@ -379,6 +411,23 @@ async def _send(
         # aiohttp's writer raises ClientConnectionResetError on a closed transport, and a
         # ConnectionError for a connection lost while the write waited.
         raise _ClientGoneError from e
+
+
+# The most aiohttp adds to a write: a chunk's size line and CRLF, and the last chunk.
+_CHUNK_FRAMING_BYTES = 32
+
+
+def _cannot_wait(transport: asyncio.Transport | None, size: int) -> bool:
+    """Whether a write of ``size`` bytes is sure to complete without waiting for the client.
+    A write waits only while the transport has paused writing (asyncio's flow control): it
+    pauses once its buffer goes over the high-water mark and resumes once the buffer is back
+    at the low-water mark. A buffer at or below the low mark is not paused, and a write that
+    keeps it at or below the high mark does not pause it."""
+    if transport is None or transport.is_closing():
+        return False
+    buffered = transport.get_write_buffer_size()
+    low, high = transport.get_write_buffer_limits()
+    return buffered <= low and buffered + size + _CHUNK_FRAMING_BYTES <= high
 
 
 def _slow_client_frame() -> bytes:

@@ -16,7 +16,7 @@ from gateway.client_stream import ClientStream
 from shared import events, redis_scripts, replay_log
 from shared.events import Event, encode_event
 from shared.logging import get_logger
-from shared.messages import JOB_ENDED, STATUS_ERROR
+from shared.messages import DELETED_JOB_LOG_GRACE_S, JOB_ENDED, STATUS_ERROR
 from shared.names import Names
 from shared.settings import EventLogSettings
 
@@ -24,19 +24,25 @@ log = get_logger(__name__)
 
 # KEYS: replay log, message hash, job meta.
 # ARGV: entry id, event, ttl, channel, max events, message status, job status, event field,
-# the event's seq.
+# the event's seq, the ttl of a log whose session was deleted. A job whose session was deleted
+# (its message gone) keeps its log only for its open streams, and gets no record back.
 _FAIL_IF_STILL_LAST = redis_scripts.LuaScript(
     """
 local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], ARGV[1], ARGV[8], ARGV[2])
 if type(added) == 'table' and added.err then
   return 0
 end
-redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('PUBLISH', ARGV[4], ARGV[2])
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('HSET', KEYS[2], 'status', ARGV[6])
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[10])
+  redis.call('DEL', KEYS[3])
+  return 1
 end
-redis.call('HSET', KEYS[3], 'status', ARGV[7], 'finalSeq', ARGV[9])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('HSET', KEYS[2], 'status', ARGV[6])
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('HSET', KEYS[3], 'status', ARGV[7], 'finalSeq', ARGV[9])
+end
 return 1
 """
 )
@@ -72,6 +78,7 @@ class StallBreaker:
                 JOB_ENDED,
                 replay_log.EVENT_FIELD,
                 event.seq,
+                DELETED_JOB_LOG_GRACE_S,
             ],
         )
         return bool(added)

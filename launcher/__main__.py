@@ -15,6 +15,28 @@ from shared.settings import GatewaySettings, LoggingSettings, WorkerSettings
 DEV_USER = "dev"
 
 
+def with_development_key(settings: GatewaySettings) -> tuple[GatewaySettings, str | None]:
+    """``settings`` with a fresh development key when no credentials are configured (a
+    newcomer's first run must work without configuration, and still need a token), and that
+    key; otherwise ``settings`` unchanged and None."""
+    if settings.api_keys or settings.jwt_secret is not None:
+        return settings, None
+    key = f"dev-{secrets.token_urlsafe(12)}"
+    return dataclasses.replace(settings, api_keys={key: DEV_USER}), key
+
+
+def startup_hint(settings: GatewaySettings, development_key: str | None) -> str:
+    """Where the server listens and a curl line to try it. Only a key made for this run is
+    printed: a configured one is a credential, and logs and terminals are shared."""
+    url = f"http://{settings.host}:{settings.port}"
+    token = development_key or ("<your key>" if settings.api_keys else "<your JWT>")
+    return (
+        f"chatstream (embedded) on {url}\n  try: curl -N -H 'Authorization: Bearer {token}' "
+        f'-H \'Content-Type: application/json\' -d \'{{"text":"hello streaming world",'
+        f'"pipeline":"echo"}}\' {url}/api/v1/chat/stream'
+    )
+
+
 def main() -> None:
     configure_logging("gateway", LoggingSettings.from_env())
     settings = GatewaySettings.from_env()
@@ -23,20 +45,8 @@ def main() -> None:
             "python -m launcher runs on the embedded transports: unset REDIS_URL and AMQP_URL "
             "(with them, run python -m gateway and python -m worker, or make stack)"
         )
-    if not settings.api_keys and settings.jwt_secret is None:
-        # A newcomer's first run must work without configuration, and still need a token.
-        settings = dataclasses.replace(
-            settings, api_keys={f"dev-{secrets.token_urlsafe(12)}": DEV_USER}
-        )
-    if settings.api_keys:
-        url = f"http://{settings.host}:{settings.port}"
-        key = next(iter(settings.api_keys))
-        print(
-            f"chatstream (embedded) on {url}\n  try: curl -N -H 'Authorization: Bearer {key}' "
-            f'-H \'Content-Type: application/json\' -d \'{{"text":"hello streaming world",'
-            f'"pipeline":"echo"}}\' {url}/api/v1/chat/stream',
-            flush=True,
-        )
+    settings, development_key = with_development_key(settings)
+    print(startup_hint(settings, development_key), flush=True)
     serve(create_embedded_app(settings, WorkerSettings.from_env()), settings)
 
 

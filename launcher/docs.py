@@ -11,7 +11,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from shared.knowledge import knowledge_store
-from shared.knowledge.ingest import ingest_directory
+from shared.knowledge.ingest import NothingToIngest, ingest_directory
 from shared.logging import get_logger
 from shared.settings import WorkerSettings
 
@@ -28,5 +28,11 @@ async def ingest_docs(redis: Redis, settings: WorkerSettings) -> None:
         log.warning("docs.missing", docs_dir=rag.docs_dir)
         return
     store = knowledge_store(redis, settings.connections.names, rag)
-    documents = await ingest_directory(store, rag.default_project, directory)
-    log.info("docs.ingested", project=rag.default_project, documents=len(documents))
+    try:
+        report = await ingest_directory(store, rag.default_project, directory)
+    except NothingToIngest:
+        log.warning("docs.empty", docs_dir=rag.docs_dir)
+        return
+    for refusal in report.refused:
+        log.warning("docs.refused", document=refusal.name, reason=refusal.reason)
+    log.info("docs.ingested", project=rag.default_project, documents=len(report.added))

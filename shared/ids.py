@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import uuid
 
-_DIGITS = re.compile(r"^[0-9]{1,20}$")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# fullmatch, never match with ^...$: "$" also matches before a final newline, and an id ends up
+# in a response header, where a newline is refused.
+_DIGITS = re.compile(r"[0-9]{1,20}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def new_id() -> str:
@@ -23,8 +25,8 @@ def normalize_session_id(value: object) -> str:
             raise ValueError("must be at most 20 digits")
         return str(value)
     if isinstance(value, str):
-        if _DIGITS.match(value):
+        if _DIGITS.fullmatch(value):
             return value
-        if _UUID.match(value):
+        if _UUID.fullmatch(value):
             return value.lower()
     raise ValueError("must be digits (at most 20) or a UUID")

@@ -6,6 +6,7 @@ fails loudly when an upgrade changes any of it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -102,3 +103,28 @@ def forget_sent_headers(response: web.StreamResponse) -> None:
     """Let go of a prepared response's header mapping: its headers are on the wire already."""
     assert response.prepared, "a response's headers are sent by prepare()"
     response.headers.clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# aiohttp: a chunk of a streamed body written straight to the socket.
+#
+# An open stream's events are written by its relay task through ``StreamResponse.write``. Waking
+# that task for each event (a future, a task step, the write coroutine) costs the gateway more
+# CPU than the write itself: with the chunk written from the fanout's callback instead, while the
+# relay waits with nothing pending, the gateway's CPU per relayed event was about a third lower.
+# It relies on aiohttp's payload writer (3.14) putting each ``write()`` on the transport at once
+# and keeping nothing back for a body that is chunked and not compressed, so that a chunk
+# written to the transport between two of its writes reaches the client in order, framed as its
+# own chunks are (HTTP/1.1 chunked transfer coding).
+# ---------------------------------------------------------------------------------------------
+
+
+def writes_straight_through(response: web.StreamResponse) -> bool:
+    """Whether :func:`write_chunk_now` may write past ``response``'s payload writer: a
+    prepared body that is chunked and not compressed."""
+    return response.prepared and response.chunked and not response.compression
+
+
+def write_chunk_now(transport: asyncio.Transport, data: bytes) -> None:
+    """Write ``data`` as the next chunk of a body that :func:`writes_straight_through`."""
+    transport.write(b"%x\r\n%s\r\n" % (len(data), data))

@@ -33,6 +33,22 @@ JOB_RUNNING = "running"
 JOB_ENDED = "ended"
 # A job's ownership record outlives its replay window, so late resumes get 410, not 404.
 JOB_META_TTL_S = 7 * 24 * 3600
+# The replay log of a job whose session was deleted lives this long after its last write, so
+# that a stream still open reads the job's end, and then goes: nothing can open it any more
+# (its ownership record is gone), and nothing of a deleted session may stay.
+DELETED_JOB_LOG_GRACE_S = 30
+
+# KEYS: a hash. ARGV: field, value, ... Written only while the hash exists: a job's record
+# deleted with its session must not come back, without an owner or an expiry, from the
+# writes of a job still running then.
+_HSET_IF_EXISTS = redis_scripts.LuaScript(
+    """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('HSET', KEYS[1], unpack(ARGV))
+end
+return 0
+"""
+)
 
 # KEYS: message hash, message content. ARGV: byte offset, text. Writing at an offset rather
 # than appending makes a retried write harmless.
@@ -255,13 +271,27 @@ class MessageStore:
         _SETTLE_IF_EXISTS.stage(pipe, keys, args)
 
     def stage_job_status(self, pipe: Pipeline, job_id: str, status: str) -> None:
-        pipe.hset(self._names.job_meta(job_id), "status", status)
+        _HSET_IF_EXISTS.stage(pipe, [self._names.job_meta(job_id)], ["status", status])
 
     def stage_job_end(self, pipe: Pipeline, job_id: str, final_seq: int) -> None:
         """The job is over; its final event's seq outlives the replay log (for late resumes)."""
-        pipe.hset(
-            self._names.job_meta(job_id), mapping={"status": JOB_ENDED, "finalSeq": final_seq}
+        _HSET_IF_EXISTS.stage(
+            pipe, [self._names.job_meta(job_id)], ["status", JOB_ENDED, "finalSeq", final_seq]
         )
+
+    def stage_message_exists(self, pipe: Pipeline, message_id: str) -> None:
+        """Stage whether the message still exists (0 once its session is deleted)."""
+        pipe.exists(self._names.message(message_id))
+
+    async def forget_job(self, job_id: str) -> None:
+        """What a job wrote after its session was deleted goes: its record at once, its
+        replay log once a stream still open has read the end (``DELETED_JOB_LOG_GRACE_S``),
+        and its cancel flag with it (a redelivery meanwhile still stops at once)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._names.job_meta(job_id))
+            pipe.expire(self._names.job_replay_log(job_id), DELETED_JOB_LOG_GRACE_S)
+            pipe.expire(self._names.job_cancel_flag(job_id), DELETED_JOB_LOG_GRACE_S)
+            await pipe.execute()
 
 
 def _message_from(fields: Mapping[Any, Any], content: object) -> Message:

@@ -18,6 +18,7 @@ from redis.exceptions import WatchError
 
 from shared.events import utc_now_iso
 from shared.ids import new_id
+from shared.messages import DELETED_JOB_LOG_GRACE_S, STATUS_STREAMING
 from shared.names import Names
 from shared.redis_client import as_text
 
@@ -188,17 +189,46 @@ class SessionStore:
             await pipe.execute()
         return await self.get(user_id, session_id)
 
-    async def delete(self, user_id: str, session_id: str) -> bool:
-        """Remove the session and its messages; False if the caller has no such session."""
-        if await self.get(user_id, session_id) is None:
-            return False
-        message_ids = await self._redis.lrange(self._names.session_messages(session_id), 0, -1)
-        keys = [self._names.session(session_id), self._names.session_messages(session_id)]
-        for raw in message_ids:
-            message_id = as_text(raw)
-            keys += [self._names.message(message_id), self._names.message_content(message_id)]
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(*keys)
-            pipe.zrem(self._names.user_sessions(user_id), session_id)
-            await pipe.execute()
-        return True
+    async def delete(self, user_id: str, session_id: str) -> list[str] | None:
+        """Remove the session and everything derived from it: its messages, its summary, and
+        its jobs' records and replay logs. Returns the ids of its jobs still streaming, for the
+        caller to cancel, or None if the caller has no such session. A running job's replay
+        log is left ``DELETED_JOB_LOG_GRACE_S``, so that its open streams read their end; what
+        the job writes later does not outlive that either (``MessageStore.forget_job``)."""
+        names = self._names
+        key = names.session(session_id)
+        while True:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)
+                    if owned_session(user_id, await pipe.hgetall(key)) is None:
+                        await pipe.reset()  # type: ignore[no-untyped-call]
+                        return None
+                    listed = await pipe.lrange(names.session_messages(session_id), 0, -1)
+                    message_ids = [as_text(raw) for raw in listed]
+                    jobs = [
+                        await pipe.hmget(names.message(message_id), ["jobId", "status"])
+                        for message_id in message_ids
+                    ]
+                    doomed = [key, names.session_messages(session_id)]
+                    doomed.append(names.session_summary(session_id))
+                    running: list[str] = []
+                    for message_id, (job_id, status) in zip(message_ids, jobs, strict=True):
+                        doomed += [names.message(message_id), names.message_content(message_id)]
+                        if not job_id:
+                            continue
+                        job = as_text(job_id)
+                        doomed.append(names.job_meta(job))
+                        if status is not None and as_text(status) == STATUS_STREAMING:
+                            running.append(job)
+                        else:
+                            doomed += [names.job_replay_log(job), names.job_cancel_flag(job)]
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.delete(*doomed)
+                    for job in running:
+                        pipe.expire(names.job_replay_log(job), DELETED_JOB_LOG_GRACE_S)
+                    pipe.zrem(names.user_sessions(user_id), session_id)
+                    await pipe.execute()
+                    return running
+                except WatchError:
+                    continue

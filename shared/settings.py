@@ -267,6 +267,11 @@ class GatewaySettings:
     api_keys: Mapping[str, str] = field(default_factory=dict)
     jwt_secret: str | None = None
     jwt_leeway_s: int = 30
+    # Checked when set: a bearer JWT's ``iss`` and ``aud`` must name them.
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    # The longest a bearer JWT may live: ``exp - iat``, or ``exp - now`` without ``iat``.
+    jwt_max_lifetime_s: int = 86_400
     heartbeat_interval_s: float = 15.0
     sse_retry_ms: int = 2000
     max_body_bytes: int = 64 * 1024
@@ -300,6 +305,9 @@ class GatewaySettings:
             api_keys=parse_api_keys(env.text("AUTH_API_KEYS", "")),
             jwt_secret=env.optional("AUTH_JWT_SECRET"),
             jwt_leeway_s=env.integer("AUTH_JWT_LEEWAY_S", 30),
+            jwt_issuer=env.optional("AUTH_JWT_ISSUER"),
+            jwt_audience=env.optional("AUTH_JWT_AUDIENCE"),
+            jwt_max_lifetime_s=env.integer("AUTH_JWT_MAX_LIFETIME_S", 86_400, minimum=1),
             heartbeat_interval_s=env.number("HEARTBEAT_INTERVAL_S", 15.0, minimum=0.01),
             sse_retry_ms=env.integer("SSE_RETRY_MS", 2000),
             max_body_bytes=env.integer("MAX_BODY_BYTES", 64 * 1024, minimum=1),

@@ -8,6 +8,7 @@ are queued (see worker.event_log); ``end`` and ``fail`` return once everything i
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,8 @@ class JobRun:
     _parts: list[str] = field(default_factory=list)
     # The UTF-8 length of the content so far: where the next token is written.
     _content_bytes: int = 0
+    # Whether the message still existed when the final event was written (read along with it).
+    _message_kept: asyncio.Future[Any] | None = None
 
     @property
     def content(self) -> str:
@@ -164,6 +167,7 @@ class JobRun:
         # Ended from the moment the end takes its seq: its emit may then wait for a full queue to
         # flush, and a cancellation landing meanwhile must not emit a second end after it.
         self.ended = True
+        self._read_message_kept()
         await self.log.emit(events.END, payload, persist=settle)
 
     async def fail(self, message: str, code: str) -> None:
@@ -171,8 +175,26 @@ class JobRun:
             self._stage_message(pipe, STATUS_ERROR, content=self.content)
             self.messages.stage_job_end(pipe, self.job.job_id, self.log.last_seq)
 
+        self._read_message_kept()
         await self.log.emit(events.ERROR, events.error_payload(message, code), persist=settle)
         await self.log.flush()
+
+    def _read_message_kept(self) -> None:
+        if self._message_kept is None:
+            self._message_kept = self.log.read_along(self._stage_message_exists)
+
+    def _stage_message_exists(self, pipe: Pipeline) -> None:
+        self.messages.stage_message_exists(pipe, self.job.message_id)
+
+    async def forget_if_session_deleted(self) -> None:
+        """Once the final event is in Redis: if the job's session was deleted while it ran,
+        what the job wrote since goes too (``MessageStore.forget_job``). Its open streams have
+        had the final event by then, published with it."""
+        kept = self._message_kept
+        if kept is None or not kept.done() or kept.cancelled() or kept.exception() is not None:
+            return
+        if not kept.result():
+            await self.messages.forget_job(self.job.job_id)
 
     def _stage_message(
         self,

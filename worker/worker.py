@@ -196,6 +196,7 @@ class Worker:
         else:
             await run.reset("the job was taken over by another worker")
         outcome = await self._run_pipeline(job, run)
+        await run.forget_if_session_deleted()
         log.info(
             "job.finished",
             pipeline=job.pipeline,

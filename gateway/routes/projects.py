@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from gateway import appkeys
 from gateway.auth import user_of
 from gateway.body import read_body
-from gateway.errors import not_found
+from gateway.errors import not_found, validation_error
 from gateway.projects import require_project
-from shared.knowledge import KnowledgeStore, claim, knowledge_store
+from shared.knowledge import DocumentRefused, KnowledgeStore, claim, knowledge_store
 
 routes = web.RouteTableDef()
 
@@ -53,13 +53,19 @@ async def _check(request: web.Request, *, write: bool) -> str:
 async def add_document(request: web.Request) -> web.Response:
     project = await _check(request, write=True)
     body = await read_body(request, DocumentBody)
+    store = _store(request)
+    # Parsed before the claim, so that a refused document claims no project.
+    try:
+        parsed = await store.parse(body.content, body.format)
+    except DocumentRefused as e:
+        raise validation_error("content", str(e)) from e
     settings = request.app[appkeys.SETTINGS]
     # Two users racing for a new project: only the first claim wins, the other sees 404.
     if not await claim(
         request.app[appkeys.REDIS], settings.connections.names, user_of(request), project
     ):
         raise not_found("project")
-    document = await _store(request).add_document(project, body.name, body.content, body.format)
+    document = await store.add_parsed(project, body.name, parsed)
     return web.json_response(document.to_api(), status=201)
 
 

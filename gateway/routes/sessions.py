@@ -72,10 +72,13 @@ async def rename_session(request: web.Request) -> web.Response:
 
 
 async def delete_session(request: web.Request) -> web.Response:
-    session = await owned_session(request)
-    stored = await request.app[appkeys.MESSAGES].of_session(session.id)
-    running = [m.job_id for m in stored if m.job_id and m.status == "streaming"]
-    await request.app[appkeys.SESSIONS].delete(user_of(request), session.id)
+    """Everything derived from the session goes (shared.sessions); a job still running is
+    cancelled, and its open streams end with ``end`` and ``finishReason: "cancelled"``."""
+    running = await request.app[appkeys.SESSIONS].delete(
+        user_of(request), session_id_from_path(request)
+    )
+    if running is None:
+        raise not_found("session")
     for job_id in running:
         await request.app[appkeys.CANCELLER].cancel(job_id)
     return web.Response(status=204)

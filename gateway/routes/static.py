@@ -25,7 +25,7 @@ CONTENT_TYPES = {
 }
 
 # One file name, no dot first: the route can only reach files directly inside STATIC_DIR.
-_FILE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+_FILE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
 # The page talks only to its own origin and loads nothing from elsewhere.
 SECURITY_HEADERS = {
@@ -43,7 +43,7 @@ SECURITY_HEADERS = {
 def _file_response(name: str) -> web.FileResponse:
     path = STATIC_DIR / name
     content_type = CONTENT_TYPES.get(path.suffix)
-    if not _FILE_NAME.match(name) or content_type is None or not path.is_file():
+    if not _FILE_NAME.fullmatch(name) or content_type is None or not path.is_file():
         raise web.HTTPNotFound()
     return web.FileResponse(path, headers={**SECURITY_HEADERS, "Content-Type": content_type})
 

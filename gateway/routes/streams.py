@@ -81,9 +81,11 @@ async def cancel_stream(request: web.Request) -> web.Response:
 
 
 def last_event_id(request: web.Request) -> int:
-    raw = request.headers.get("Last-Event-ID", request.query.get("lastEventId", "0")).strip()
+    raw = request.headers.get("Last-Event-ID", request.query.get("lastEventId", "0"))
     if not raw:
         return 0
+    # Taken whole: aiohttp has already trimmed a header's spaces, and str.strip() would also
+    # drop a control character, a line separator or U+0085, and read what they wrapped.
     if not LAST_EVENT_ID.fullmatch(raw):
         raise validation_error("lastEventId", "must be a whole number of 0 or more")
     return int(raw)

@@ -10,12 +10,14 @@ from shared.knowledge.store import (
     KnowledgeStore,
     knowledge_store,
 )
+from shared.knowledge.text import DocumentRefused
 
 __all__ = [
     "Bm25Retriever",
     "Chunk",
     "ChunkingSettings",
     "Document",
+    "DocumentRefused",
     "Hit",
     "KnowledgeStore",
     "Retriever",

@@ -7,16 +7,18 @@ consistent pair, and knows to rebuild its index when the version moves.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from shared.knowledge.chunking import chunk_text
+from shared.knowledge.chunking import TextChunk, chunk_text
 from shared.knowledge.text import DocumentFormat, to_text
 from shared.names import Names
 from shared.settings import RagSettings
@@ -24,6 +26,11 @@ from shared.settings import RagSettings
 T = TypeVar("T")
 
 _WATCH_ATTEMPTS = 10
+
+# Parsing is pure Python: on the event loop it would stall every stream for its duration. One
+# thread, not one per upload, so that concurrent uploads queue instead of each taking a share
+# of the GIL from the loop.
+_parsing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatstream-documents")
 
 
 class KnowledgeError(ValueError):
@@ -71,6 +78,15 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class ParsedDocument:
+    """A document's text and chunks, ready to store."""
+
+    format: DocumentFormat
+    text: str
+    pieces: list[TextChunk]
+
+
+@dataclass(frozen=True, slots=True)
 class ChunkingSettings:
     chunk_chars: int = 800
     overlap_chars: int = 160
@@ -86,29 +102,35 @@ class KnowledgeStore:
         self._names = names
         self._chunking = chunking or ChunkingSettings()
 
+    async def parse(self, content: str, document_format: DocumentFormat) -> ParsedDocument:
+        """A document's text and chunks, worked out off the event loop. Raises
+        :class:`~shared.knowledge.text.DocumentRefused` for a document nested too deeply or
+        too long to parse."""
+        return await asyncio.get_running_loop().run_in_executor(
+            _parsing, _parse, content, document_format, self._chunking
+        )
+
     async def add_document(
         self, project: str, name: str, content: str, document_format: DocumentFormat
     ) -> Document:
+        """Parse and store a document (see :meth:`parse` and :meth:`add_parsed`)."""
+        return await self.add_parsed(project, name, await self.parse(content, document_format))
+
+    async def add_parsed(self, project: str, name: str, parsed: ParsedDocument) -> Document:
         """Store a document and its chunks. A document of the same name is replaced, so
         ingesting a directory twice leaves one copy of each file."""
-        text = to_text(content, document_format)
-        pieces = chunk_text(
-            text,
-            chunk_chars=self._chunking.chunk_chars,
-            overlap_chars=self._chunking.overlap_chars,
-        )
         document = Document(
             id=uuid.uuid4().hex,
             project=project,
             name=name,
-            format=document_format,
-            chunks=len(pieces),
-            chars=len(text),
+            format=parsed.format,
+            chunks=len(parsed.pieces),
+            chars=len(parsed.text),
             created_at_ms=int(time.time() * 1000),
         )
         chunks = [
             Chunk(f"{document.id}:{piece.index}", document.id, name, piece.index, piece.text)
-            for piece in pieces
+            for piece in parsed.pieces
         ]
         # Optimistic: a concurrent change to the documents retries, so one copy of a name wins.
         for _ in range(_WATCH_ATTEMPTS):
@@ -180,6 +202,16 @@ class KnowledgeStore:
 def knowledge_store(redis: Redis, names: Names, rag: RagSettings) -> KnowledgeStore:
     """The store with the chunk sizes of the settings, as every service builds it."""
     return KnowledgeStore(redis, names, ChunkingSettings(rag.chunk_chars, rag.chunk_overlap_chars))
+
+
+def _parse(
+    content: str, document_format: DocumentFormat, chunking: ChunkingSettings
+) -> ParsedDocument:
+    text = to_text(content, document_format)
+    pieces = chunk_text(
+        text, chunk_chars=chunking.chunk_chars, overlap_chars=chunking.overlap_chars
+    )
+    return ParsedDocument(document_format, text, pieces)
 
 
 def _chunk_ids(document: Document) -> list[str]:

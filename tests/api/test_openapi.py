@@ -116,3 +116,38 @@ async def test_security_errors_and_streams_are_described(
         "session_id",
         "simple_language",
     ]
+
+
+async def test_links_lead_from_what_is_created_to_what_reads_it(
+    connections: ConnectionSettings, start_gateway: GatewayFactory
+) -> None:
+    document = await fetch_document(await start_gateway(connections))
+    paths = document["paths"]
+    by_id = {
+        operation["operationId"]: path
+        for path, item in paths.items()
+        for operation in item.values()
+    }
+    for prefix in ("/api/v1/sessions", "/api/sessions"):
+        created = paths[prefix]["post"]["responses"]["201"]["links"]
+        assert set(created) == {
+            "GetSession",
+            "RenameSession",
+            "ListMessages",
+            "SendMessage",
+            "DeleteSession",
+        }
+        # Each link stays on the prefix the session was created on.
+        assert all(by_id[link["operationId"]].startswith(prefix) for link in created.values())
+    ticket = paths["/api/v1/stream-tickets"]["post"]["responses"]["201"]["links"]
+    assert by_id[ticket["AttachWithTicket"]["operationId"]] == "/api/v1/streams/{job_id}"
+    stream = paths["/api/v1/chat/stream"]["post"]["responses"]["200"]["links"]
+    assert stream["CreateTicket"]["requestBody"] == {"jobId": "$response.header.X-Job-Id"}
+    for item in paths.values():
+        for operation in item.values():
+            for reply in operation["responses"].values():
+                for link in reply.get("links", {}).values():
+                    target = by_id[link["operationId"]]
+                    for parameter in link.get("parameters", {}):
+                        where, name = parameter.split(".")
+                        assert where != "path" or "{" + name + "}" in target, (target, name)

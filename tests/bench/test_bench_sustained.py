@@ -4,48 +4,36 @@ step's measurement is stood in for by what a gateway with a given capacity would
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from bench import scenarios
-from bench.procs import Stack
 from bench.scale import FULL
 
 
-async def offered(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capacity: float
-) -> tuple[list[int], int]:
+async def offered(capacity: float) -> tuple[list[int], int]:
     """The rates offered to a gateway that keeps up with ``capacity`` events/s, and the
     phase's figure."""
 
-    async def step(_ctx: scenarios.Context, _stack: Stack, rate: float) -> dict[str, Any]:
+    async def measure(rate: float) -> dict[str, Any]:
         return {"kept_up": rate <= capacity, "delivered_events_per_s": int(min(rate, capacity))}
 
-    monkeypatch.setattr(scenarios, "_sustained_step", step)
-    ctx = scenarios.Context(scale=FULL, out_dir=tmp_path)
-    result = await scenarios._sustained(ctx, Stack(label="unused", log_dir=tmp_path))
+    result = await scenarios.search_sustained_rate(FULL.sustained_rates, measure)
     return [int(rate) for rate in result["steps"]], result["delivered_events_per_s"]
 
 
-async def test_rates_go_up_until_one_is_not_kept_up_with(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    assert await offered(monkeypatch, tmp_path, 18_500) == (
+async def test_rates_go_up_until_one_is_not_kept_up_with() -> None:
+    assert await offered(18_500) == (
         [16_000, 17_000, 18_000, 19_000],
         18_000,
     )
-    assert await offered(monkeypatch, tmp_path, 99_000) == (
+    assert await offered(99_000) == (
         list(range(16_000, 30_001, 1_000)),
         30_000,
     )
 
 
-async def test_a_slow_machine_is_offered_halves_until_it_keeps_up(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    assert await offered(monkeypatch, tmp_path, 9_000) == ([16_000, 8_000], 8_000)
-    assert await offered(monkeypatch, tmp_path, 3_000) == ([16_000, 8_000, 4_000, 2_000], 2_000)
+async def test_a_slow_machine_is_offered_halves_until_it_keeps_up() -> None:
+    assert await offered(9_000) == ([16_000, 8_000], 8_000)
+    assert await offered(3_000) == ([16_000, 8_000, 4_000, 2_000], 2_000)
     # Three halvings at most.
-    assert await offered(monkeypatch, tmp_path, 1_000) == ([16_000, 8_000, 4_000, 2_000], 0)
+    assert await offered(1_000) == ([16_000, 8_000, 4_000, 2_000], 0)

@@ -64,3 +64,26 @@ async def test_a_silent_job_ends_with_an_error_event_and_an_error_message(
     job_id = response.headers["X-Job-Id"]
     late = await gateway.post(f"/api/v1/streams/{job_id}/cancel", headers=AUTH)
     assert late.status == 409  # it has ended
+
+
+async def test_a_stalled_job_of_a_deleted_session_brings_nothing_back(
+    real_connections: ConnectionSettings,
+) -> None:
+    """A gateway that ends a job as stalled after its session was deleted (its message and
+    record gone) publishes the error for the streams still open, but recreates no job record,
+    and the log lives only the grace of a deleted session's jobs."""
+    from gateway.stalls import StallBreaker
+    from shared.messages import DELETED_JOB_LOG_GRACE_S
+    from shared.settings import EventLogSettings
+
+    assert real_connections.redis_url
+    redis = Redis.from_url(real_connections.redis_url)
+    names = real_connections.names
+    try:
+        await redis.xadd(names.job_replay_log("job-1"), {"e": b"x"}, id="1-0")
+        breaker = StallBreaker(redis, names, EventLogSettings())
+        assert await breaker.fail("job-1", "message-1", last_seq=1, stall_s=0.5)
+        assert not await redis.exists(names.job_meta("job-1"))
+        assert 0 < await redis.ttl(names.job_replay_log("job-1")) <= DELETED_JOB_LOG_GRACE_S
+    finally:
+        await redis.aclose()

@@ -133,6 +133,44 @@ async def test_json_nested_too_deeply_is_400_not_500(gateway: Client) -> None:
         await error_of(response, 400, "invalid_json")
 
 
+def nested(levels: int) -> Any:
+    """A JSON value of ``levels`` levels of objects."""
+    value: Any = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+async def test_metadata_nested_300_deep_is_422_not_500(gateway: Client) -> None:
+    from tests.support.sse import job_events, parse_sse
+
+    body = {"text": "hi", "pipeline": "echo", "metadata": {"extras": nested(300)}}
+    response = await gateway.post(STREAM, json=body, headers=AUTH)
+    error = await error_of(response, 422, "validation_error")
+    [detail] = error["details"]
+    assert detail["field"].startswith("metadata.extras.a.a") and "32 levels" in detail["message"]
+    # The body, metadata and extras are three levels: 29 more reach the bound, and stream.
+    body["metadata"] = {"extras": nested(30)}
+    response = await gateway.post(STREAM, json=body, headers=AUTH)
+    assert response.status == 200
+    assert job_events(parse_sse(await response.read()))[-1]["type"] == "end"
+    body["metadata"] = {"extras": nested(31)}
+    await error_of(await gateway.post(STREAM, json=body, headers=AUTH), 422, "validation_error")
+
+
+async def test_every_json_route_bounds_nesting_at_32_levels(gateway: Client) -> None:
+    too_deep = nested(33)
+    for path, body in (
+        ("/api/v1/sessions", {"title": "t", "extra": too_deep}),
+        ("/api/v1/batch", {"requests": [{"method": "GET", "path": "/healthz", "body": too_deep}]}),
+        ("/v1/chat/completions", {"model": "echo", "messages": [], "extra": too_deep}),
+        ("/api/v1/stream-tickets", {"jobId": "x", "extra": too_deep}),
+    ):
+        response = await gateway.post(path, json=body, headers=AUTH)
+        error = await error_of(response, 422, "validation_error")
+        assert error["details"][0]["field"].split(".")[0] in {"extra", "requests"}, path
+
+
 async def test_a_lone_surrogate_in_the_text_is_rejected_not_500(client: Client) -> None:
     raw = b'{"text": "a\\ud800b", "pipeline": "echo"}'
     response = await client.post(

@@ -18,7 +18,7 @@ from shared.job import Job
 from shared.messages import MessageStore
 from shared.names import Names
 from shared.settings import ConnectionSettings, EventLogSettings
-from tests.conftest import AUTH, GatewayFactory, WorkerFactory
+from tests.conftest import AUTH, REDIS_URL, GatewayFactory, WorkerFactory
 from tests.support.redis_server import PrivateRedis
 from tests.support.sse import job_events, parse_sse
 from worker.event_log import EventLogConflictError, JobEventLog
@@ -224,27 +224,40 @@ async def test_a_quick_echo_job_goes_out_in_two_round_trips(
     real_connections: ConnectionSettings,
     start_gateway: GatewayFactory,
     start_worker: WorkerFactory,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Its start with the cancel flag's read, then everything else (the end with the last
     # tokens): each round trip is a send the worker and Redis pay for, on the way to the first
-    # token too.
-    batches: list[list[str]] = []
-    send = JobEventLog._send
-
-    async def counted(self: JobEventLog, batch: list[Any], *args: Any, **kwargs: Any) -> Any:
-        batches.append([decode_event(queued.raw).type for queued in batch])
-        return await send(self, batch, *args, **kwargs)
-
-    monkeypatch.setattr(JobEventLog, "_send", counted)
+    # token too. Each round trip carries one call of the append script, as Redis's MONITOR
+    # shows it.
     gateway = await start_gateway(real_connections)
     await start_worker(real_connections)
-    response = await gateway.post(
-        "/api/v1/chat/stream", json={"text": "one two three", "pipeline": "echo"}, headers=AUTH
-    )
-    assert [e["type"] for e in job_events(parse_sse(await response.read()))][-1] == "end"
-    assert [batch[0] for batch in batches] == [events.START, events.PROGRESS]
-    assert batches[-1][-1] == events.END
+    seen: list[str] = []
+    async with Redis.from_url(REDIS_URL) as redis, redis.monitor() as monitor:
+
+        async def record() -> None:
+            async for command in monitor.listen():
+                seen.append(command["command"])
+
+        recording = asyncio.create_task(record())
+        try:
+            response = await gateway.post(
+                "/api/v1/chat/stream",
+                json={"text": "one two three", "pipeline": "echo"},
+                headers=AUTH,
+            )
+            body = await response.read()
+        finally:
+            recording.cancel()
+            await asyncio.gather(recording, return_exceptions=True)
+    assert [e["type"] for e in job_events(parse_sse(body))][-1] == "end"
+    replay_log_key = real_connections.names.job_replay_log(response.headers["X-Job-Id"])
+    appends = [
+        command
+        for command in seen
+        if command.startswith(f"EVALSHA {replay_log.APPEND_EVENTS.sha} ")
+        and f" {replay_log_key} " in command
+    ]
+    assert len(appends) == 2
 
 
 async def test_an_append_lands_whether_or_not_redis_has_its_script_cached(

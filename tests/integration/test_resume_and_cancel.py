@@ -110,8 +110,9 @@ async def test_past_the_replay_window_comes_reset_snapshot_end(make_stack: Stack
     assert messages[2].json["content"] == "gone soon" and messages[2].json["finishReason"] == "stop"
     assert messages[0].id is None and messages[2].id == "12"  # `end` keeps the job's final seq
     assert (await gateway.delete(f"/api/v1/sessions/{sid}", headers=AUTH)).status == 204
+    # Deleting the session deleted the job with it: as if it had never been.
     gone = await gateway.get(f"/api/v1/streams/{job_id}", headers=AUTH)
-    assert gone.status == 410 and (await gone.json())["error"]["code"] == "gone"
+    assert gone.status == 404 and (await gone.json())["error"]["code"] == "not_found"
 
 
 async def test_two_tabs_watch_one_job(make_stack: StackFactory) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
+from gateway import appkeys
+from shared.messages import DELETED_JOB_LOG_GRACE_S
 from tests.conftest import AUTH, OTHER_AUTH, StackFactory
 from tests.support.chat import Client, create_session, messages_of, slow_words
 from tests.support.sse import iter_sse, job_events, parse_sse
@@ -116,22 +119,138 @@ async def test_messages_during_a_slow_stream_show_partial_content(make_stack: St
     response.close()
 
 
-async def test_deleting_a_session_cancels_its_running_job(make_stack: StackFactory) -> None:
-    gateway = await make_stack(worker={"echo_token_delay_ms": 100})
-    sid = await create_session(gateway)
+async def delete_mid_stream(gateway: Client, sid: str) -> tuple[str, dict[str, Any]]:
+    """Stream a slow answer into ``sid``, delete the session at its first token, and read on
+    to the end: the job's id and its ``end``."""
     response = await gateway.post(
         f"/api/v1/sessions/{sid}/messages/stream",
         json={"content": slow_words(50), "pipeline": "echo"},
         headers=AUTH,
     )
-    end = None
+    deleted = False
     async for message in iter_sse(response):
-        if message.type == "token" and end is None:
+        if message.type == "token" and not deleted:
             assert (await gateway.delete(f"/api/v1/sessions/{sid}", headers=AUTH)).status == 204
-            end = "deleted"
+            deleted = True
         if message.type == "end":
-            end = message.json
-            break
-    assert isinstance(end, dict) and end["finishReason"] == "cancelled"
+            return response.headers["X-Job-Id"], dict(message.json)
+    raise AssertionError("the stream ended without an end event")
+
+
+async def test_deleting_a_session_cancels_its_running_job(make_stack: StackFactory) -> None:
+    gateway = await make_stack(worker={"echo_token_delay_ms": 100})
+    sid = await create_session(gateway)
+    _, end = await delete_mid_stream(gateway, sid)
+    assert end["finishReason"] == "cancelled"
     assert (await gateway.get(f"/api/v1/sessions/{sid}/messages", headers=AUTH)).status == 404
     await asyncio.sleep(0)
+
+
+async def test_a_session_id_with_a_trailing_newline_is_422(gateway: Client) -> None:
+    """An id ends up in the X-Session-Id header of a stream, where a newline is refused: it must
+    be refused at the door, before any session is stored or any job is submitted."""
+    for bad in ("777\n", f"{uuid.uuid4()}\n", "777\r\n", "\n777"):
+        created = await gateway.post("/api/v1/sessions", json={"id": bad}, headers=AUTH)
+        assert created.status == 422, bad
+        assert (await created.json())["error"]["details"][0]["field"] == "id"
+        chat = await gateway.post(
+            "/api/v1/chat/stream",
+            json={"text": "hi", "conversation_id": bad, "pipeline": "echo"},
+            headers=AUTH,
+        )
+        assert chat.status == 422, bad
+        question = await gateway.get(
+            "/api/v1/question/stream",
+            params={"question": "hi", "session_id": bad, "pipeline": "echo"},
+            headers=AUTH,
+        )
+        assert question.status == 422, bad
+    path = await gateway.post(
+        "/api/v1/sessions/777%0A/messages/stream", json={"content": "hi"}, headers=AUTH
+    )
+    # A path's id that no session could have is a resource that does not exist.
+    assert path.status == 404
+    assert (await gateway.get("/api/v1/sessions/777%0A", headers=AUTH)).status == 404
+    listed = await (await gateway.get("/api/v1/sessions", headers=AUTH)).json()
+    assert listed["sessions"] == []
+
+
+async def keys_of(gateway: Client) -> set[str]:
+    redis = gateway.app[appkeys.REDIS]
+    names = gateway.app[appkeys.SETTINGS].connections.names
+    return {key.decode() async for key in redis.scan_iter(match=names.key_pattern)}
+
+
+async def rag_turn(gateway: Client, sid: str, headers: dict[str, str]) -> tuple[str, list[Any]]:
+    response = await gateway.post(
+        "/api/v1/chat/stream",
+        json={"text": "How do streams resume?", "conversation_id": sid, "pipeline": "rag"},
+        headers=headers,
+    )
+    assert response.status == 200, await response.text()
+    found = job_events(parse_sse(await response.read()))
+    assert found[-1]["type"] == "end", found[-1]
+    return response.headers["X-Job-Id"], found
+
+
+def context_step(found: list[Any]) -> dict[str, Any]:
+    [step] = [e for e in found if e["type"] == "progress" and e["progress"]["step"] == "context"]
+    return dict(step["progress"]["metadata"])
+
+
+async def test_deleting_a_session_leaves_nothing_behind(gateway: Client) -> None:
+    """Messages, the RAG summary, the jobs' records and replay logs: nothing of a deleted
+    session stays, a ticket for its job finds no job, and the next owner of its id (another
+    user) starts empty."""
+    before = await keys_of(gateway)
+    sid = await create_session(gateway, id=424242)
+    job_id, found = await rag_turn(gateway, sid, AUTH)
+    assert context_step(found)["summary"] is False
+    _, found = await rag_turn(gateway, sid, AUTH)
+    assert context_step(found)["summary"] is True
+    ticket = await gateway.post("/api/v1/stream-tickets", json={"jobId": job_id}, headers=AUTH)
+    assert ticket.status == 201
+    token = (await ticket.json())["ticket"]
+    messages = await messages_of(gateway, sid)
+    assert (await gateway.delete(f"/api/v1/sessions/{sid}", headers=AUTH)).status == 204
+
+    left = await keys_of(gateway) - before
+    traces = [sid, job_id, *(m["id"] for m in messages), *(m.get("jobId", "") for m in messages)]
+    assert [key for key in left if any(trace and trace in key for trace in traces)] == []
+    attach = await gateway.get(f"/api/v1/streams/{job_id}", params={"ticket": token})
+    assert attach.status == 404 and (await attach.json())["error"]["code"] == "not_found"
+    resumed = await gateway.get(f"/api/v1/streams/{job_id}", headers=AUTH)
+    assert resumed.status == 404
+
+    created = await gateway.post("/api/v1/sessions", json={"id": 424242}, headers=OTHER_AUTH)
+    assert created.status == 201 and (await created.json())["messageCount"] == 0
+    _, found = await rag_turn(gateway, sid, OTHER_AUTH)
+    context = context_step(found)
+    assert context["summary"] is False and context["messages"] == 0 and context["tokens"] == 0
+
+
+async def test_a_job_running_when_its_session_is_deleted_leaves_nothing_behind(
+    make_stack: StackFactory,
+) -> None:
+    """The job's stream still ends ``cancelled``; what the job writes after the delete (its
+    end, its record's status) brings nothing back, and its replay log lives only the short
+    grace its open streams need."""
+    gateway = await make_stack(worker={"echo_token_delay_ms": 100})
+    redis = gateway.app[appkeys.REDIS]
+    names = gateway.app[appkeys.SETTINGS].connections.names
+    sid = await create_session(gateway)
+    job_id, end = await delete_mid_stream(gateway, sid)
+    assert end["finishReason"] == "cancelled"
+    # The log and the cancel flag stay for the grace; the worker shortens the log's life once
+    # its final event is in (the end event refreshed its full replay TTL until then).
+    graced = {names.job_replay_log(job_id), names.job_cancel_flag(job_id)}
+    for _ in range(200):
+        ttls = [await redis.ttl(key) for key in graced]
+        if all(ttl <= DELETED_JOB_LOG_GRACE_S for ttl in ttls):
+            break
+        await asyncio.sleep(0.02)
+    for key in graced:
+        assert -2 <= await redis.ttl(key) <= DELETED_JOB_LOG_GRACE_S, key
+    left = await keys_of(gateway) - graced
+    assert [key for key in left if sid in key or job_id in key] == []
+    assert (await gateway.get(f"/api/v1/streams/{job_id}", headers=AUTH)).status == 404

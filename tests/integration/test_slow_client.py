@@ -13,6 +13,7 @@ import socket
 from gateway import appkeys
 from tests.conftest import API_KEY, AUTH, StackFactory
 from tests.support.chat import messages_of
+from tests.support.chunked import dechunk as dechunk_body
 from tests.support.sse import parse_sse
 
 # Room for the rest of a long answer replayed at once: its tokens merged, plus its `end`.
@@ -21,18 +22,7 @@ BUDGET_BYTES = 64 * 1024
 
 def dechunk(raw: bytes) -> bytes:
     """The body of a chunked HTTP/1.1 response (possibly cut off)."""
-    _, _, rest = raw.partition(b"\r\n\r\n")
-    body = b""
-    while rest:
-        size_line, sep, rest = rest.partition(b"\r\n")
-        if not sep or not size_line:
-            break
-        size = int(size_line, 16)
-        if size == 0:
-            break
-        body += rest[:size]
-        rest = rest[size + 2 :]
-    return body
+    return dechunk_body(raw.partition(b"\r\n\r\n")[2])
 
 
 async def test_a_client_that_reads_nothing_costs_bounded_memory_and_loses_nothing(

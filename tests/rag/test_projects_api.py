@@ -72,3 +72,17 @@ async def test_an_invalid_document_is_422_with_the_field(
     assert response.status == 422
     fields = {d["field"] for d in (await response.json())["error"]["details"]}
     assert fields == {"content", "format"}
+
+
+async def test_a_refused_document_claims_no_project(
+    real_connections: ConnectionSettings, start_gateway: GatewayFactory
+) -> None:
+    client = await start_gateway(real_connections)
+    deep = {"name": "deep.html", "content": "<div>" * 200 + "x", "format": "html"}
+    refused = await client.post(DOCS.format("free"), json=deep, headers=AUTH)
+    assert refused.status == 422
+    assert (await refused.json())["error"]["code"] == "validation_error"
+    # Nothing was stored and the project is still free for whoever uploads first.
+    plain = {"name": "a.md", "content": "Plain words."}
+    assert (await client.post(DOCS.format("free"), json=plain, headers=OTHER_AUTH)).status == 201
+    assert (await client.get(DOCS.format("free"), headers=AUTH)).status == 404

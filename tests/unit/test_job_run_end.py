@@ -26,6 +26,9 @@ class _FlushingLog:
         self.queued.append(event_type)
         await self.flushed.wait()
 
+    def read_along(self, stage: Any) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().create_future()
+
 
 async def test_a_run_is_ended_while_its_end_waits_for_the_queue_to_flush() -> None:
     log = _FlushingLog()

@@ -11,7 +11,13 @@ from aiohttp.abc import AbstractStreamWriter
 from multidict import CIMultiDict
 from pytest_aiohttp import AiohttpClient
 
-from shared.library_internals import forget_sent_headers, handle_in_app, sub_request
+from shared.library_internals import (
+    forget_sent_headers,
+    handle_in_app,
+    sub_request,
+    write_chunk_now,
+    writes_straight_through,
+)
 
 
 class RecordingWriter(AbstractStreamWriter):
@@ -136,3 +142,51 @@ async def test_a_response_whose_headers_are_forgotten_once_sent_still_goes_out_w
     assert response.headers["X-Id"] == "7"
     assert response.headers["Transfer-Encoding"] == "chunked"
     assert await response.read() == b"data: 1\n\ndata: 2\n\n"
+
+
+async def test_a_chunk_written_past_the_writer_arrives_in_order_and_framed(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    """The writer puts each write on the transport at once and frames it as an HTTP/1.1 chunk,
+    so a chunk written to the transport between two of its writes arrives between them."""
+    straight_through: list[bool] = []
+
+    async def streams(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        straight_through.append(writes_straight_through(response))
+        await response.write(b"first ")
+        assert request.transport is not None
+        write_chunk_now(request.transport, b"second ")
+        await response.write(b"third")
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/", streams)
+    client = await aiohttp_client(app)
+    response = await client.get("/")
+    assert await response.read() == b"first second third"
+    assert straight_through == [True]
+
+
+async def test_a_compressed_body_is_not_written_past_its_writer(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    seen: list[bool] = []
+
+    async def streams(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        response.enable_compression()
+        await response.prepare(request)
+        seen.append(writes_straight_through(response))
+        await response.write_eof(b"x")
+        return response
+
+    app = web.Application()
+    app.router.add_get("/", streams)
+    client = await aiohttp_client(app)
+    await (await client.get("/", headers={"Accept-Encoding": "gzip"})).read()
+    assert seen == [False]

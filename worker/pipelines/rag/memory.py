@@ -14,6 +14,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from shared import redis_scripts
 from shared.names import Names
 
 SUMMARY_MAX_CHARS = 1000
@@ -42,11 +43,32 @@ def extend_summary(summary: str, question: str) -> str:
     return SUMMARY_PREFIX + " | ".join(asked)
 
 
+# KEYS: the job's message, the session's summary, then the project's memory, if any.
+# ARGV: the summary, its ttl, then the memory entry and how many entries the memory keeps.
+# Nothing is written once the job's message is gone: its session was deleted while the job
+# ran, and a summary written then would greet whoever creates a session with that id next.
+_REMEMBER_IF_KEPT = redis_scripts.LuaScript(
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -1
+end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+if #KEYS == 3 then
+  redis.call('LPUSH', KEYS[3], ARGV[3])
+  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+  return redis.call('LLEN', KEYS[3])
+end
+return 0
+"""
+)
+
+
 async def remember(
     redis: Redis,
     names: Names,
     *,
     session_id: str,
+    message_id: str,
     project: str | None,
     question: str,
     query: str,
@@ -54,20 +76,23 @@ async def remember(
     project_items: int,
     ttl_s: int = 30 * 24 * 3600,
 ) -> MemoryUpdate:
+    """Add ``question`` to the session's summary, and to the project's memory with what
+    answered it; nothing when the session was deleted meanwhile (``message_id``, the job's
+    answer, is gone)."""
     summary = extend_summary(await read_summary(redis, names, session_id), question)
-    async with redis.pipeline(transaction=True) as tx:
-        tx.set(names.session_summary(session_id), summary, ex=ttl_s)
-        if project is not None:
-            entry = {
-                "sessionId": session_id,
-                "question": question,
-                "query": query,
-                "documents": sorted({str(c["document"]) for c in citations}),
-                "atMs": int(time.time() * 1000),
-            }
-            tx.lpush(names.project_memory(project), json.dumps(entry))
-            tx.ltrim(names.project_memory(project), 0, project_items - 1)
-            tx.llen(names.project_memory(project))
-        results = await tx.execute()
-    items = int(results[-1]) if project is not None else 0
+    keys = [names.message(message_id), names.session_summary(session_id)]
+    args: list[str | int] = [summary, ttl_s]
+    if project is not None:
+        entry = {
+            "sessionId": session_id,
+            "question": question,
+            "query": query,
+            "documents": sorted({str(c["document"]) for c in citations}),
+            "atMs": int(time.time() * 1000),
+        }
+        keys.append(names.project_memory(project))
+        args += [json.dumps(entry), project_items]
+    items = int(await _REMEMBER_IF_KEPT.run(redis, keys, args))
+    if items < 0:
+        return MemoryUpdate(0, 0)
     return MemoryUpdate(len(summary), items)

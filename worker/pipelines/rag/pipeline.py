@@ -144,6 +144,7 @@ class RagPipeline:
             self._redis,
             self._names,
             session_id=job.session_id,
+            message_id=job.message_id,
             project=project if plan.retrieve and validation.ok else None,
             question=job.text,
             query=analysis.query,
