@@ -65,7 +65,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raw = await _read(request, max_bytes)
     except web.HTTPRequestEntityTooLarge as e:
         # Counted after decompression: aiohttp inflates a gzip or deflate body in bounded steps
-        # and read() stops at the limit, so a small body that would inflate past it (a zip
+        # and the read stops at the limit, so a small body that would inflate past it (a zip
         # bomb) is refused here, never inflated whole.
         raise ApiError(413, f"the request body is over {max_bytes} bytes") from e
     except web.RequestPayloadError as e:
