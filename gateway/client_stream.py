@@ -49,7 +49,9 @@ class ClientStream:
         self, *, max_buffer_bytes: int, ticker: HeartbeatTicker, after_seq: int = 0
     ) -> None:
         self._max_buffer_bytes = max_buffer_bytes
-        self._frames: list[Event] = []
+        # None while empty: an idle stream's buffer is empty for most of its life, and an empty
+        # list is 56 bytes.
+        self._frames: list[Event] | None = None
         self._buffered_bytes = 0
         self._queued_seq = after_seq
         self._held: list[Event] | None = None
@@ -100,14 +102,17 @@ class ClientStream:
         if frame.seq <= self._queued_seq or self.overflowed:
             return
         self._queued_seq = frame.seq
-        self._frames.append(frame)
+        if self._frames is None:
+            self._frames = [frame]
+        else:
+            self._frames.append(frame)
         self._buffered_bytes += len(frame.sse)
         if self._buffered_bytes > self._max_buffer_bytes:
             self._merge_pending_tokens()
             # One frame alone (a long answer's `end`) may exceed the budget: it still goes out.
             if self._buffered_bytes > self._max_buffer_bytes and len(self._frames) > 1:
                 self.overflowed = True
-                self._frames = []
+                self._frames = None
                 self._buffered_bytes = 0
                 _wake(self._waiter)
                 return
@@ -140,7 +145,8 @@ class ClientStream:
     def _merge_pending_tokens(self) -> None:
         merged: list[Event] = []
         run: list[Event] = []
-        for frame in self._frames:
+        pending = self._frames or []
+        for frame in pending:
             if frame.type == events.TOKEN:
                 run.append(frame)
                 continue
@@ -150,7 +156,7 @@ class ClientStream:
             merged.append(frame)
         if run:
             merged.append(run[0] if len(run) == 1 else merge_tokens(run))
-        self.merged_frames += len(self._frames) - len(merged)
+        self.merged_frames += len(pending) - len(merged)
         self._frames = merged
         self._buffered_bytes = sum(len(frame.sse) for frame in merged)
 
@@ -198,7 +204,7 @@ class ClientStream:
 
     def take(self) -> list[Event]:
         """Everything buffered, oldest first, so it goes out in one write."""
-        frames, self._frames = self._frames, []
+        frames, self._frames = self._frames or [], None
         self._buffered_bytes = 0
         return frames
 

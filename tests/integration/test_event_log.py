@@ -235,8 +235,13 @@ async def test_a_quick_echo_job_goes_out_in_two_round_trips(
     async with Redis.from_url(REDIS_URL) as redis, redis.monitor() as monitor:
 
         async def record() -> None:
-            async for command in monitor.listen():
-                seen.append(command["command"])
+            while True:
+                try:
+                    seen.append((await monitor.next_command())["command"])
+                except (AttributeError, ValueError):
+                    # A command of another client's whose bytes redis-py's MONITOR parser
+                    # cannot split (the shared Redis serves every test): not one of ours.
+                    continue
 
         recording = asyncio.create_task(record())
         try:
