@@ -1,8 +1,8 @@
 """A turn's checks and its writes in one round trip: a Lua script takes the request's
-rate-limit hit, checks that the session exists and is the caller's, takes the stream's lease,
-and only if all three allow, runs the writes. A refused turn stores nothing, as when the checks
-had a round trip of their own before the writes; that round trip was about half of the
-gateway's share of the time to first token."""
+rate-limit hit, checks that the session exists and is the caller's, takes the job's lease (a
+stream's or a waiting completion's), and only if all three allow, runs the writes. A refused
+turn stores nothing, as when the checks had a round trip of their own before the writes; that
+round trip was about half of the gateway's share of the time to first token."""
 
 from __future__ import annotations
 

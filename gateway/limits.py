@@ -1,6 +1,8 @@
-"""Per-user limits shared by every gateway through Redis: requests per minute, and open
-streams. A stream holds a lease that its gateway renews while the stream is open, so a gateway
-that dies cannot leave a user locked out for longer than one lease."""
+"""Per-user limits shared by every gateway through Redis: requests per minute, and jobs in
+flight. Whatever waits on a job (an open stream, a non-streaming completion) holds a lease that
+its gateway renews while it waits, so a gateway that dies cannot leave a user locked out for
+longer than one lease. The leases kept their first name, stream leases, as their setting kept
+``MAX_STREAMS_PER_USER``."""
 
 from __future__ import annotations
 
@@ -48,8 +50,14 @@ _ACQUIRE_LEASE = redis_scripts.LuaScript(
 )
 
 
-def rate_limited(message: str, retry_after_s: int) -> ApiError:
-    return ApiError(429, message, headers={"Retry-After": str(max(1, retry_after_s))})
+def rate_limited(message: str, retry_after_s: int, *, limit: str, maximum: int) -> ApiError:
+    """A 429 that names the setting it enforces, and its value, in its details."""
+    return ApiError(
+        429,
+        message,
+        details={"limit": limit, "max": maximum},
+        headers={"Retry-After": str(max(1, retry_after_s))},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +79,12 @@ class RateHit:
     def refusal(self) -> ApiError:
         """The 429 of a hit over the limit: retry once the window is over."""
         retry_after = math.ceil((self.window + 1) * RATE_WINDOW_S - self.at)
-        return rate_limited("too many requests; slow down", retry_after)
+        return rate_limited(
+            f"at most {self.per_minute} requests a minute; slow down",
+            retry_after,
+            limit="RATE_LIMIT_PER_MINUTE",
+            maximum=self.per_minute,
+        )
 
 
 class RateLimiter:
@@ -107,21 +120,22 @@ class LeaseClaim:
 
 
 class StreamLeases:
-    """Takes, renews and gives back stream leases. The leases of the streams open here are
-    renewed together, one pipeline per user batch every third of a lease, by one background task
-    (:meth:`start`, :meth:`close`) rather than one command per stream per heartbeat."""
+    """Takes, renews and gives back the leases of a user's jobs in flight (each stream and each
+    waiting completion holds one). The leases held here are renewed together, one pipeline per
+    user batch every third of a lease, by one background task (:meth:`start`, :meth:`close`)
+    rather than one command per stream per heartbeat."""
 
     def __init__(self, redis: Redis, names: Names, *, max_streams: int, lease_s: float) -> None:
         self._redis = redis
         self._names = names
         self._max_streams = max_streams
         self._lease_s = lease_s
-        # Per user, the leases this gateway holds for its open streams.
+        # Per user, the leases this gateway holds for its streams and waiting completions.
         self._held: dict[str, set[str]] = {}
         self._renewer: asyncio.Task[None] | None = None
 
     async def acquire(self, user_id: str, stream_id: str) -> None:
-        """Take one of the user's stream slots, or raise 429."""
+        """Take one of the user's job slots, or raise 429."""
         self.check_granted(
             await _ACQUIRE_LEASE.run(
                 self._redis, [self._names.user_streams(user_id)], self._acquire_args(stream_id)
@@ -140,7 +154,10 @@ class StreamLeases:
     def refusal(self) -> ApiError:
         """The 429 of a lease not granted: retry once a lease could have lapsed."""
         return rate_limited(
-            f"at most {self._max_streams} streams may be open at once", math.ceil(self._lease_s)
+            f"at most {self._max_streams} streams and completions may be in flight at once",
+            math.ceil(self._lease_s),
+            limit="MAX_STREAMS_PER_USER",
+            maximum=self._max_streams,
         )
 
     def _acquire_args(self, stream_id: str) -> list[float | int | str]:

@@ -66,7 +66,7 @@ _ERROR_DESCRIPTIONS: Mapping[int, str] = {
     413: "payload_too_large",
     415: "unsupported_media_type: the body must be application/json",
     422: "validation_error: details lists each field's problem",
-    429: "rate_limited: too many requests or open streams",
+    429: "rate_limited: too many requests or jobs in flight; details name the limit",
     502: "the pipeline failed",
     503: "unavailable: the broker or the store cannot be reached",
     504: "the answer took too long",

@@ -4,9 +4,10 @@
    rate-limit hit is the turn's to take (the middleware leaves it): with the writes when the
    turn gets that far, alone when the request is refused before.
 2. :meth:`Turn.store`: ONE round trip to Redis (gateway/guarded_writes.py) takes the rate-limit
-   hit, checks that the session is the caller's and takes the stream's lease, and only if all
-   three allow, writes the user's message, the assistant's placeholder (and a new session). A
-   refused turn writes nothing.
+   hit, checks that the session is the caller's and takes the job's lease (one of the user's
+   ``MAX_STREAMS_PER_USER`` slots, whatever the route), and only if all three allow, writes the
+   user's message, the assistant's placeholder (and a new session). A refused turn writes
+   nothing; no turn is stored without a lease.
 3. :meth:`Turn.submit`: sends the job, once the caller listens for its events, so that none is
    missed.
 4. :meth:`Turn.abandon`: a stored turn whose job will never be sent gets an error for an answer,
@@ -132,16 +133,17 @@ class Turn:
             encoding=self.encoding,
         )
 
-    async def store(self, lease_id: str | None = None) -> bytes:
+    async def store(self, lease_id: str) -> bytes:
         """Store the turn's messages (and its new session) if its checks allow: its rate-limit
-        hit, its session's owner and, with ``lease_id``, its stream's lease, judged in that
-        order, all in one round trip. A refusal raises its API error and writes nothing.
-        Returns its stream's opening: the conversation as the turn left it, as a `snapshot`
-        event, when the route asked for one; else nothing."""
+        hit, its session's owner and the lease ``lease_id`` of its job, judged in that order,
+        all in one round trip. A refusal raises its API error and writes nothing. The caller
+        holds the lease while it waits on the job, and releases it. Returns its stream's
+        opening: the conversation as the turn left it, as a `snapshot` event, when the route
+        asked for one; else nothing."""
         conversation = await self._write(lease_id)
         return _snapshot_frame(conversation) if conversation is not None else b""
 
-    async def _write(self, lease_id: str | None) -> Conversation | None:
+    async def _write(self, lease_id: str) -> Conversation | None:
         app, session, stored = self.app, self.session, self.stored
         sessions, messages = app[appkeys.SESSIONS], app[appkeys.MESSAGES]
         names = app[appkeys.SETTINGS].connections.names
@@ -153,11 +155,7 @@ class Turn:
             rate=self.rate_hit,
             # A new session needs no check: its id is new.
             session=None if session else SessionOwner(names.session(stored.session_id), user_id),
-            lease=(
-                app[appkeys.STREAM_LEASES].claim(user_id, lease_id)
-                if lease_id is not None
-                else None
-            ),
+            lease=app[appkeys.STREAM_LEASES].claim(user_id, lease_id),
         )
 
         def stage(pipe: Pipeline) -> None:

@@ -84,7 +84,8 @@ class Names:
         return f"{self.namespace}:{USER_KEY_SEGMENT}:{user_id}:sessions"
 
     def user_streams(self, user_id: str) -> str:
-        """A sorted set of the user's open streams, scored by when each lease runs out."""
+        """A sorted set of the user's jobs in flight (open streams, waiting completions), scored
+        by when each lease runs out."""
         return f"{self.namespace}:{USER_KEY_SEGMENT}:{user_id}:streams"
 
     def user_rate(self, user_id: str, window: int) -> str:

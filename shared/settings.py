@@ -284,7 +284,12 @@ class GatewaySettings:
     drain_s: float = 10.0
     default_pipeline: str = "rag"
     rate_limit_per_minute: int = 600
+    # Jobs one user may have in flight at once, through any route: open streams (new turns,
+    # resumes, re-attaches) and non-streaming completions waiting for their answer. The name
+    # predates the completions counting; operators set it, so it stays.
     max_streams_per_user: int = 5
+    # How long a non-streaming completion waits for its job before answering 504.
+    completion_timeout_s: float = 300.0
     cors_origins: tuple[str, ...] = ()
     stream_ticket_ttl_s: int = 600
     # Signs stream tickets; every gateway behind one balancer must share it.
@@ -320,6 +325,7 @@ class GatewaySettings:
             default_pipeline=env.choice("DEFAULT_PIPELINE", "rag", PIPELINES),
             rate_limit_per_minute=env.integer("RATE_LIMIT_PER_MINUTE", 600, minimum=1),
             max_streams_per_user=env.integer("MAX_STREAMS_PER_USER", 5, minimum=1),
+            completion_timeout_s=env.number("COMPLETION_TIMEOUT_S", 300.0, minimum=0.1),
             cors_origins=env.names("CORS_ORIGINS", ()),
             stream_ticket_ttl_s=env.integer("STREAM_TICKET_TTL_S", 600, minimum=1),
             stream_ticket_secret=env.text(

@@ -13,6 +13,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway import appkeys
 from gateway.body import read_body
 from gateway.errors import ApiError, not_found, validation_error
 from gateway.final_event import JobTimeoutError, wait_for_final_event
@@ -25,9 +26,6 @@ from shared.settings import PIPELINES
 
 routes = web.RouteTableDef()
 
-# How long a non-streaming completion waits for its job before giving up (the job goes on,
-# and its message is complete in the session afterwards).
-COMPLETION_TIMEOUT_S = 300.0
 MODEL_OWNER = "chatstream"
 
 
@@ -88,10 +86,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         )
         return await stream_turn(request, Turn.of(request, asked))
     turn = Turn.of(request, TurnRequest(text=prompt, pipeline=body.model))
-    await turn.store()
     job = turn.job
+    # Past the wait the job goes on, and its message completes in the session afterwards.
+    timeout_s = request.app[appkeys.SETTINGS].completion_timeout_s
     try:
-        final = await wait_for_final_event(request, turn, COMPLETION_TIMEOUT_S)
+        final = await wait_for_final_event(request, turn, timeout_s)
     except JobTimeoutError as e:
         raise ApiError(504, "the answer took too long", code="timeout") from e
     if final.type == events.ERROR:

@@ -1,11 +1,14 @@
-"""429 for too many open streams or requests, and 503 when the broker cannot be reached."""
+"""429 for too many jobs in flight (streams and completions alike) or requests, and 503 when the
+broker cannot be reached."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -19,7 +22,7 @@ from shared.names import Names
 from shared.redis_client import connect_redis
 from shared.settings import ConnectionSettings
 from tests.conftest import AUTH, REDIS_URL, StackFactory, gateway_settings
-from tests.support.chat import messages_of
+from tests.support.chat import messages_of, slow_words
 from tests.support.processes import free_port
 from tests.support.sse import iter_sse
 
@@ -153,15 +156,16 @@ async def test_chat_turns_count_against_the_rate_whether_or_not_they_start(
     names = gateway.server.app[appkeys.SETTINGS].connections.names
     assert await redis.zcard(names.user_sessions("alice")) == 1
     # The refused turns took no lease; the one that streamed gives its own back as it ends.
-    assert await _leases_once_released(redis, names.user_streams("alice")) == 0
+    assert await _lease_count_once(redis, names.user_streams("alice"), 0) == 0
 
 
-async def _leases_once_released(redis: Redis, key: str) -> int:
-    """How many leases ``key`` holds once the streams that ended have given theirs back (a
-    stream releases its lease after its last byte, so a client can see the end first)."""
-    for _ in range(50):
+async def _lease_count_once(redis: Redis, key: str, expected: int) -> int:
+    """How many leases ``key`` holds once it holds ``expected``, or after a few seconds: a
+    stream releases its lease after its last byte, so a client can see the end first, and a
+    request's lease is taken some time after the request is sent."""
+    for _ in range(100):
         count = int(await redis.zcard(key))
-        if count == 0:
+        if count == expected:
             return count
         await asyncio.sleep(0.1)
     return count
@@ -190,6 +194,133 @@ async def test_streams_that_share_a_request_id_hold_a_lease_each(
     )
     assert second.status == 429
     async for _ in iter_sse(held):
+        pass
+
+
+def _completion(text: str) -> dict[str, Any]:
+    return {"model": "echo", "messages": [{"role": "user", "content": text}]}
+
+
+def _is_job_cap_refusal(error: dict[str, Any], cap: int) -> bool:
+    return error["code"] == "rate_limited" and error["details"] == {
+        "limit": "MAX_STREAMS_PER_USER",
+        "max": cap,
+    }
+
+
+async def test_a_completion_with_the_cap_reached_by_streams_gets_429_and_stores_nothing(
+    make_stack: StackFactory,
+) -> None:
+    """Regression: the cap on open streams did not cover non-streaming completions, which
+    stored their turn without a lease and held a job for up to COMPLETION_TIMEOUT_S each."""
+    gateway = await make_stack(max_streams_per_user=2, worker={"echo_token_delay_ms": 200})
+    redis = gateway.server.app[appkeys.REDIS]
+    names = gateway.server.app[appkeys.SETTINGS].connections.names
+    open_streams = []
+    for _ in range(2):
+        response = await gateway.post(
+            "/api/v1/chat/stream", json={"text": slow_words(20), "pipeline": "echo"}, headers=AUTH
+        )
+        assert response.status == 200
+        open_streams.append(response)
+    sessions_before = await redis.zcard(names.user_sessions("alice"))
+    refused = await gateway.post("/v1/chat/completions", json=_completion("hi"), headers=AUTH)
+    assert refused.status == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert _is_job_cap_refusal((await refused.json())["error"], cap=2)
+    assert await redis.zcard(names.user_sessions("alice")) == sessions_before
+    for response in open_streams:
+        async for _ in iter_sse(response):
+            pass
+    assert await _lease_count_once(redis, names.user_streams("alice"), 0) == 0
+    answered = await gateway.post("/v1/chat/completions", json=_completion("hi"), headers=AUTH)
+    assert answered.status == 200
+
+
+async def test_a_batch_of_twenty_completions_runs_at_most_the_cap_and_refuses_the_rest(
+    make_stack: StackFactory,
+) -> None:
+    """Regression: a batch of 20 non-streaming completions all ran, past a cap of 5."""
+    gateway = await make_stack(max_streams_per_user=5, worker={"echo_token_delay_ms": 100})
+    redis = gateway.server.app[appkeys.REDIS]
+    names = gateway.server.app[appkeys.SETTINGS].connections.names
+    # Each job outlasts the batch's admissions, so that no slot frees up meanwhile.
+    body = _completion(slow_words(40))
+    requests = [
+        {"id": i, "method": "POST", "path": "/v1/chat/completions", "body": body} for i in range(20)
+    ]
+    response = await gateway.post("/api/v1/batch", json={"requests": requests}, headers=AUTH)
+    assert response.status == 200
+    items = (await response.json())["data"]["responses"]
+    answered = [item for item in items if item["status"] == 200]
+    refused = [item for item in items if item["status"] != 200]
+    assert 1 <= len(answered) <= 5
+    assert all(item["status"] == 429 for item in refused)
+    assert all(_is_job_cap_refusal(item["error"], cap=5) for item in refused)
+    # One new session per completion that ran; the refused ones stored nothing.
+    assert await redis.zcard(names.user_sessions("alice")) == len(answered)
+    assert await _lease_count_once(redis, names.user_streams("alice"), 0) == 0
+
+
+async def test_a_completions_lease_is_given_back_when_it_answers_or_times_out(
+    make_stack: StackFactory,
+) -> None:
+    gateway = await make_stack(
+        max_streams_per_user=1, completion_timeout_s=0.5, worker={"echo_token_delay_ms": 200}
+    )
+    answered = await gateway.post("/v1/chat/completions", json=_completion("hi"), headers=AUTH)
+    assert answered.status == 200
+    again = await gateway.post("/v1/chat/completions", json=_completion("hi"), headers=AUTH)
+    assert again.status == 200
+    timed_out = await gateway.post(
+        "/v1/chat/completions", json=_completion(slow_words(30)), headers=AUTH
+    )
+    assert timed_out.status == 504
+    assert (await timed_out.json())["error"]["code"] == "timeout"
+    # Given back before the 504 went out: the one slot is free at once.
+    after = await gateway.post(
+        "/api/v1/chat/stream", json={"text": "after", "pipeline": "echo"}, headers=AUTH
+    )
+    assert after.status == 200
+    await after.read()
+
+
+async def test_a_completions_lease_is_given_back_when_its_client_leaves(
+    make_stack: StackFactory,
+) -> None:
+    gateway = await make_stack(max_streams_per_user=1, worker={"echo_token_delay_ms": 200})
+    redis = gateway.server.app[appkeys.REDIS]
+    key = gateway.server.app[appkeys.SETTINGS].connections.names.user_streams("alice")
+    waiting = asyncio.ensure_future(
+        gateway.post("/v1/chat/completions", json=_completion(slow_words(100)), headers=AUTH)
+    )
+    assert await _lease_count_once(redis, key, 1) == 1
+    blocked = await gateway.post(
+        "/api/v1/chat/stream", json={"text": "blocked", "pipeline": "echo"}, headers=AUTH
+    )
+    assert blocked.status == 429
+    # Cancelling the request closes its connection: the gateway cancels its handler.
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    assert await _lease_count_once(redis, key, 0) == 0
+    freed = await gateway.post("/v1/chat/completions", json=_completion("hi"), headers=AUTH)
+    assert freed.status == 200
+
+
+async def test_a_reattach_holds_a_slot_of_its_own(make_stack: StackFactory) -> None:
+    """The cap counts connections that wait on a job: a second connection to a job that one
+    stream already relays is refused at a cap of one."""
+    gateway = await make_stack(max_streams_per_user=1, worker={"echo_token_delay_ms": 200})
+    first = await gateway.post(
+        "/api/v1/chat/stream", json={"text": slow_words(20), "pipeline": "echo"}, headers=AUTH
+    )
+    assert first.status == 200
+    job_id = first.headers["X-Job-Id"]
+    again = await gateway.get(f"/api/v1/streams/{job_id}", headers=AUTH)
+    assert again.status == 429
+    assert _is_job_cap_refusal((await again.json())["error"], cap=1)
+    async for _ in iter_sse(first):
         pass
 
 
