@@ -5,6 +5,7 @@ not repeat its text."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -232,10 +233,13 @@ async def test_a_quick_echo_job_goes_out_in_two_round_trips(
     gateway = await start_gateway(real_connections)
     await start_worker(real_connections)
     seen: list[str] = []
+    # Redis runs commands in order and MONITOR lists them so: once this marker, sent after the
+    # job's end was relayed, is listed, every append of the job is too.
+    marker = f"ECHO round-trips-{uuid.uuid4().hex}"
     async with Redis.from_url(REDIS_URL) as redis, redis.monitor() as monitor:
 
         async def record() -> None:
-            while True:
+            while not seen or seen[-1] != marker:
                 try:
                     seen.append((await monitor.next_command())["command"])
                 except (AttributeError, ValueError):
@@ -251,6 +255,9 @@ async def test_a_quick_echo_job_goes_out_in_two_round_trips(
                 headers=AUTH,
             )
             body = await response.read()
+            await redis.echo(marker.removeprefix("ECHO "))
+            async with asyncio.timeout(30):
+                await recording
         finally:
             recording.cancel()
             await asyncio.gather(recording, return_exceptions=True)
