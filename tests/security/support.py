@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
@@ -320,3 +322,15 @@ def body_for(route: Route, world: World) -> dict[str, Any]:
     """The route's body with Alice's resources in it."""
     assert route.body is not None
     return json.loads(json.dumps(route.body).replace("{job}", world.job_id))
+
+
+# Every id a route takes in its path.
+PATH_SLOTS = ("session", "job", "project", "document", "model", "name")
+
+
+def path_slot_cases() -> Iterator[Any]:
+    """One pytest case per route and id in its path: (the route's label, the id's slot)."""
+    for route in ROUTES:
+        for slot in PATH_SLOTS:
+            if "{" + slot + "}" in route.path:
+                yield pytest.param(route.label, slot, id=f"{route.label} {slot}")

@@ -16,7 +16,6 @@ from tests.conftest import AUTH
 from tests.security.support import (
     CONTROL_CHARACTERS,
     JSON_ROUTES,
-    ROUTES,
     Client,
     Reply,
     World,
@@ -24,6 +23,7 @@ from tests.security.support import (
     assert_refused_by_the_parser,
     body_for,
     path_segment,
+    path_slot_cases,
     query,
     route_named,
     send,
@@ -47,16 +47,6 @@ async def assert_alices_things_are_untouched(gateway: Client, world: World) -> N
     assert (await session.json())["messageCount"] == 2
     documents = await gateway.get(f"/api/v1/projects/{world.project}/documents", headers=AUTH)
     assert [d["id"] for d in (await documents.json())["documents"]] == [world.document_id]
-
-
-PATH_SLOTS = ("session", "job", "project", "document", "model", "name")
-
-
-def path_slot_cases() -> Iterator[Any]:
-    for route in ROUTES:
-        for slot in PATH_SLOTS:
-            if "{" + slot + "}" in route.path:
-                yield pytest.param(route.label, slot, id=f"{route.label} {slot}")
 
 
 @pytest.mark.parametrize(("label", "slot"), list(path_slot_cases()))

@@ -4,18 +4,15 @@ serve no file from outside gateway/static."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 
 from tests.conftest import AUTH
 from tests.security.support import (
-    ROUTES,
     Client,
     World,
     assert_error,
     body_for,
+    path_slot_cases,
     route_named,
     send_json,
 )
@@ -42,14 +39,7 @@ TRAVERSALS = {
 FOREIGN_CONTENT = (b"from __future__", b"root:", b"import ")
 
 
-def slot_cases() -> Iterator[Any]:
-    for route in ROUTES:
-        for slot in ("session", "job", "project", "document", "model", "name"):
-            if "{" + slot + "}" in route.path:
-                yield pytest.param(route.label, slot, id=f"{route.label} {slot}")
-
-
-@pytest.mark.parametrize(("label", "slot"), list(slot_cases()))
+@pytest.mark.parametrize(("label", "slot"), list(path_slot_cases()))
 async def test_a_traversal_in_a_path_id_is_404_and_serves_no_file(
     gateway: Client, world: World, label: str, slot: str
 ) -> None:
