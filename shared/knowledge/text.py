@@ -1,7 +1,8 @@
-"""Documents to plain text: Markdown and HTML are rendered and stripped by libraries
-(markdown-it-py, Beautiful Soup over lxml), so chunks hold the words a reader sees, not the
-markup. lxml, not Python's html.parser: the latter rescans an unclosed tag or comment to the
-end of the input for each ``<``, which costs the square of the document.
+"""Documents to plain text: Markdown is rendered by cmark-gfm and HTML is read by lxml, so
+chunks hold the words a reader sees, not the markup. Both are C parsers built to stay linear on
+hostile input: markdown-it-py rescanned up to its nesting limit for each unclosed ``[`` (two
+seconds for one upload of brackets), Beautiful Soup spent a second building a tree of tiny
+elements, and Python's html.parser rescans an unclosed tag to the end of the input.
 
 Uploads come from users, so the work is linear in a document's size and bounded: a document
 nested deeper than :data:`MAX_NESTING_DEPTH` or longer than :data:`MAX_DOCUMENT_CHARS` is
@@ -11,12 +12,13 @@ refused with :class:`DocumentRefused` rather than parsed.
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import PurePath
 from typing import Final, Literal
 
-from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag, XMLParsedAsHTMLWarning
-from markdown_it import MarkdownIt
+import cmarkgfm
+from cmarkgfm.cmark import Options
+from lxml import etree
+from lxml.html import HtmlElement, HTMLParser
 
 DocumentFormat = Literal["markdown", "text", "html"]
 FORMATS: Final = ("markdown", "text", "html")
@@ -32,41 +34,41 @@ SUFFIX_FORMATS: Final[dict[str, DocumentFormat]] = {
 }
 
 # Block elements end a paragraph; the text of each becomes its own paragraph.
-_BLOCKS: Final = (
-    "p",
-    "li",
-    "pre",
-    "blockquote",
-    "tr",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "dt",
-    "dd",
-    "div",
-    "section",
-    "article",
+_BLOCKS: Final = frozenset(
+    {
+        "p",
+        "li",
+        "pre",
+        "blockquote",
+        "tr",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "dt",
+        "dd",
+        "div",
+        "section",
+        "article",
+    }
 )
-# HTML elements nest at most this deep: deeper than real pages nest.
+# Elements nest at most this deep: deeper than real pages nest. Markdown is held to it too,
+# through the HTML it renders to (a nested list is two elements a level).
 MAX_NESTING_DEPTH: Final = 100
 # Far above any upload the gateway's body limit lets through; it bounds what ingest reads.
 MAX_DOCUMENT_CHARS: Final = 5_000_000
 
-_WRAPPERS: Final = ("html", "body")
-# A document is read as HTML whatever it looks like (XML, a bare URL): that is no news to log.
-for _category in (XMLParsedAsHTMLWarning, MarkupResemblesLocatorWarning):
-    warnings.filterwarnings("ignore", category=_category)
+# lxml wraps every document in <html><body>: those are not the document's nesting.
+_WRAPPERS: Final = frozenset({"html", "body"})
+_HIDDEN: Final = ("script", "style", "head", "nav", "noscript")
+# Raw HTML inside Markdown is kept: its words are the document's too, and it meets the same
+# nesting bound as an HTML upload.
+_MARKDOWN_OPTIONS: Final = Options.CMARK_OPT_UNSAFE
+_MARKDOWN_EXTENSIONS: Final = ["table"]
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
-
-_markdown = MarkdownIt("commonmark").enable("table")
-# Markdown nests at most this deep (CommonMark's preset of markdown-it). markdown-it drops what
-# lies deeper without a word, so such a document is refused instead; the limit also bounds the
-# nested re-reading of link labels, which would otherwise cost the square of a paragraph.
-MAX_MARKDOWN_NESTING: Final[int] = _markdown.options["maxNesting"]
 
 
 class DocumentRefused(ValueError):
@@ -84,65 +86,56 @@ def to_text(content: str, document_format: DocumentFormat) -> str:
         raise DocumentRefused(f"longer than {MAX_DOCUMENT_CHARS} characters")
     if document_format == "text":
         return _tidy(content)
-    html = _markdown_to_html(content) if document_format == "markdown" else content
-    return html_to_text(html)
-
-
-def _markdown_to_html(content: str) -> str:
-    env: dict[str, object] = {}
-    tokens = _markdown.parse(content, env)
-    # An opening token at the last level means markdown-it may have cut what it holds.
-    if any(t.nesting == 1 and t.level >= MAX_MARKDOWN_NESTING - 1 for t in tokens):
-        raise DocumentRefused(f"Markdown nested deeper than {MAX_MARKDOWN_NESTING - 1} levels")
-    html: str = _markdown.renderer.render(tokens, _markdown.options, env)
-    return html
+    if document_format == "markdown":
+        content = cmarkgfm.markdown_to_html_with_extensions(
+            content, options=_MARKDOWN_OPTIONS, extensions=_MARKDOWN_EXTENSIONS
+        )
+    return html_to_text(content)
 
 
 def html_to_text(html: str) -> str:
     """The text of each innermost block element of ``html``, as paragraphs."""
-    soup = BeautifulSoup(html, "lxml")
-    for element in soup(["script", "style", "head", "nav", "noscript"]):
-        element.decompose()
+    parser = HTMLParser(remove_comments=True, remove_pis=True)
+    root = etree.fromstring(html, parser)
+    if root is None:  # nothing but whitespace
+        return ""
+    etree.strip_elements(root, *_HIDDEN, with_tail=False)
     paragraphs: list[str] = []
-    for block in _innermost_blocks(soup):
+    for block in _innermost_blocks(root):
         # No separator: inline markup (<code>, <em>) sits inside words and punctuation.
-        text = " ".join(block.get_text().split())
+        text = " ".join("".join(block.itertext()).split())
         if text:
             paragraphs.append(text)
     if not paragraphs:
-        return _tidy(soup.get_text("\n"))
+        return _tidy("\n".join(root.itertext()))
     return "\n\n".join(paragraphs)
 
 
-def _innermost_blocks(soup: BeautifulSoup) -> list[Tag]:
+def _innermost_blocks(root: HtmlElement) -> list[HtmlElement]:
     """The block elements that hold no other block, in document order (an outer <div> would
     repeat its paragraphs' text), found in one walk over the tree: asking each block whether
     its subtree holds a block would cost the depth squared."""
-    depth: dict[int, int] = {id(soup): 0}
-    # The nearest block each element sits in, or None at the top.
-    enclosing: dict[int, Tag | None] = {id(soup): None}
-    blocks: list[Tag] = []
-    outer: set[int] = set()
-    for element in soup.descendants:
-        if not isinstance(element, Tag) or element.parent is None:
+    blocks: list[HtmlElement] = []
+    # One entry per open element: whether a block has been seen inside it.
+    holds_block: list[bool] = []
+    depth = 0
+    for event, element in etree.iterwalk(root, events=("start", "end")):
+        wrapper = element.tag in _WRAPPERS
+        if event == "start":
+            depth += not wrapper
+            if depth > MAX_NESTING_DEPTH:
+                raise DocumentRefused(f"nested deeper than {MAX_NESTING_DEPTH} elements")
+            holds_block.append(False)
             continue
-        parent = element.parent
-        # lxml wraps every document in <html><body>: those are not the document's nesting.
-        level = depth[id(parent)] + (element.name not in _WRAPPERS)
-        if level > MAX_NESTING_DEPTH:
-            raise DocumentRefused(f"HTML nested deeper than {MAX_NESTING_DEPTH} elements")
-        depth[id(element)] = level
-        enclosing[id(element)] = parent if _is_block(parent) else enclosing[id(parent)]
-        if _is_block(element):
-            blocks.append(element)
-            block = enclosing[id(element)]
-            if block is not None:
-                outer.add(id(block))
-    return [block for block in blocks if id(block) not in outer]
-
-
-def _is_block(element: Tag) -> bool:
-    return element.name in _BLOCKS and not isinstance(element, BeautifulSoup)
+        depth -= not wrapper
+        held = holds_block.pop()
+        if element.tag in _BLOCKS:
+            if not held:
+                blocks.append(element)
+            held = True
+        if held and holds_block:
+            holds_block[-1] = True
+    return blocks
 
 
 def _tidy(text: str) -> str:
