@@ -17,7 +17,7 @@ WORKERS ?= 2
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install run stack test test-tools lint typecheck unit bench fmt clean
+.PHONY: install run stack redis-cluster redis-sentinel test test-tools lint typecheck unit bench fmt clean
 
 install: .venv/.synced
 
@@ -40,6 +40,15 @@ stack: install
 	@REDIS_URL=$${REDIS_URL:-$(REDIS_URL_LOCAL)} .venv/bin/chatstream ingest docs --project docs
 	@REDIS_URL=$${REDIS_URL:-$(REDIS_URL_LOCAL)} AMQP_URL=$${AMQP_URL:-$(AMQP_URL_LOCAL)} \
 		WORKERS=$(WORKERS) $(PY) -m launcher.stack
+
+## make redis-cluster / redis-sentinel: a local Redis Cluster (3 primaries, 3 replicas) or a
+## Sentinel group (primary, replica, 3 sentinels) of plain redis-server processes on free ports,
+## until Ctrl-C; it prints the settings that point chatstream at it.
+redis-cluster: install
+	$(PY) -m launcher.local_redis cluster
+
+redis-sentinel: install
+	$(PY) -m launcher.local_redis sentinel
 
 lint: install
 	.venv/bin/ruff check .

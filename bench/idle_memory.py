@@ -25,6 +25,7 @@ from aiohttp import web
 
 from bench import procs, toolio, usage
 from bench.procs import Stack, Tool, api_keys
+from launcher.ports import free_port
 
 REPO_ROOT = str(Path(__file__).resolve().parents[1])
 WARMUP_STREAMS = 100
@@ -90,7 +91,7 @@ async def trace(streams: int, out: Path, group: str, top: int) -> None:
     toolio.cancel_on_signals()
     stack = Stack("idle-memory", out)
     stack.namespace = procs.new_namespace("idle-memory")
-    stack.port = procs.free_port()
+    stack.port = free_port()
     env = {**stack.base_env(), "GATEWAY_PORT": str(stack.port)}
     env["HEARTBEAT_INTERVAL_S"] = str(TRACE_HEARTBEAT_S)
     # Under tracemalloc everything is slower: the publish confirm must not time out.

@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import sys
 import time
 import uuid
@@ -20,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from bench.purge import purge_namespace as purge
+from launcher.ports import free_port
 from shared.names import Names
 
 # The servers: BENCH_* from `make bench`, else TEST_* from `make test` (the smoke test).
@@ -41,13 +41,6 @@ USERS = 8
 
 def api_keys() -> dict[str, str]:
     return {f"bench-key-{i}": f"bench-user-{i}" for i in range(USERS)}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def new_namespace(label: str) -> str:

@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 
 from gateway import appkeys
 from gateway.turns import Turn
+from launcher.ports import free_port
 from shared.amqp import AmqpJobQueue
 from shared.ids import new_id
 from shared.job import Job
@@ -18,7 +19,6 @@ from shared.jobqueue import QueueUnavailableError
 from shared.messages import MessageStore, StoredTurn
 from shared.names import Names
 from shared.sessions import new_session
-from tests.support.processes import free_port
 
 
 async def test_a_turn_whose_job_and_abandon_both_fail_reports_the_queue_and_logs_the_rest() -> None:

@@ -18,12 +18,12 @@ from gateway import appkeys
 from gateway.app import create_app
 from gateway.errors import ApiError
 from gateway.limits import RATE_WINDOW_S, StreamLeases
+from launcher.ports import free_port
 from shared.names import Names
 from shared.redis_client import connect_redis
 from shared.settings import ConnectionSettings
 from tests.conftest import AUTH, REDIS_URL, StackFactory, gateway_settings
 from tests.support.chat import messages_of, slow_words
-from tests.support.processes import free_port
 from tests.support.sse import iter_sse
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import aiohttp
 
+from launcher.ports import free_port
 from tests.conftest import AMQP_URL, API_KEY, REDIS_URL
-from tests.ops.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX_CONF = ROOT / "deploy/nginx/chatstream.conf"

@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-
 from prometheus_client.parser import text_string_to_metric_families
-
-
-def free_port() -> int:
-    """A port the OS just handed out, for a child process that must be told its port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def sample_value(text: str, name: str, **labels: str) -> float | None:

@@ -20,6 +20,7 @@ from prometheus_client import generate_latest
 from redis.asyncio import Redis
 
 from gateway.metrics import GatewayMetrics
+from launcher.ports import free_port
 from shared.amqp import declare_topology
 from shared.names import DEFAULT_NAMESPACE, JOB_DELIVERY_LIMIT, Names
 from tests.conftest import AMQP_URL
@@ -31,7 +32,7 @@ from tests.ops.dashboard import (
     panels,
     queries,
 )
-from tests.ops.support import family_names, free_port
+from tests.ops.support import family_names
 from worker.metrics import WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from launcher.ports import free_port
 from shared.settings import ConnectionSettings
-from tests.ops.support import free_port
 
 pytestmark = pytest.mark.process
 

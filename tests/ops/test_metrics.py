@@ -11,10 +11,11 @@ import pytest
 from prometheus_client import generate_latest
 from redis.asyncio import Redis
 
+from launcher.ports import free_port
 from shared.amqp import AmqpJobQueue, declare_topology
 from shared.settings import ConnectionSettings
 from tests.conftest import AMQP_URL, AUTH, REDIS_URL, GatewayFactory, worker_settings
-from tests.ops.support import free_port, sample_value
+from tests.ops.support import sample_value
 from worker.metrics import WorkerMetrics, metrics_endpoint
 from worker.queue_depth import QueueDepthProbe
 from worker.worker import Worker

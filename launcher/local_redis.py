@@ -1,0 +1,243 @@
+"""Local Redis topologies of plain ``redis-server`` processes, on free ports in a folder of
+their own: a Redis Cluster (3 primaries, 3 replicas) and a Sentinel group (a primary, a replica
+and 3 sentinels). ``make redis-cluster`` and ``make redis-sentinel`` run one until Ctrl-C, and
+the tests start their own, so the machine's shared Redis is never touched.
+
+    python -m launcher.local_redis cluster|sentinel [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from launcher.ports import HOST, free_port
+
+SENTINEL_SERVICE = "chatstream"
+# Long enough for a loaded 2-core machine; a real deployment sets its own.
+SENTINEL_DOWN_AFTER_MS = 1000
+SENTINEL_FAILOVER_TIMEOUT_MS = 5000
+CLUSTER_NODE_TIMEOUT_MS = 2000
+STARTUP_TIMEOUT_S = 30.0
+
+
+@dataclass
+class RedisProcess:
+    """One ``redis-server`` (or sentinel) on its own port and folder; killed and restarted on
+    the same port at will."""
+
+    directory: Path
+    extra_args: list[str] = field(default_factory=list)
+    sentinel: bool = False
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        config = self.directory / ("sentinel.conf" if self.sentinel else "redis.conf")
+        # A sentinel rewrites its config file, so it must be a file of its own.
+        config.touch()
+        args = [binary, str(config), *(["--sentinel"] if self.sentinel else [])]
+        args += ["--port", str(self.port), "--bind", HOST, "--dir", str(self.directory)]
+        if not self.sentinel:
+            args += ["--save", "", "--appendonly", "no"]
+        args += ["--logfile", str(self.directory / "redis.log"), *self.extra_args]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.wait_until(lambda client: bool(client.ping()), "answers PING")
+
+    def client(self) -> Redis:
+        return Redis(host=HOST, port=self.port, socket_timeout=2, decode_responses=True)
+
+    def wait_until(self, ready: Callable[[Redis], bool], what: str) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        with self.client() as client:
+            while time.monotonic() < deadline:
+                try:
+                    if ready(client):
+                        return
+                except (RedisError, OSError):
+                    pass
+                time.sleep(0.05)
+        raise RuntimeError(f"redis on {self.address} never {what}")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+@dataclass
+class LocalRedisCluster:
+    """Three primaries, each with one replica. ``nodes`` is what ``REDIS_CLUSTER_NODES``
+    takes."""
+
+    directory: Path
+    servers: list[RedisProcess] = field(default_factory=list)
+
+    @property
+    def nodes(self) -> str:
+        return ",".join(server.address for server in self.servers)
+
+    def start(self) -> None:
+        cluster_args = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-node-timeout",
+            str(CLUSTER_NODE_TIMEOUT_MS),
+            # A test kills a primary on purpose; the other slots keep serving meanwhile.
+            "--cluster-require-full-coverage",
+            "no",
+        ]
+        for index in range(6):
+            # The bus port is given, not left at port + 10000, which may be taken or past 65535.
+            bus = ["--cluster-port", str(free_port())]
+            server = RedisProcess(self.directory / f"node-{index}", extra_args=cluster_args + bus)
+            self.servers.append(server)
+            server.start()
+        subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(server.address for server in self.servers),
+                "--cluster-replicas",
+                "1",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        for server in self.servers:
+            server.wait_until(_cluster_is_ok, "saw the cluster ok")
+            # Until gossip has told every node of every replica, clients would see none.
+            server.wait_until(_every_shard_has_a_replica, "saw every shard's replica")
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.kill()
+
+
+@dataclass
+class LocalSentinelGroup:
+    """A primary, its replica and three sentinels watching ``SENTINEL_SERVICE``.
+    ``sentinels`` is what ``REDIS_SENTINELS`` takes."""
+
+    directory: Path
+    primary: RedisProcess | None = None
+    replica: RedisProcess | None = None
+    watchers: list[RedisProcess] = field(default_factory=list)
+
+    @property
+    def sentinels(self) -> str:
+        return ",".join(sentinel.address for sentinel in self.watchers)
+
+    def start(self) -> None:
+        self.primary = RedisProcess(self.directory / "primary")
+        self.primary.start()
+        self.replica = RedisProcess(
+            self.directory / "replica", extra_args=["--replicaof", HOST, str(self.primary.port)]
+        )
+        self.replica.start()
+        self.replica.wait_until(_replica_is_synced, "synced with its primary")
+        for index in range(3):
+            sentinel = RedisProcess(self.directory / f"sentinel-{index}", sentinel=True)
+            sentinel.start()
+            with sentinel.client() as client:
+                client.sentinel_monitor(SENTINEL_SERVICE, HOST, self.primary.port, 2)
+                for option, value in (
+                    ("down-after-milliseconds", SENTINEL_DOWN_AFTER_MS),
+                    ("failover-timeout", SENTINEL_FAILOVER_TIMEOUT_MS),
+                ):
+                    client.sentinel_set(SENTINEL_SERVICE, option, value)
+            self.watchers.append(sentinel)
+        for sentinel in self.watchers:
+            sentinel.wait_until(_sees_the_others, "saw the other sentinels")
+
+    def stop(self) -> None:
+        for server in [*self.watchers, self.replica, self.primary]:
+            if server is not None:
+                server.kill()
+
+
+def _cluster_is_ok(client: Redis) -> bool:
+    return bool(client.cluster("INFO")["cluster_state"] == "ok")
+
+
+def _every_shard_has_a_replica(client: Redis) -> bool:
+    # CLUSTER SLOTS: per slot range its start, its end, its primary and then its replicas.
+    shards = client.cluster("SLOTS")
+    return len(shards) == 3 and all(len(shard) > 3 for shard in shards)
+
+
+def _replica_is_synced(client: Redis) -> bool:
+    return client.info("replication").get("master_link_status") == "up"
+
+
+def _sees_the_others(client: Redis) -> bool:
+    primary = client.sentinel_master(SENTINEL_SERVICE)
+    assert isinstance(primary, dict)  # the reply's fields, parsed; a bool only when asked for
+    return int(primary["num-other-sentinels"]) >= 2 and int(primary["num-slaves"]) >= 1
+
+
+@contextmanager
+def running(topology: LocalRedisCluster | LocalSentinelGroup) -> Iterator[None]:
+    try:
+        topology.start()
+        yield
+    finally:
+        topology.stop()
+
+
+def settings_of(topology: LocalRedisCluster | LocalSentinelGroup) -> str:
+    """The environment that points chatstream at ``topology``."""
+    if isinstance(topology, LocalRedisCluster):
+        return f"REDIS_CLUSTER_NODES={topology.nodes}"
+    return f"REDIS_SENTINELS={topology.sentinels} REDIS_SENTINEL_SERVICE={SENTINEL_SERVICE}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m launcher.local_redis")
+    parser.add_argument("topology", choices=("cluster", "sentinel"))
+    parser.add_argument("--dir", type=Path, help="a folder for the servers (default: a new one)")
+    args = parser.parse_args()
+    directory = args.dir or Path(tempfile.mkdtemp(prefix=f"chatstream-redis-{args.topology}-"))
+    topology: LocalRedisCluster | LocalSentinelGroup = (
+        LocalRedisCluster(directory)
+        if args.topology == "cluster"
+        else LocalSentinelGroup(directory)
+    )
+    stopped = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopped
+        stopped = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    with running(topology):
+        print(f"{args.topology} up in {directory}: {settings_of(topology)}", flush=True)
+        while not stopped:
+            time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The local Redis topologies that ``make redis-cluster`` and ``make redis-sentinel`` start,
+and that the cluster and Sentinel tests run on: what redis-py's own clients see of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from redis.cluster import ClusterNode, RedisCluster
+from redis.sentinel import Sentinel
+
+from launcher.local_redis import (
+    SENTINEL_SERVICE,
+    LocalRedisCluster,
+    LocalSentinelGroup,
+    running,
+)
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, port = address.rsplit(":", 1)
+    return host, int(port)
+
+
+def test_the_cluster_has_three_primaries_each_with_a_replica_and_serves_every_slot(
+    tmp_path: Path,
+) -> None:
+    cluster = LocalRedisCluster(tmp_path)
+    with running(cluster):
+        host, port = _host_port(cluster.nodes.split(",")[0])
+        client = RedisCluster(startup_nodes=[ClusterNode(host, port)], decode_responses=True)
+        try:
+            assert len(client.get_primaries()) == 3
+            assert len(client.get_replicas()) == 3
+            keys = [f"key-{i}" for i in range(60)]
+            assert len({client.keyslot(key) for key in keys}) > 3
+            for key in keys:
+                client.set(key, key)
+            assert [client.get(key) for key in keys] == keys
+        finally:
+            client.close()
+    assert all(server.process is None for server in cluster.servers)
+
+
+def test_the_sentinels_hand_the_primary_role_to_the_replica_when_the_primary_dies(
+    tmp_path: Path,
+) -> None:
+    group = LocalSentinelGroup(tmp_path)
+    with running(group):
+        assert group.primary is not None and group.replica is not None
+        sentinel = Sentinel([_host_port(a) for a in group.sentinels.split(",")], socket_timeout=2)
+        assert sentinel.discover_master(SENTINEL_SERVICE) == ("127.0.0.1", group.primary.port)
+        group.primary.kill()
+        # The sentinels agree the primary is down and promote the replica; the replica then
+        # answers as the primary.
+        group.replica.wait_until(
+            lambda client: client.info("replication")["role"] == "master", "was promoted"
+        )
+        group.watchers[0].wait_until(
+            lambda client: (
+                client.sentinel_get_master_addr_by_name(SENTINEL_SERVICE)
+                == ("127.0.0.1", group.replica.port)
+            ),
+            "named the replica",
+        )
