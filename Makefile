@@ -36,10 +36,11 @@ run: install
 	env -u REDIS_URL -u AMQP_URL DOCS_DIR=$${DOCS_DIR:-docs} $(PY) -m launcher
 
 ## make stack: the gateway and $(WORKERS) worker processes on the local Redis and RabbitMQ.
+# REDIS_URL defaults to the local Redis only where no other topology is chosen.
+stack: export REDIS_URL := $(if $(REDIS_SENTINELS),$(REDIS_URL),$(or $(REDIS_URL),$(REDIS_URL_LOCAL)))
 stack: install
-	@REDIS_URL=$${REDIS_URL:-$(REDIS_URL_LOCAL)} .venv/bin/chatstream ingest docs --project docs
-	@REDIS_URL=$${REDIS_URL:-$(REDIS_URL_LOCAL)} AMQP_URL=$${AMQP_URL:-$(AMQP_URL_LOCAL)} \
-		WORKERS=$(WORKERS) $(PY) -m launcher.stack
+	@.venv/bin/chatstream ingest docs --project docs
+	@AMQP_URL=$${AMQP_URL:-$(AMQP_URL_LOCAL)} WORKERS=$(WORKERS) $(PY) -m launcher.stack
 
 ## make redis-cluster / redis-sentinel: a local Redis Cluster (3 primaries, 3 replicas) or a
 ## Sentinel group (primary, replica, 3 sentinels) of plain redis-server processes on free ports,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis.asyncio import BlockingConnectionPool, Connection, Redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -18,27 +21,57 @@ def tcp_connection_class(url: str) -> dict[str, type[Connection]]:
     return {"connection_class": HiredisPackingConnection} if url.startswith("redis://") else {}
 
 
+class SentinelBlockingConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Sentinel's pool, which asks the sentinels for the primary on each new connection, with
+    the standalone pool's wait for a free connection under a burst."""
+
+
 def connect_redis(settings: ConnectionSettings) -> Redis:
-    """A pooled client for the real Redis; it connects lazily, so creating it never fails."""
-    if settings.redis_url is None:
-        raise ValueError("connect_redis needs REDIS_URL; embedded mode uses EmbeddedServers")
-    # A blocking pool: under a burst, a command waits briefly for a free connection instead
-    # of failing with "Too many connections".
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
-        **tcp_connection_class(settings.redis_url),
-        max_connections=settings.redis_max_connections,
-        timeout=max(settings.connect_timeout_s, 5.0),
-        socket_connect_timeout=settings.connect_timeout_s,
+    """A pooled client for the real Redis, one server or the primary the sentinels name; it
+    connects lazily, so creating it never fails."""
+    connection_options: dict[str, Any] = {
+        "socket_connect_timeout": settings.connect_timeout_s,
         # A command waits at most this long for Redis; a request must fail fast, not hang.
-        socket_timeout=max(settings.connect_timeout_s, 5.0),
-        health_check_interval=30,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.25), retries=1),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        "socket_timeout": max(settings.connect_timeout_s, 5.0),
+        "health_check_interval": 30,
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.25), retries=1),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
         # RESP2: under RESP3, redis-py hands each pub/sub message to a push handler that
         # formats it into a debug log line whether or not anything logs it, a third of the
         # gateway's cost of reading one event when it was measured.
-        protocol=2,
+        "protocol": 2,
+        "password": settings.redis_password,
+    }
+    # A blocking pool: under a burst, a command waits briefly for a free connection instead
+    # of failing with "Too many connections".
+    pool_options: dict[str, Any] = {
+        "max_connections": settings.redis_max_connections,
+        "timeout": max(settings.connect_timeout_s, 5.0),
+    }
+    if settings.sentinel is not None:
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+            settings.sentinel.sentinels,
+            sentinel_kwargs={
+                "socket_connect_timeout": settings.connect_timeout_s,
+                "socket_timeout": settings.connect_timeout_s,
+                "password": settings.sentinel.password,
+                "protocol": 2,
+            },
+            **connection_options,
+        )
+        client: Redis = sentinel.master_for(
+            settings.sentinel.service,
+            connection_pool_class=SentinelBlockingConnectionPool,
+            **pool_options,
+        )
+        return client
+    if settings.redis_url is None:
+        raise ValueError("connect_redis needs Redis; embedded mode uses EmbeddedServers")
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        **tcp_connection_class(settings.redis_url),
+        **pool_options,
+        **connection_options,
     )
     return Redis.from_pool(pool)
 

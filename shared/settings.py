@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from shared.names import DEFAULT_NAMESPACE, Names
 
@@ -52,6 +52,19 @@ class _Env:
         if maximum is not None and value > maximum:
             raise SettingsError(f"{name} must be at most {maximum}, not {value}")
         return value
+
+    def addresses(self, name: str) -> tuple[tuple[str, int], ...]:
+        """``host:port,host:port``; empty when unset."""
+        raw = self.optional(name)
+        if raw is None:
+            return ()
+        addresses = []
+        for entry in raw.split(","):
+            host, _, port = entry.strip().rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) <= MAX_PORT:
+                raise SettingsError(f"{name} takes host:port entries, not {entry.strip()!r}")
+            addresses.append((host.strip("[]"), int(port)))
+        return tuple(addresses)
 
     def port(self, name: str, default: int) -> int:
         """A TCP port number, 0 to 65535 (what 0 means is up to the setting)."""
@@ -107,11 +120,26 @@ def parse_api_keys(raw: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
+class SentinelSettings:
+    """A Redis primary found through Sentinel: the sentinels to ask, and the name they monitor
+    it under."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    # The sentinels' own password, when they have one (Redis's is REDIS_PASSWORD).
+    password: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionSettings:
-    """Where the shared servers are. Neither URL set means the embedded, in-process mode."""
+    """Where the shared servers are. No Redis and no AMQP set means the embedded, in-process
+    mode. Redis is one server (``redis_url``) or a primary found through ``sentinel``."""
 
     redis_url: str | None = None
     amqp_url: str | None = None
+    sentinel: SentinelSettings | None = None
+    # For every Redis server and sentinel; a password in REDIS_URL wins over it.
+    redis_password: str | None = None
     namespace: str = DEFAULT_NAMESPACE
     # How long a connection attempt may take: a server that is down answers 503 this fast.
     connect_timeout_s: float = 1.0
@@ -122,8 +150,12 @@ class ConnectionSettings:
     redis_max_connections: int = 512
 
     @property
+    def has_redis(self) -> bool:
+        return self.redis_url is not None or self.sentinel is not None
+
+    @property
     def embedded(self) -> bool:
-        return self.redis_url is None and self.amqp_url is None
+        return not self.has_redis and self.amqp_url is None
 
     @property
     def names(self) -> Names:
@@ -132,12 +164,39 @@ class ConnectionSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ConnectionSettings:
         env = _Env(os.environ if environ is None else environ)
-        redis_url = env.optional("REDIS_URL")
+        redis = cls.redis_from_env(environ)
         amqp_url = env.optional("AMQP_URL")
-        if (redis_url is None) != (amqp_url is None):
+        if redis.has_redis != (amqp_url is not None):
             raise SettingsError(
-                "set both REDIS_URL and AMQP_URL for the real servers, or neither for embedded mode"
+                "set both Redis (REDIS_URL or REDIS_SENTINELS) and AMQP_URL for the real "
+                "servers, or neither for embedded mode"
             )
+        return replace(
+            redis,
+            amqp_url=amqp_url,
+            connect_timeout_s=env.number("CONNECT_TIMEOUT_S", 1.0, minimum=0.05),
+            confirm_timeout_s=env.number("CONFIRM_TIMEOUT_S", 5.0, minimum=0.05),
+            redis_max_connections=env.integer("REDIS_MAX_CONNECTIONS", 512, minimum=4),
+        )
+
+    @classmethod
+    def redis_from_env(cls, environ: Mapping[str, str] | None = None) -> ConnectionSettings:
+        """Redis and the namespace alone, for a tool that needs no broker. Redis is
+        ``REDIS_URL``, or ``REDIS_SENTINELS`` with ``REDIS_SENTINEL_SERVICE``; a mixed or
+        half-given choice is an error naming the variable."""
+        env = _Env(os.environ if environ is None else environ)
+        redis_url = env.optional("REDIS_URL")
+        sentinels = env.addresses("REDIS_SENTINELS")
+        service = env.optional("REDIS_SENTINEL_SERVICE")
+        if redis_url is not None and sentinels:
+            raise SettingsError("set REDIS_URL for one Redis or REDIS_SENTINELS, not both")
+        if sentinels and service is None:
+            raise SettingsError(
+                "REDIS_SENTINELS needs REDIS_SENTINEL_SERVICE, the name the sentinels monitor "
+                "the primary under"
+            )
+        if service is not None and not sentinels:
+            raise SettingsError("REDIS_SENTINEL_SERVICE is set but REDIS_SENTINELS is not")
         namespace = env.text("CHATSTREAM_NAMESPACE", DEFAULT_NAMESPACE).strip()
         if not namespace:
             raise SettingsError(
@@ -145,11 +204,13 @@ class ConnectionSettings:
             )
         return cls(
             redis_url=redis_url,
-            amqp_url=amqp_url,
+            sentinel=(
+                SentinelSettings(sentinels, service, env.optional("REDIS_SENTINEL_PASSWORD"))
+                if service is not None
+                else None
+            ),
+            redis_password=env.optional("REDIS_PASSWORD"),
             namespace=namespace,
-            connect_timeout_s=env.number("CONNECT_TIMEOUT_S", 1.0, minimum=0.05),
-            confirm_timeout_s=env.number("CONFIRM_TIMEOUT_S", 5.0, minimum=0.05),
-            redis_max_connections=env.integer("REDIS_MAX_CONNECTIONS", 512, minimum=4),
         )
 
 

@@ -25,10 +25,10 @@ log = get_logger("worker")
 
 async def serve(settings: WorkerSettings) -> None:
     connections = settings.connections
-    if connections.redis_url is None or connections.amqp_url is None:
+    if not connections.has_redis or connections.amqp_url is None:
         raise SystemExit(
-            "the worker needs REDIS_URL and AMQP_URL (`make run` serves gateway and worker "
-            "in one process without them: python -m launcher)"
+            "the worker needs Redis (REDIS_URL or REDIS_SENTINELS) and AMQP_URL (`make run` "
+            "serves gateway and worker in one process without them: python -m launcher)"
         )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -21,6 +21,19 @@ from shared.settings import ConnectionSettings
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+def connection_env(connections: ConnectionSettings) -> dict[str, str]:
+    """The environment that gives a process ``connections``."""
+    env = {
+        "REDIS_URL": connections.redis_url or "",
+        "AMQP_URL": connections.amqp_url or "",
+        "CHATSTREAM_NAMESPACE": connections.namespace,
+    }
+    if connections.sentinel is not None:
+        env["REDIS_SENTINELS"] = ",".join(f"{h}:{p}" for h, p in connections.sentinel.sentinels)
+        env["REDIS_SENTINEL_SERVICE"] = connections.sentinel.service
+    return env
+
+
 @dataclass
 class ServiceProcess:
     name: str
@@ -84,11 +97,9 @@ class ProcessGroup:
             for key, value in os.environ.items()
             if not key.startswith(("PYTEST", "COV_"))
         }
+        env.update(connection_env(self.connections))
         env.update(
             {
-                "REDIS_URL": self.connections.redis_url or "",
-                "AMQP_URL": self.connections.amqp_url or "",
-                "CHATSTREAM_NAMESPACE": self.connections.namespace,
                 "LOG_FORMAT": "json",
                 "PYTHONPATH": str(PROJECT_ROOT),
             }

@@ -103,8 +103,54 @@ def test_a_bad_key_list_names_the_entry_but_never_shows_a_key(keys: str, message
 
 @pytest.mark.parametrize("present", ["REDIS_URL", "AMQP_URL"])
 def test_one_server_url_without_the_other_names_both(present: str) -> None:
-    with pytest.raises(SettingsError, match="set both REDIS_URL and AMQP_URL"):
+    with pytest.raises(SettingsError, match=r"REDIS_URL or REDIS_SENTINELS\) and AMQP_URL"):
         ConnectionSettings.from_env({present: "redis://127.0.0.1:6379/0"})
+
+
+SENTINELS = {"REDIS_SENTINELS": "10.0.0.1:26379, [::1]:26380", "REDIS_SENTINEL_SERVICE": "main"}
+
+
+def test_sentinels_and_their_service_choose_sentinel() -> None:
+    connections = ConnectionSettings.from_env(
+        {**SENTINELS, "AMQP_URL": "amqp://h/", "REDIS_PASSWORD": "p"}
+    )
+    assert connections.redis_url is None and connections.has_redis
+    assert connections.sentinel is not None
+    assert connections.sentinel.sentinels == (("10.0.0.1", 26379), ("::1", 26380))
+    assert connections.sentinel.service == "main"
+    assert connections.redis_password == "p"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {**SENTINELS, "REDIS_URL": "redis://h/0"},
+            "set REDIS_URL for one Redis or REDIS_SENTINELS, not both",
+        ),
+        (
+            {"REDIS_SENTINELS": "h:26379"},
+            "REDIS_SENTINELS needs REDIS_SENTINEL_SERVICE, the name the sentinels monitor the "
+            "primary under",
+        ),
+        (
+            {"REDIS_SENTINEL_SERVICE": "main"},
+            "REDIS_SENTINEL_SERVICE is set but REDIS_SENTINELS is not",
+        ),
+        (
+            {**SENTINELS, "REDIS_SENTINELS": "h:26379,h"},
+            "REDIS_SENTINELS takes host:port entries, not 'h'",
+        ),
+        (
+            {**SENTINELS, "REDIS_SENTINELS": "h:99999"},
+            "REDIS_SENTINELS takes host:port entries, not 'h:99999'",
+        ),
+    ],
+)
+def test_a_wrong_redis_topology_names_the_variable(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        ConnectionSettings.from_env({**environ, "AMQP_URL": "amqp://h/"})
+    assert str(raised.value) == message
 
 
 def test_a_chunk_overlap_as_long_as_the_chunk_names_both_variables() -> None:
