@@ -40,7 +40,7 @@ def run_on_store(command: str, project: str, action: StoreAction) -> int:
             command, "set REDIS_URL or REDIS_SENTINELS (embedded mode ingests DOCS_DIR at start-up)"
         )
         return 2
-    return asyncio.run(_run(command, connections, RagSettings.from_env(), action))
+    return asyncio.run(_run(command, connections, RagSettings.from_env(generation=False), action))
 
 
 async def _run(

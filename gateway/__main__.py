@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from gateway.app import create_app, serve
 from shared.logging import configure_logging
-from shared.settings import GatewaySettings, LoggingSettings
+from shared.settings import GatewaySettings, LoggingSettings, exit_on_settings_error
 
 
 def main() -> None:
-    configure_logging("gateway", LoggingSettings.from_env())
-    settings = GatewaySettings.from_env()
+    with exit_on_settings_error():
+        configure_logging("gateway", LoggingSettings.from_env())
+        settings = GatewaySettings.from_env()
     if settings.connections.embedded:
         raise SystemExit(
             "the gateway needs REDIS_URL and AMQP_URL (`make run` serves gateway and worker "

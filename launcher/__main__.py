@@ -10,7 +10,12 @@ import secrets
 from gateway.app import serve
 from launcher.embedded import create_embedded_app
 from shared.logging import configure_logging
-from shared.settings import GatewaySettings, LoggingSettings, WorkerSettings
+from shared.settings import (
+    GatewaySettings,
+    LoggingSettings,
+    WorkerSettings,
+    exit_on_settings_error,
+)
 
 DEV_USER = "dev"
 
@@ -38,8 +43,10 @@ def startup_hint(settings: GatewaySettings, development_key: str | None) -> str:
 
 
 def main() -> None:
-    configure_logging("gateway", LoggingSettings.from_env())
-    settings = GatewaySettings.from_env()
+    with exit_on_settings_error():
+        configure_logging("gateway", LoggingSettings.from_env())
+        settings = GatewaySettings.from_env()
+        worker_settings = WorkerSettings.from_env()
     if not settings.connections.embedded:
         raise SystemExit(
             "python -m launcher runs on the embedded transports: unset REDIS_URL and AMQP_URL "
@@ -47,7 +54,7 @@ def main() -> None:
         )
     settings, development_key = with_development_key(settings)
     print(startup_hint(settings, development_key), flush=True)
-    serve(create_embedded_app(settings, WorkerSettings.from_env()), settings)
+    serve(create_embedded_app(settings, worker_settings), settings)
 
 
 if __name__ == "__main__":

@@ -186,8 +186,11 @@ def end_payload(
     }
 
 
-def error_payload(message: str, code: str) -> dict[str, Any]:
-    return {"error": message, "code": code}
+def error_payload(message: str, code: str, retry_after_ms: int | None = None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"error": message, "code": code}
+    if retry_after_ms is not None:
+        payload["retryAfterMs"] = retry_after_ms
+    return payload
 
 
 def heartbeat_payload(phase: str, queue_position: int | None = None) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from shared.names import DEFAULT_NAMESPACE, Names
@@ -22,6 +23,16 @@ GENERATORS = ("extractive", "openai")
 
 class SettingsError(ValueError):
     """An environment variable holds a value chatstream cannot use."""
+
+
+@contextmanager
+def exit_on_settings_error() -> Iterator[None]:
+    """A process's settings read inside this end it with the error's message, which names the
+    variable, rather than a traceback: a misconfiguration is the operator's to fix."""
+    try:
+        yield
+    except SettingsError as e:
+        raise SystemExit(f"chatstream: configuration error: {e}") from None
 
 
 class _Env:
@@ -70,7 +81,9 @@ class _Env:
         """A TCP port number, 0 to 65535 (what 0 means is up to the setting)."""
         return self.integer(name, default, maximum=MAX_PORT)
 
-    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+    def number(
+        self, name: str, default: float, *, minimum: float = 0.0, maximum: float | None = None
+    ) -> float:
         raw = self._environ.get(name)
         if raw is None or not raw.strip():
             return default
@@ -83,7 +96,33 @@ class _Env:
             raise SettingsError(f"{name} must be a finite number, not {raw!r}")
         if value < minimum:
             raise SettingsError(f"{name} must be at least {minimum}, not {value}")
+        if maximum is not None and value > maximum:
+            raise SettingsError(f"{name} must be at most {maximum}, not {value}")
         return value
+
+    def optional_number(self, name: str, *, minimum: float, maximum: float) -> float | None:
+        """A number, or None when the variable is unset or blank."""
+        if self.optional(name) is None:
+            return None
+        return self.number(name, minimum, minimum=minimum, maximum=maximum)
+
+    def secret(self, name: str) -> str | None:
+        """A secret from ``name`` or from the file that ``name_FILE`` names (a mounted secret,
+        kept off command lines and out of shared env files); None when neither is set."""
+        file_name = f"{name}_FILE"
+        value, path = self.optional(name), self.optional(file_name)
+        if value is not None and path is not None:
+            raise SettingsError(f"set {name} or {file_name}, not both")
+        if path is None:
+            return value
+        try:
+            with open(path, encoding="utf-8") as file:
+                content = file.read().strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise SettingsError(f"{file_name} names a file that cannot be read: {e}") from e
+        if not content:
+            raise SettingsError(f"{file_name} names an empty file: {path}")
+        return content
 
     def names(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
         """A comma-separated list."""
@@ -205,11 +244,11 @@ class ConnectionSettings:
         return cls(
             redis_url=redis_url,
             sentinel=(
-                SentinelSettings(sentinels, service, env.optional("REDIS_SENTINEL_PASSWORD"))
+                SentinelSettings(sentinels, service, env.secret("REDIS_SENTINEL_PASSWORD"))
                 if service is not None
                 else None
             ),
-            redis_password=env.optional("REDIS_PASSWORD"),
+            redis_password=env.secret("REDIS_PASSWORD"),
             namespace=namespace,
         )
 
@@ -240,9 +279,14 @@ class RagSettings:
     """The agent/RAG pipeline and its knowledge collections (see docs/rag.md)."""
 
     generator: str = "extractive"
+    # The model server of the openai generator (docs/rag-generators.md); GENERATOR=openai needs
+    # the URL and the model's name as that server knows it.
     llm_base_url: str | None = None
-    llm_api_key: str | None = None
-    llm_model: str = "default"
+    llm_model: str | None = None
+    llm_api_key: str | None = field(default=None, repr=False)
+    # Sent only when set; unset leaves them to the model server's defaults.
+    llm_max_tokens: int | None = None
+    llm_temperature: float | None = None
     llm_connect_timeout_s: float = 5.0
     # Both the wait for the first token and the longest silence between two chunks.
     llm_read_timeout_s: float = 60.0
@@ -260,21 +304,38 @@ class RagSettings:
     # A directory ingested into the default project at start-up (embedded mode only).
     docs_dir: str | None = None
 
+    def __post_init__(self) -> None:
+        # A generator that cannot run is a start-up error, never a quiet fallback to another.
+        if self.generator != "openai":
+            return
+        if self.llm_base_url is None:
+            raise SettingsError(
+                "LLM_BASE_URL must be set when GENERATOR=openai: the model server's "
+                "OpenAI-compatible API, for example http://127.0.0.1:11434/v1"
+            )
+        if not self.llm_base_url.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"LLM_BASE_URL must be an http:// or https:// URL, not {self.llm_base_url!r}"
+            )
+        if self.llm_model is None:
+            raise SettingsError(
+                "LLM_MODEL must be set when GENERATOR=openai: the model's name as the model "
+                "server knows it, for example llama3.2:1b on Ollama"
+            )
+
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> RagSettings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, generation: bool = True
+    ) -> RagSettings:
+        """With ``generation=False`` (the gateway, ``chatstream ingest``: they run no
+        generator) the generator and model server settings are neither read nor checked: the
+        model server's key file may be mounted in the workers alone."""
         env = _Env(os.environ if environ is None else environ)
         chunk_chars = env.integer("RAG_CHUNK_CHARS", 800, minimum=100)
         overlap = env.integer("RAG_CHUNK_OVERLAP_CHARS", 160)
         if overlap >= chunk_chars:
             raise SettingsError("RAG_CHUNK_OVERLAP_CHARS must be less than RAG_CHUNK_CHARS")
-        return cls(
-            generator=env.choice("GENERATOR", "extractive", GENERATORS),
-            llm_base_url=env.optional("LLM_BASE_URL"),
-            llm_api_key=env.optional("LLM_API_KEY"),
-            llm_model=env.text("LLM_MODEL", "default"),
-            llm_connect_timeout_s=env.number("LLM_CONNECT_TIMEOUT_S", 5.0, minimum=0.01),
-            llm_read_timeout_s=env.number("LLM_READ_TIMEOUT_S", 60.0, minimum=0.01),
-            llm_attempts=env.integer("LLM_ATTEMPTS", 2, minimum=1),
+        knowledge = cls(
             public_projects=env.names("PUBLIC_PROJECTS", ("docs",)),
             default_project=env.text("RAG_DEFAULT_PROJECT", "docs"),
             chunk_chars=chunk_chars,
@@ -284,6 +345,22 @@ class RagSettings:
             history_messages=env.integer("RAG_HISTORY_MESSAGES", 20, minimum=1),
             project_memory_items=env.integer("RAG_PROJECT_MEMORY_ITEMS", 50, minimum=1),
             docs_dir=env.optional("DOCS_DIR"),
+        )
+        if not generation:
+            return knowledge
+        return replace(
+            knowledge,
+            generator=env.choice("GENERATOR", "extractive", GENERATORS),
+            llm_base_url=env.optional("LLM_BASE_URL"),
+            llm_model=env.optional("LLM_MODEL"),
+            llm_api_key=env.secret("LLM_API_KEY"),
+            # Blank means not sent; 0 would ask for an empty answer, so the least is 1.
+            llm_max_tokens=env.integer("LLM_MAX_TOKENS", 0, minimum=1) or None,
+            # OpenAI's range, which the other servers accept too.
+            llm_temperature=env.optional_number("LLM_TEMPERATURE", minimum=0.0, maximum=2.0),
+            llm_connect_timeout_s=env.number("LLM_CONNECT_TIMEOUT_S", 5.0, minimum=0.01),
+            llm_read_timeout_s=env.number("LLM_READ_TIMEOUT_S", 60.0, minimum=0.01),
+            llm_attempts=env.integer("LLM_ATTEMPTS", 2, minimum=1),
         )
 
 
@@ -392,7 +469,7 @@ class GatewaySettings:
             stream_ticket_secret=env.text(
                 "STREAM_TICKET_SECRET", env.optional("AUTH_JWT_SECRET") or ""
             ),
-            rag=RagSettings.from_env(environ),
+            rag=RagSettings.from_env(environ, generation=False),
             metrics_port=env.port("METRICS_PORT", 0),
         )
 

@@ -16,7 +16,7 @@ from shared.amqp import AmqpJobQueue
 from shared.gc_tuning import settle_after_startup
 from shared.logging import configure_logging, get_logger
 from shared.redis_client import connect_redis
-from shared.settings import LoggingSettings, WorkerSettings
+from shared.settings import LoggingSettings, WorkerSettings, exit_on_settings_error
 from worker.metrics import WorkerMetrics, metrics_endpoint
 from worker.worker import Worker
 
@@ -54,8 +54,9 @@ async def serve(settings: WorkerSettings) -> None:
 
 
 def main() -> None:
-    configure_logging("worker", LoggingSettings.from_env())
-    settings = WorkerSettings.from_env()
+    with exit_on_settings_error():
+        configure_logging("worker", LoggingSettings.from_env())
+        settings = WorkerSettings.from_env()
     worker_id = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
     structlog.contextvars.bind_contextvars(worker_id=worker_id)
     settings = dataclasses.replace(settings, worker_id=worker_id)

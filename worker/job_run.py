@@ -9,6 +9,7 @@ are queued (see worker.event_log); ``end`` and ``fail`` return once everything i
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,13 +171,15 @@ class JobRun:
         self._read_message_kept()
         await self.log.emit(events.END, payload, persist=settle)
 
-    async def fail(self, message: str, code: str) -> None:
+    async def fail(self, message: str, code: str, retry_after_s: float | None = None) -> None:
         def settle(pipe: Pipeline) -> None:
             self._stage_message(pipe, STATUS_ERROR, content=self.content)
             self.messages.stage_job_end(pipe, self.job.job_id, self.log.last_seq)
 
         self._read_message_kept()
-        await self.log.emit(events.ERROR, events.error_payload(message, code), persist=settle)
+        retry_after_ms = None if retry_after_s is None else math.ceil(retry_after_s * 1000)
+        payload = events.error_payload(message, code, retry_after_ms)
+        await self.log.emit(events.ERROR, payload, persist=settle)
         await self.log.flush()
 
     def _read_message_kept(self) -> None:

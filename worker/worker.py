@@ -229,7 +229,7 @@ class Worker:
             raise
         except PipelineError as e:
             log.warning("job.pipeline_error", code=e.code, error=e.message)
-            await run.fail(e.message, e.code)
+            await run.fail(e.message, e.code, e.retry_after_s)
             return "error"
         except Exception as e:
             log.exception("job.pipeline_failed")

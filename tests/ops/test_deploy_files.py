@@ -132,6 +132,25 @@ def test_env_example_documents_every_setting() -> None:
     assert compose_variables <= documented, sorted(compose_variables - documented)
 
 
+def test_the_llm_profile_serves_a_model_the_workers_can_reach() -> None:
+    services = compose()["services"]
+    llm, worker = services["llm"], services["worker"]
+    # Only on request, pinned, healthy once its model is pulled, the models kept in a volume.
+    assert llm["profiles"] == ["llm"]
+    image, _, tag = llm["image"].partition(":")
+    assert image == "ollama/ollama" and tag and tag != "latest"
+    assert "ollama show" in llm["healthcheck"]["test"][-1]
+    assert "ollama pull" in llm["command"][0]
+    assert any(volume.endswith(":/root/.ollama") for volume in llm["volumes"])
+    assert llm["volumes"][0].split(":")[0] in compose()["volumes"]
+    # The URL the docs give the workers is the port the server listens on.
+    assert llm["expose"] == ["11434"]
+    assert "LLM_BASE_URL=http://llm:11434/v1" in (ROOT / "docs/deploy.md").read_text()
+    # A model server on the Docker host is reachable by name from every worker replica.
+    assert "host.docker.internal:host-gateway" in worker["extra_hosts"]
+    assert "profiles" not in worker
+
+
 def exposed_series() -> dict[str, set[str]]:
     """Every series name the gateway and worker expose, with the labels each one carries."""
     gateway, worker = GatewayMetrics(), WorkerMetrics("w")

@@ -4,6 +4,7 @@ error that names its variable."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -57,7 +58,6 @@ GATEWAY_ERRORS = [
     ("DEFAULT_PIPELINE", "magic", "DEFAULT_PIPELINE must be one of echo, rag, not 'magic'"),
     ("CONNECT_TIMEOUT_S", "0.01", "CONNECT_TIMEOUT_S must be at least 0.05, not 0.01"),
     ("REPLAY_MAX_EVENTS", "10", "REPLAY_MAX_EVENTS must be at least 256, not 10"),
-    ("GENERATOR", "gpt", "GENERATOR must be one of extractive, openai, not 'gpt'"),
     ("CHATSTREAM_NAMESPACE", " ", "CHATSTREAM_NAMESPACE must not be empty"),
 ]
 WORKER_ERRORS = [
@@ -65,6 +65,10 @@ WORKER_ERRORS = [
     ("WORKER_METRICS_PORT", "100000", "WORKER_METRICS_PORT must be at most 65535"),
     ("DISCONNECT_GRACE_S", "-1", "DISCONNECT_GRACE_S must be at least 0.05, not -1.0"),
     ("LLM_ATTEMPTS", "none", "LLM_ATTEMPTS must be a whole number, not 'none'"),
+    ("GENERATOR", "gpt", "GENERATOR must be one of extractive, openai, not 'gpt'"),
+    ("LLM_MAX_TOKENS", "0", "LLM_MAX_TOKENS must be at least 1, not 0"),
+    ("LLM_TEMPERATURE", "warm", "LLM_TEMPERATURE must be a number, not 'warm'"),
+    ("LLM_TEMPERATURE", "2.5", "LLM_TEMPERATURE must be at most 2.0, not 2.5"),
 ]
 LOGGING_ERRORS = [("LOG_LEVEL", "LOUD", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR")]
 
@@ -158,3 +162,77 @@ def test_a_chunk_overlap_as_long_as_the_chunk_names_both_variables() -> None:
         SettingsError, match=r"^RAG_CHUNK_OVERLAP_CHARS must be less than RAG_CHUNK_CHARS$"
     ):
         RagSettings.from_env({"RAG_CHUNK_CHARS": "200", "RAG_CHUNK_OVERLAP_CHARS": "200"})
+
+
+OPENAI = {"GENERATOR": "openai", "LLM_BASE_URL": "http://127.0.0.1:11434/v1", "LLM_MODEL": "m"}
+
+
+@pytest.mark.parametrize(
+    ("unset", "message"),
+    [
+        ("LLM_BASE_URL", "LLM_BASE_URL must be set when GENERATOR=openai: "),
+        ("LLM_MODEL", "LLM_MODEL must be set when GENERATOR=openai: "),
+    ],
+)
+def test_the_openai_generator_without_its_model_server_is_a_startup_error(
+    unset: str, message: str
+) -> None:
+    environ = {name: value for name, value in OPENAI.items() if name != unset}
+    with pytest.raises(SettingsError, match="^" + re.escape(message)):
+        WorkerSettings.from_env(environ)
+
+
+def test_a_model_server_url_without_its_scheme_is_a_startup_error() -> None:
+    with pytest.raises(
+        SettingsError,
+        match=r"^LLM_BASE_URL must be an http:// or https:// URL, not 'localhost:11434/v1'$",
+    ):
+        WorkerSettings.from_env(OPENAI | {"LLM_BASE_URL": "localhost:11434/v1"})
+
+
+def test_the_openai_generator_settings_are_read() -> None:
+    rag = WorkerSettings.from_env(
+        OPENAI | {"LLM_MAX_TOKENS": "512", "LLM_TEMPERATURE": "0.3", "LLM_API_KEY": "sk-x"}
+    ).rag
+    assert (rag.generator, rag.llm_base_url, rag.llm_model) == (
+        "openai",
+        OPENAI["LLM_BASE_URL"],
+        "m",
+    )
+    assert (rag.llm_max_tokens, rag.llm_temperature, rag.llm_api_key) == (512, 0.3, "sk-x")
+    assert "sk-x" not in repr(rag)
+    # Unset, neither is sent to the model server.
+    defaults = WorkerSettings.from_env(OPENAI).rag
+    assert (defaults.llm_max_tokens, defaults.llm_temperature) == (None, None)
+
+
+def test_the_api_key_comes_from_the_file_named_by_llm_api_key_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "llm_api_key"
+    key_file.write_text("sk-from-a-file\n")
+    rag = WorkerSettings.from_env(OPENAI | {"LLM_API_KEY_FILE": str(key_file)}).rag
+    assert rag.llm_api_key == "sk-from-a-file"
+
+
+def test_the_api_key_and_its_file_together_are_an_error_naming_both(tmp_path: Path) -> None:
+    key_file = tmp_path / "llm_api_key"
+    key_file.write_text("sk-from-a-file")
+    environ = OPENAI | {"LLM_API_KEY": "sk-x", "LLM_API_KEY_FILE": str(key_file)}
+    with pytest.raises(SettingsError, match=r"^set LLM_API_KEY or LLM_API_KEY_FILE, not both$"):
+        WorkerSettings.from_env(environ)
+
+
+@pytest.mark.parametrize("content", [None, " \n"])
+def test_a_missing_or_empty_key_file_is_an_error_naming_its_variable(
+    tmp_path: Path, content: str | None
+) -> None:
+    key_file = tmp_path / "llm_api_key"
+    if content is not None:
+        key_file.write_text(content)
+    with pytest.raises(SettingsError, match=r"^LLM_API_KEY_FILE names "):
+        WorkerSettings.from_env(OPENAI | {"LLM_API_KEY_FILE": str(key_file)})
+
+
+def test_the_gateway_neither_reads_nor_checks_the_model_server_settings(tmp_path: Path) -> None:
+    # It runs no generator, and the key file may be mounted in the workers alone.
+    environ = {"GENERATOR": "openai", "LLM_API_KEY_FILE": str(tmp_path / "absent")}
+    assert GatewaySettings.from_env(environ).rag == RagSettings()

@@ -17,10 +17,12 @@ class PipelineResult:
 class PipelineError(Exception):
     """A failure a pipeline reports to the client as an ``error`` event with its own code."""
 
-    def __init__(self, message: str, code: str) -> None:
+    def __init__(self, message: str, code: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        # When a try again may pass, if the cause said (a rate limit's Retry-After).
+        self.retry_after_s = retry_after_s
 
 
 class Pipeline(Protocol):

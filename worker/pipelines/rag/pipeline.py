@@ -41,15 +41,8 @@ def default_generators(settings: RagSettings) -> dict[str, Generator]:
         "extractive": ExtractiveGenerator(),
         SMALL_TALK: SmallTalkGenerator(),
     }
-    if settings.llm_base_url:
-        generators["openai"] = OpenAIGenerator(
-            base_url=settings.llm_base_url,
-            model=settings.llm_model,
-            api_key=settings.llm_api_key,
-            connect_timeout_s=settings.llm_connect_timeout_s,
-            read_timeout_s=settings.llm_read_timeout_s,
-            attempts=settings.llm_attempts,
-        )
+    if settings.generator == "openai":
+        generators["openai"] = OpenAIGenerator.from_settings(settings)
     return generators
 
 
@@ -121,7 +114,6 @@ class RagPipeline:
             store=self._store,
             user_id=job.user_id,
             public_projects=self._settings.public_projects,
-            available_generators=self._generators.keys(),
         )
         await run.progress(
             "validation",

@@ -1,5 +1,6 @@
 """The ``validation`` step: the plan can be carried out. The project must be one the user may
-read and must hold chunks; the generator must be configured."""
+read and must hold chunks. (The generator is known to be configured: settings that name one
+that cannot run stop the worker at start-up.)"""
 
 from __future__ import annotations
 
@@ -30,14 +31,10 @@ async def validate_plan(
     store: KnowledgeStore,
     user_id: str,
     public_projects: Collection[str],
-    available_generators: Collection[str],
 ) -> Validation:
     generator = plan.generator
     if not plan.retrieve:
         return Validation(True, "no sources needed", 0, 0, generator)
-    if generator not in available_generators:
-        # An unconfigured model must not fail the turn: the extractive answer needs none.
-        generator = "extractive"
     readable = await can_read(redis, names, user_id, plan.project, public_projects)
     chunks = await store.chunk_count(plan.project) if readable else 0
     version = await store.index_version(plan.project) if readable else 0

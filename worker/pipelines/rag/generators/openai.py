@@ -4,7 +4,8 @@
 aiohttp rather than the ``openai`` package, for exact control of the upstream connection: it is
 closed (not returned to a pool) the moment the job is cancelled, so the model stops generating.
 The request is retried only before the first token; once text has reached the client a retry
-would repeat it. Upstream failures become :class:`PipelineError` with an ``upstream_*`` code.
+would repeat it. Upstream failures become :class:`UpstreamError` with an ``upstream_*`` code
+(worker/pipelines/rag/generators/upstream_errors.py).
 """
 
 from __future__ import annotations
@@ -20,27 +21,31 @@ import aiohttp
 
 from shared.events import FINISH_LENGTH, FINISH_STOP
 from shared.logging import get_logger
-from worker.pipelines import PipelineError
+from shared.settings import RagSettings
 from worker.pipelines.rag.generators import (
     Checkpoint,
     Emit,
     GenerationRequest,
     GenerationResult,
     citation,
+    upstream_errors,
 )
 from worker.pipelines.rag.generators.prompt import build_messages
+from worker.pipelines.rag.generators.upstream_errors import UpstreamError
 
 log = get_logger(__name__)
 
 _CITED = re.compile(r"\[(\d+)\]")
-_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _DONE = "[DONE]"
 CHECK_INTERVAL_S = 0.25
+# The pause before another attempt when the model server names none.
+RETRY_BACKOFF_S = 0.5
+# The longest Retry-After waited out before the first token: someone is watching the stream,
+# and beyond this an error that says when to try again serves them better than silence.
+MAX_RETRY_WAIT_S = 10.0
+# An error body is read up to this much: enough for any server's JSON error.
+ERROR_BODY_BYTES = 64 * 1024
 T = TypeVar("T")
-
-
-class _Retryable(Exception):
-    """A failure before the first token, worth one more attempt."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,21 +53,62 @@ class OpenAIGenerator:
     base_url: str
     model: str
     api_key: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 60.0
     attempts: int = 2
+    max_retry_wait_s: float = MAX_RETRY_WAIT_S
+
+    @classmethod
+    def from_settings(cls, settings: RagSettings) -> OpenAIGenerator:
+        if settings.llm_base_url is None or settings.llm_model is None:
+            raise ValueError("the openai generator needs LLM_BASE_URL and LLM_MODEL")
+        return cls(
+            base_url=settings.llm_base_url,
+            model=settings.llm_model,
+            api_key=settings.llm_api_key,
+            max_tokens=settings.llm_max_tokens,
+            temperature=settings.llm_temperature,
+            connect_timeout_s=settings.llm_connect_timeout_s,
+            read_timeout_s=settings.llm_read_timeout_s,
+            attempts=settings.llm_attempts,
+        )
+
+    def request_body(self, request: GenerationRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": build_messages(request),
+            "stream": True,
+        }
+        # Unset, the model server's own defaults apply. ``max_tokens`` rather than OpenAI's
+        # newer ``max_completion_tokens``: Ollama and llama.cpp's server read only this one.
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        return body
 
     async def generate(
         self, request: GenerationRequest, emit: Emit, checkpoint: Checkpoint
     ) -> GenerationResult:
-        body = {"model": self.model, "messages": build_messages(request), "stream": True}
+        body = self.request_body(request)
         for attempt in range(1, self.attempts + 1):
             try:
                 return await _until_cancelled(self._attempt(request, body, emit), checkpoint)
-            except _Retryable as e:
-                log.warning("llm.retry", attempt=attempt, error=str(e))
-                if attempt == self.attempts:
-                    raise PipelineError(f"the model server failed: {e}", "upstream_error") from e
+            except UpstreamError as e:
+                log.warning(
+                    "llm.failed",
+                    attempt=attempt,
+                    code=e.code,
+                    error=e.message,
+                    upstream_message=e.detail,
+                    retryable=e.retryable,
+                )
+                wait_s = RETRY_BACKOFF_S if e.retry_after_s is None else e.retry_after_s
+                if not e.retryable or attempt == self.attempts or wait_s > self.max_retry_wait_s:
+                    raise
+                await _until_cancelled(asyncio.sleep(wait_s), checkpoint)
         raise AssertionError("unreachable")
 
     async def _attempt(
@@ -82,18 +128,16 @@ class OpenAIGenerator:
                 response = await session.post(
                     f"{self.base_url.rstrip('/')}/chat/completions", json=body, headers=headers
                 )
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as e:
+                raise _unreachable(e) from e
             except (aiohttp.ClientError, TimeoutError) as e:
-                raise _Retryable(f"{type(e).__name__}: {e}") from e
+                # Connected, but no answer came: the server closed or fell silent.
+                raise self._broken_off(e, answered=False) from e
             try:
                 finish = await self._read(response, parts, emit)
             except (aiohttp.ClientError, TimeoutError) as e:
                 response.close()
-                if not parts:
-                    raise _Retryable(f"{type(e).__name__}: {e}") from e
-                raise PipelineError(
-                    f"the model server broke off the answer: {type(e).__name__}",
-                    "upstream_error",
-                ) from e
+                raise self._broken_off(e, answered=bool(parts)) from e
             except BaseException:
                 # Cancelled, or failed: closing the connection is what stops the model.
                 response.close()
@@ -105,13 +149,20 @@ class OpenAIGenerator:
         cited = sorted({int(n) for n in _CITED.findall(text)} & by_number.keys())
         return GenerationResult(finish, [citation(by_number[n], []) for n in cited])
 
+    def _broken_off(self, error: Exception, *, answered: bool) -> UpstreamError:
+        """The failure of a stream that stopped: retryable while no token has gone out."""
+        if isinstance(error, TimeoutError):
+            message = f"the model server sent nothing for {self.read_timeout_s:g} s"
+        else:
+            message = f"the model server broke off the answer: {type(error).__name__}"
+        return UpstreamError(
+            message, upstream_errors.ERROR, retryable=not answered, detail=str(error)
+        )
+
     async def _read(self, response: aiohttp.ClientResponse, parts: list[str], emit: Emit) -> str:
         if response.status != 200:
-            detail = (await response.text())[:200]
-            message = f"the model server answered {response.status}: {detail}"
-            if response.status in _RETRYABLE_STATUS:
-                raise _Retryable(message)
-            raise PipelineError(message, "upstream_error")
+            body = await response.content.read(ERROR_BODY_BYTES)
+            raise upstream_errors.from_response(response.status, response.headers, body)
         finish = FINISH_STOP
         async for raw_line in response.content:
             line = raw_line.decode("utf-8", errors="replace").strip()
@@ -122,7 +173,7 @@ class OpenAIGenerator:
                 return finish
             chunk = _parse_chunk(data)
             if "error" in chunk:
-                raise PipelineError(_error_message(chunk["error"]), "upstream_error")
+                raise upstream_errors.from_stream_error(chunk["error"])
             for choice in chunk.get("choices") or []:
                 content = (choice.get("delta") or {}).get("content")
                 if content:
@@ -130,9 +181,11 @@ class OpenAIGenerator:
                     await emit(content)
                 if choice.get("finish_reason") == "length":
                     finish = FINISH_LENGTH
-        if not parts:
-            raise _Retryable("the stream ended before any token")
-        raise PipelineError("the model server ended the stream without [DONE]", "upstream_error")
+        raise UpstreamError(
+            "the model server ended the stream without [DONE]",
+            upstream_errors.ERROR,
+            retryable=not parts,
+        )
 
 
 async def _until_cancelled(work: Coroutine[Any, Any, T], checkpoint: Checkpoint) -> T:
@@ -152,17 +205,20 @@ async def _until_cancelled(work: Coroutine[Any, Any, T], checkpoint: Checkpoint)
             await asyncio.wait({task})
 
 
+def _unreachable(error: Exception) -> UpstreamError:
+    return UpstreamError(
+        f"the model server could not be reached ({type(error).__name__})",
+        upstream_errors.UNREACHABLE,
+        retryable=True,
+        detail=str(error),
+    )
+
+
 def _parse_chunk(data: str) -> dict[str, Any]:
     try:
         chunk = json.loads(data)
     except ValueError as e:
-        raise PipelineError("the model server sent a malformed chunk", "upstream_error") from e
+        raise UpstreamError("the model server sent a malformed chunk", upstream_errors.ERROR) from e
     if not isinstance(chunk, dict):
-        raise PipelineError("the model server sent a malformed chunk", "upstream_error")
+        raise UpstreamError("the model server sent a malformed chunk", upstream_errors.ERROR)
     return chunk
-
-
-def _error_message(error: object) -> str:
-    if isinstance(error, dict):
-        return f"the model server failed: {error.get('message', 'unknown error')}"
-    return f"the model server failed: {error}"
