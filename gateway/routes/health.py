@@ -10,13 +10,14 @@ from redis.exceptions import RedisError
 
 from gateway import appkeys
 from gateway.errors import RETRY_AFTER_S, error_response
+from shared.version import chatstream_version
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/healthz")
 async def healthz(_: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return web.json_response({"status": "ok", "version": chatstream_version()})
 
 
 @routes.get("/readyz")
