@@ -5,7 +5,6 @@ failure."""
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -13,9 +12,8 @@ from redis.exceptions import RedisError
 
 from shared.knowledge import KnowledgeStore, knowledge_store, valid_project_name
 from shared.knowledge.store import KnowledgeError
-from shared.names import DEFAULT_NAMESPACE
 from shared.redis_client import connect_redis
-from shared.settings import ConnectionSettings, RagSettings
+from shared.settings import ConnectionSettings, RagSettings, SettingsError
 
 StoreAction = Callable[[KnowledgeStore], Awaitable[int]]
 
@@ -32,10 +30,11 @@ def run_on_store(command: str, project: str, action: StoreAction) -> int:
         fail(command, f"{project!r} is not a valid project name")
         return 2
     # Only Redis is needed here, so AMQP_URL is not required as the services require it.
-    connections = ConnectionSettings(
-        redis_url=os.environ.get("REDIS_URL") or None,
-        namespace=os.environ.get("CHATSTREAM_NAMESPACE", DEFAULT_NAMESPACE),
-    )
+    try:
+        connections = ConnectionSettings.redis_only_from_env()
+    except SettingsError as e:
+        fail(command, str(e))
+        return 2
     if connections.redis_url is None:
         fail(command, "set REDIS_URL (embedded mode ingests DOCS_DIR at start-up)")
         return 2

@@ -9,6 +9,8 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from shared.names import DEFAULT_NAMESPACE, Names
 
@@ -18,6 +20,10 @@ MAX_PORT = 65_535
 # The pipelines a job may name.
 PIPELINES = ("echo", "rag")
 GENERATORS = ("extractive", "openai")
+
+
+# ``AUTH_JWT_SECRET_FILE=/run/secrets/jwt`` reads AUTH_JWT_SECRET from that file.
+SECRET_FILE_SUFFIX = "_FILE"
 
 
 class SettingsError(ValueError):
@@ -36,6 +42,26 @@ class _Env:
     def optional(self, name: str) -> str | None:
         value = self._environ.get(name, "").strip()
         return value or None
+
+    def secret(self, name: str) -> str | None:
+        """``NAME``'s value, or the contents of the file ``NAME_FILE`` names (compose and
+        systemd credentials mount secrets as files, which keeps them out of the environment
+        every child process inherits and out of ``docker inspect``). Setting both is an error:
+        which one wins would be a guess."""
+        file_name = f"{name}{SECRET_FILE_SUFFIX}"
+        value, path = self.optional(name), self.optional(file_name)
+        if value is not None and path is not None:
+            raise SettingsError(f"set {name} or {file_name}, not both")
+        if path is None:
+            return value
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise SettingsError(f"{file_name}: cannot read {path!r}: {e.strerror}") from e
+        except UnicodeDecodeError as e:
+            raise SettingsError(f"{file_name}: {path!r} is not UTF-8 text") from e
+        # Editors and `echo` end the file with a newline that is no part of the secret.
+        return text.strip() or None
 
     def integer(
         self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None
@@ -86,6 +112,19 @@ class _Env:
         return value
 
 
+def with_password(url: str | None, password: str | None, *, url_name: str) -> str | None:
+    """``url`` with ``password`` put in its user info, quoted, so that a password kept in a
+    file of its own needs no escaping and the URL setting holds no secret."""
+    if url is None or password is None:
+        return url
+    parts = urlsplit(url)
+    if parts.password is not None:
+        raise SettingsError(f"{url_name} already holds a password: set it in one place")
+    user, _, host = parts.netloc.rpartition("@")
+    netloc = f"{user}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def parse_api_keys(raw: str) -> dict[str, str]:
     """``key=user,key2=user2`` as a mapping of key to user id. An error names the entry by its
     position, never by its text: the text holds a secret."""
@@ -132,8 +171,10 @@ class ConnectionSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ConnectionSettings:
         env = _Env(os.environ if environ is None else environ)
-        redis_url = env.optional("REDIS_URL")
-        amqp_url = env.optional("AMQP_URL")
+        redis_url = redis_url_from_env(env)
+        amqp_url = with_password(
+            env.optional("AMQP_URL"), env.secret("AMQP_PASSWORD"), url_name="AMQP_URL"
+        )
         if (redis_url is None) != (amqp_url is None):
             raise SettingsError(
                 "set both REDIS_URL and AMQP_URL for the real servers, or neither for embedded mode"
@@ -151,6 +192,22 @@ class ConnectionSettings:
             confirm_timeout_s=env.number("CONFIRM_TIMEOUT_S", 5.0, minimum=0.05),
             redis_max_connections=env.integer("REDIS_MAX_CONNECTIONS", 512, minimum=4),
         )
+
+    @classmethod
+    def redis_only_from_env(cls, environ: Mapping[str, str] | None = None) -> ConnectionSettings:
+        """Redis alone, for the operator's commands that need no job queue (``ingest``)."""
+        env = _Env(os.environ if environ is None else environ)
+        return cls(
+            redis_url=redis_url_from_env(env),
+            namespace=env.text("CHATSTREAM_NAMESPACE", DEFAULT_NAMESPACE).strip()
+            or DEFAULT_NAMESPACE,
+        )
+
+
+def redis_url_from_env(env: _Env) -> str | None:
+    return with_password(
+        env.optional("REDIS_URL"), env.secret("REDIS_PASSWORD"), url_name="REDIS_URL"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +266,7 @@ class RagSettings:
         return cls(
             generator=env.choice("GENERATOR", "extractive", GENERATORS),
             llm_base_url=env.optional("LLM_BASE_URL"),
-            llm_api_key=env.optional("LLM_API_KEY"),
+            llm_api_key=env.secret("LLM_API_KEY"),
             llm_model=env.text("LLM_MODEL", "default"),
             llm_connect_timeout_s=env.number("LLM_CONNECT_TIMEOUT_S", 5.0, minimum=0.01),
             llm_read_timeout_s=env.number("LLM_READ_TIMEOUT_S", 60.0, minimum=0.01),
@@ -307,8 +364,8 @@ class GatewaySettings:
             event_log=EventLogSettings.from_env(environ),
             host=env.text("GATEWAY_HOST", "127.0.0.1"),
             port=env.port("GATEWAY_PORT", 8080),
-            api_keys=parse_api_keys(env.text("AUTH_API_KEYS", "")),
-            jwt_secret=env.optional("AUTH_JWT_SECRET"),
+            api_keys=parse_api_keys(env.secret("AUTH_API_KEYS") or ""),
+            jwt_secret=env.secret("AUTH_JWT_SECRET"),
             jwt_leeway_s=env.integer("AUTH_JWT_LEEWAY_S", 30),
             jwt_issuer=env.optional("AUTH_JWT_ISSUER"),
             jwt_audience=env.optional("AUTH_JWT_AUDIENCE"),
@@ -328,9 +385,9 @@ class GatewaySettings:
             completion_timeout_s=env.number("COMPLETION_TIMEOUT_S", 300.0, minimum=0.1),
             cors_origins=env.names("CORS_ORIGINS", ()),
             stream_ticket_ttl_s=env.integer("STREAM_TICKET_TTL_S", 600, minimum=1),
-            stream_ticket_secret=env.text(
-                "STREAM_TICKET_SECRET", env.optional("AUTH_JWT_SECRET") or ""
-            ),
+            stream_ticket_secret=env.secret("STREAM_TICKET_SECRET")
+            or env.secret("AUTH_JWT_SECRET")
+            or "",
             rag=RagSettings.from_env(environ),
             metrics_port=env.port("METRICS_PORT", 0),
         )
