@@ -17,26 +17,36 @@ WORKERS ?= 2
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install run stack test test-tools lint typecheck unit bench fmt clean
+.PHONY: install install-runtime run stack test test-tools lint typecheck unit bench fmt clean
 
+## make install: the runtime and the development group (tests, linters), for working on chatstream.
 install: .venv/.synced
+
+## make install-runtime: the runtime dependencies alone, for a host that only runs chatstream.
+install-runtime: .venv/.synced-runtime
 
 $(UV):
 	python3 -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 # --inexact: a sync after a lock change keeps the bench group that `make bench` installed, so a
-# benchmark run by hand afterwards still measures CPU (psutil).
+# benchmark run by hand afterwards still measures CPU (psutil). One stamp per depth: the
+# development sync includes the runtime, so it satisfies both; a runtime sync leaves the
+# development stamp absent, and `make test` after `make run` adds the development group.
 .venv/.synced: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --inexact
+	touch $@ .venv/.synced-runtime
+
+.venv/.synced-runtime: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --inexact --no-dev
 	touch $@
 
 ## make run: gateway and worker in one process on the embedded transports; needs no servers.
-run: install
+run: install-runtime
 	env -u REDIS_URL -u AMQP_URL DOCS_DIR=$${DOCS_DIR:-docs} $(PY) -m launcher
 
 ## make stack: the gateway and $(WORKERS) worker processes on the local Redis and RabbitMQ.
-stack: install
+stack: install-runtime
 	@REDIS_URL=$${REDIS_URL:-$(REDIS_URL_LOCAL)} .venv/bin/chatstream ingest docs --project docs
 	@REDIS_URL=$${REDIS_URL:-$(REDIS_URL_LOCAL)} AMQP_URL=$${AMQP_URL:-$(AMQP_URL_LOCAL)} \
 		WORKERS=$(WORKERS) $(PY) -m launcher.stack

@@ -202,3 +202,17 @@ def test_alloy_ships_the_logs_with_the_labels_the_dashboard_reads() -> None:
         assert selector is not None, expr
         used = set(re.findall(r"(\w+)\s*[=!]~?", selector.group(1)))
         assert used <= labels, expr
+
+
+def test_systemd_units_get_the_same_secrets_as_credentials() -> None:
+    for service in ("gateway", "worker"):
+        unit = (DEPLOY / f"systemd/chatstream-{service}@.service").read_text()
+        credentials = dict(re.findall(r"^LoadCredential=(\w+):(\S+)$", unit, re.M))
+        assert set(credentials) == SECRETS_BY_SERVICE[service], service
+        assert all(p == f"/etc/chatstream/secrets/{n}" for n, p in credentials.items()), service
+        # Each credential is read through its *_FILE setting, as under compose.
+        environment = services()[service]["environment"]
+        files = {k: v for k, v in environment.items() if k.endswith("_FILE")}
+        for variable, path in files.items():
+            name = path.removeprefix("/run/secrets/")
+            assert re.search(rf"\b{variable}=%d/{name}\b", unit), (service, variable)
