@@ -12,6 +12,14 @@ RUN pip install --no-cache-dir --disable-pip-version-check uv==${UV_VERSION}
 WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
+# chatstream itself, installed as a package: its metadata carries the version that
+# `chatstream --version` and /healthz report, and the `chatstream` command comes with it.
+COPY shared ./shared
+COPY gateway ./gateway
+COPY worker ./worker
+COPY launcher ./launcher
+COPY cli ./cli
+RUN uv sync --frozen --no-dev --no-editable
 
 FROM python:${PYTHON_VERSION}-slim-bookworm
 ENV PATH=/app/.venv/bin:$PATH \
@@ -23,16 +31,9 @@ ENV PATH=/app/.venv/bin:$PATH \
     WORKER_METRICS_HOST=0.0.0.0 \
     WORKER_METRICS_PORT=9100
 RUN groupadd --system --gid 10001 chatstream \
-    && useradd --system --uid 10001 --gid chatstream --no-create-home --shell /usr/sbin/nologin chatstream \
-    && printf '#!/bin/sh\nexec python -c "from cli import main; main()" "$@"\n' \
-        > /usr/local/bin/chatstream \
-    && chmod 755 /usr/local/bin/chatstream
+    && useradd --system --uid 10001 --gid chatstream --no-create-home --shell /usr/sbin/nologin chatstream
 WORKDIR /app
 COPY --from=build /app/.venv /app/.venv
-COPY shared ./shared
-COPY gateway ./gateway
-COPY worker ./worker
-COPY cli ./cli
 USER chatstream
 EXPOSE 8080 9090 9100
 # SIGTERM starts the drain (gateway) or the job grace period (worker); compose waits for it.

@@ -17,38 +17,48 @@ WORKERS ?= 2
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install run stack redis-cluster redis-sentinel test test-tools lint typecheck unit bench fmt clean
+.PHONY: install install-runtime run stack redis-cluster redis-sentinel test test-tools lint typecheck unit bench fmt clean
 
+## make install: the runtime and the development group (tests, linters), for working on chatstream.
 install: .venv/.synced
+
+## make install-runtime: the runtime dependencies alone, for a host that only runs chatstream.
+install-runtime: .venv/.synced-runtime
 
 $(UV):
 	python3 -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 # --inexact: a sync after a lock change keeps the bench group that `make bench` installed, so a
-# benchmark run by hand afterwards still measures CPU (psutil).
+# benchmark run by hand afterwards still measures CPU (psutil). One stamp per depth: the
+# development sync includes the runtime, so it satisfies both; a runtime sync leaves the
+# development stamp absent, and `make test` after `make run` adds the development group.
 .venv/.synced: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --inexact
+	touch $@ .venv/.synced-runtime
+
+.venv/.synced-runtime: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --inexact --no-dev
 	touch $@
 
 ## make run: gateway and worker in one process on the embedded transports; needs no servers.
-run: install
+run: install-runtime
 	env -u REDIS_URL -u AMQP_URL DOCS_DIR=$${DOCS_DIR:-docs} $(PY) -m launcher
 
 ## make stack: the gateway and $(WORKERS) worker processes on the local Redis and RabbitMQ.
 # REDIS_URL defaults to the local Redis only where no other topology is chosen.
 stack: export REDIS_URL := $(if $(REDIS_SENTINELS),$(REDIS_URL),$(or $(REDIS_URL),$(REDIS_URL_LOCAL)))
-stack: install
+stack: install-runtime
 	@.venv/bin/chatstream ingest docs --project docs
 	@AMQP_URL=$${AMQP_URL:-$(AMQP_URL_LOCAL)} WORKERS=$(WORKERS) $(PY) -m launcher.stack
 
 ## make redis-cluster / redis-sentinel: a local Redis Cluster (3 primaries, 3 replicas) or a
 ## Sentinel group (primary, replica, 3 sentinels) of plain redis-server processes on free ports,
 ## until Ctrl-C; it prints the settings that point chatstream at it.
-redis-cluster: install
+redis-cluster: install-runtime
 	$(PY) -m launcher.local_redis cluster
 
-redis-sentinel: install
+redis-sentinel: install-runtime
 	$(PY) -m launcher.local_redis sentinel
 
 lint: install

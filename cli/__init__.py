@@ -8,10 +8,12 @@ import sys
 from collections.abc import Sequence
 
 from cli import chat, documents, ingest
+from shared.version import chatstream_version
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatstream", description="chatstream tools")
+    parser.add_argument("--version", action="version", version=f"chatstream {chatstream_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in (ingest, documents, chat):
         module.register(subparsers)

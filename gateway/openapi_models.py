@@ -121,6 +121,8 @@ class ModelList(BaseModel):
 
 class HealthOut(BaseModel):
     status: str
+    # chatstream's release (pyproject.toml's version).
+    version: str
 
 
 class ReadyOut(BaseModel):

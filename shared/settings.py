@@ -10,6 +10,8 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from shared.names import DEFAULT_NAMESPACE, Names
 
@@ -19,6 +21,10 @@ MAX_PORT = 65_535
 # The pipelines a job may name.
 PIPELINES = ("echo", "rag")
 GENERATORS = ("extractive", "openai")
+
+
+# ``AUTH_JWT_SECRET_FILE=/run/secrets/jwt`` reads AUTH_JWT_SECRET from that file.
+SECRET_FILE_SUFFIX = "_FILE"
 
 
 class SettingsError(ValueError):
@@ -47,6 +53,26 @@ class _Env:
     def optional(self, name: str) -> str | None:
         value = self._environ.get(name, "").strip()
         return value or None
+
+    def secret(self, name: str) -> str | None:
+        """``NAME``'s value, or the contents of the file ``NAME_FILE`` names (compose and
+        systemd credentials mount secrets as files, which keeps them out of the environment
+        every child process inherits and out of ``docker inspect``). Setting both is an error:
+        which one wins would be a guess."""
+        file_name = f"{name}{SECRET_FILE_SUFFIX}"
+        value, path = self.optional(name), self.optional(file_name)
+        if value is not None and path is not None:
+            raise SettingsError(f"set {name} or {file_name}, not both")
+        if path is None:
+            return value
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise SettingsError(f"{file_name}: cannot read {path!r}: {e.strerror}") from e
+        except UnicodeDecodeError as e:
+            raise SettingsError(f"{file_name}: {path!r} is not UTF-8 text") from e
+        # Editors and `echo` end the file with a newline that is no part of the secret.
+        return text.strip() or None
 
     def integer(
         self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None
@@ -106,24 +132,6 @@ class _Env:
             return None
         return self.number(name, minimum, minimum=minimum, maximum=maximum)
 
-    def secret(self, name: str) -> str | None:
-        """A secret from ``name`` or from the file that ``name_FILE`` names (a mounted secret,
-        kept off command lines and out of shared env files); None when neither is set."""
-        file_name = f"{name}_FILE"
-        value, path = self.optional(name), self.optional(file_name)
-        if value is not None and path is not None:
-            raise SettingsError(f"set {name} or {file_name}, not both")
-        if path is None:
-            return value
-        try:
-            with open(path, encoding="utf-8") as file:
-                content = file.read().strip()
-        except (OSError, UnicodeDecodeError) as e:
-            raise SettingsError(f"{file_name} names a file that cannot be read: {e}") from e
-        if not content:
-            raise SettingsError(f"{file_name} names an empty file: {path}")
-        return content
-
     def names(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
         """A comma-separated list."""
         raw = self._environ.get(name)
@@ -136,6 +144,19 @@ class _Env:
         if value not in choices:
             raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
         return value
+
+
+def with_password(url: str | None, password: str | None, *, url_name: str) -> str | None:
+    """``url`` with ``password`` put in its user info, quoted, so that a password kept in a
+    file of its own needs no escaping and the URL setting holds no secret."""
+    if url is None or password is None:
+        return url
+    parts = urlsplit(url)
+    if parts.password is not None:
+        raise SettingsError(f"{url_name} already holds a password: set it in one place")
+    user, _, host = parts.netloc.rpartition("@")
+    netloc = f"{user}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def parse_api_keys(raw: str) -> dict[str, str]:
@@ -204,7 +225,9 @@ class ConnectionSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ConnectionSettings:
         env = _Env(os.environ if environ is None else environ)
         redis = cls.redis_from_env(environ)
-        amqp_url = env.optional("AMQP_URL")
+        amqp_url = with_password(
+            env.optional("AMQP_URL"), env.secret("AMQP_PASSWORD"), url_name="AMQP_URL"
+        )
         if redis.has_redis != (amqp_url is not None):
             raise SettingsError(
                 "set both Redis (REDIS_URL or REDIS_SENTINELS) and AMQP_URL for the real "
@@ -224,7 +247,8 @@ class ConnectionSettings:
         ``REDIS_URL``, or ``REDIS_SENTINELS`` with ``REDIS_SENTINEL_SERVICE``; a mixed or
         half-given choice is an error naming the variable."""
         env = _Env(os.environ if environ is None else environ)
-        redis_url = env.optional("REDIS_URL")
+        redis_password = env.secret("REDIS_PASSWORD")
+        redis_url = with_password(env.optional("REDIS_URL"), redis_password, url_name="REDIS_URL")
         sentinels = env.addresses("REDIS_SENTINELS")
         service = env.optional("REDIS_SENTINEL_SERVICE")
         if redis_url is not None and sentinels:
@@ -248,7 +272,7 @@ class ConnectionSettings:
                 if service is not None
                 else None
             ),
-            redis_password=env.secret("REDIS_PASSWORD"),
+            redis_password=redis_password,
             namespace=namespace,
         )
 
@@ -445,8 +469,8 @@ class GatewaySettings:
             event_log=EventLogSettings.from_env(environ),
             host=env.text("GATEWAY_HOST", "127.0.0.1"),
             port=env.port("GATEWAY_PORT", 8080),
-            api_keys=parse_api_keys(env.text("AUTH_API_KEYS", "")),
-            jwt_secret=env.optional("AUTH_JWT_SECRET"),
+            api_keys=parse_api_keys(env.secret("AUTH_API_KEYS") or ""),
+            jwt_secret=env.secret("AUTH_JWT_SECRET"),
             jwt_leeway_s=env.integer("AUTH_JWT_LEEWAY_S", 30),
             jwt_issuer=env.optional("AUTH_JWT_ISSUER"),
             jwt_audience=env.optional("AUTH_JWT_AUDIENCE"),
@@ -466,9 +490,9 @@ class GatewaySettings:
             completion_timeout_s=env.number("COMPLETION_TIMEOUT_S", 300.0, minimum=0.1),
             cors_origins=env.names("CORS_ORIGINS", ()),
             stream_ticket_ttl_s=env.integer("STREAM_TICKET_TTL_S", 600, minimum=1),
-            stream_ticket_secret=env.text(
-                "STREAM_TICKET_SECRET", env.optional("AUTH_JWT_SECRET") or ""
-            ),
+            stream_ticket_secret=env.secret("STREAM_TICKET_SECRET")
+            or env.secret("AUTH_JWT_SECRET")
+            or "",
             rag=RagSettings.from_env(environ, generation=False),
             metrics_port=env.port("METRICS_PORT", 0),
         )

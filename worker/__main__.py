@@ -17,6 +17,7 @@ from shared.gc_tuning import settle_after_startup
 from shared.logging import configure_logging, get_logger
 from shared.redis_client import connect_redis
 from shared.settings import LoggingSettings, WorkerSettings, exit_on_settings_error
+from worker.health import readyz_handler
 from worker.metrics import WorkerMetrics, metrics_endpoint
 from worker.worker import Worker
 
@@ -44,7 +45,8 @@ async def serve(settings: WorkerSettings) -> None:
     try:
         await worker.start()
         settle_after_startup()
-        async with metrics_endpoint(settings, metrics) as metrics_port:
+        readyz = readyz_handler(redis, queue.ping, timeout_s=connections.connect_timeout_s)
+        async with metrics_endpoint(settings, metrics, readyz=readyz) as metrics_port:
             log.info("worker.metrics", port=metrics_port)
             await stop.wait()
         log.info("worker.signal", action="drain")

@@ -9,10 +9,17 @@ from contextlib import asynccontextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from shared.metrics_http import TTFT_BUCKETS_S, metrics_handler, new_registry, start_metrics_site
+from shared.metrics_http import (
+    TTFT_BUCKETS_S,
+    Handler,
+    metrics_handler,
+    new_registry,
+    start_metrics_site,
+)
 from shared.settings import WorkerSettings
 from worker.queue_depth import QueueDepthProbe
 
+READYZ_PATH = "/readyz"
 DURATION_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 
 
@@ -71,9 +78,11 @@ class WorkerMetrics:
 
 
 @asynccontextmanager
-async def metrics_endpoint(settings: WorkerSettings, metrics: WorkerMetrics) -> AsyncIterator[int]:
-    """Serve ``/metrics`` on ``settings.metrics_port`` (0 = off) for the block; yields the bound
-    port, or 0 when off."""
+async def metrics_endpoint(
+    settings: WorkerSettings, metrics: WorkerMetrics, *, readyz: Handler | None = None
+) -> AsyncIterator[int]:
+    """Serve ``/metrics`` (and ``/readyz``, when given) on ``settings.metrics_port`` (0 = off)
+    for the block; yields the bound port, or 0 when off."""
     connections = settings.connections
     if not settings.metrics_port or connections.amqp_url is None:
         yield 0
@@ -86,7 +95,10 @@ async def metrics_endpoint(settings: WorkerSettings, metrics: WorkerMetrics) -> 
         await metrics.refresh_queue_depth(probe)
 
     runner, port = await start_metrics_site(
-        metrics_handler(metrics.registry, refresh), settings.metrics_host, settings.metrics_port
+        metrics_handler(metrics.registry, refresh),
+        settings.metrics_host,
+        settings.metrics_port,
+        extra_routes={READYZ_PATH: readyz} if readyz is not None else None,
     )
     try:
         yield port

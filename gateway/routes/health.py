@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable
-
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from gateway import appkeys
 from gateway.errors import RETRY_AFTER_S, error_response
+from shared.readiness import answers
+from shared.version import chatstream_version
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/healthz")
 async def healthz(_: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return web.json_response({"status": "ok", "version": chatstream_version()})
 
 
 @routes.get("/readyz")
@@ -24,8 +22,8 @@ async def readyz(request: web.Request) -> web.Response:
     settings = request.app[appkeys.SETTINGS]
     timeout_s = settings.connections.connect_timeout_s
     checks = {
-        "redis": await _answers(_ping_redis(request), timeout_s),
-        "queue": await _answers(request.app[appkeys.JOB_PUBLISHER].ping(), timeout_s),
+        "redis": await answers(_ping_redis(request), timeout_s),
+        "queue": await answers(request.app[appkeys.JOB_PUBLISHER].ping(), timeout_s),
     }
     if all(checks.values()):
         return web.json_response({"status": "ready", "checks": checks})
@@ -41,11 +39,3 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def _ping_redis(request: web.Request) -> bool:
     return bool(await request.app[appkeys.REDIS].ping())
-
-
-async def _answers(check: Awaitable[bool], timeout_s: float) -> bool:
-    try:
-        async with asyncio.timeout(timeout_s):
-            return await check
-    except (TimeoutError, RedisError, OSError):
-        return False

@@ -48,6 +48,8 @@ def render_nginx(tmp: Path, upstream_ports: list[int], listen_port: int) -> Path
     server = re.search(r"^(\s*)server gateway:8080( [^;]*)?;$", conf, re.M)
     assert server is not None, "the upstream server line of deploy/nginx/chatstream.conf moved"
     indent, options = server.group(1), server.group(2) or ""
+    # Fixed addresses need no resolving, and Debian's nginx (1.22) predates `resolve`.
+    options = options.replace(" resolve", "")
     servers = "\n".join(f"{indent}server 127.0.0.1:{port}{options};" for port in upstream_ports)
     conf = conf.replace(server.group(0), servers)
     conf, listens = re.subn(
@@ -146,13 +148,14 @@ class Stack:
         return service
 
     async def wait_ready(self) -> None:
-        """Every gateway answers /readyz, the worker /metrics, nginx /healthz."""
+        """Every gateway and the worker answer /readyz (compose's healthchecks), nginx
+        /healthz."""
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
             for service in self.services.values():
                 path = "/readyz" if service.name.startswith("gateway") else "/healthz"
                 url = f"{service.url}{path}"
                 if service.name.startswith("worker"):
-                    url = f"http://127.0.0.1:{service.metrics_port}/metrics"
+                    url = f"http://127.0.0.1:{service.metrics_port}/readyz"
                 await _wait_for(http, url, service)
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:

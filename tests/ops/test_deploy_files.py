@@ -16,13 +16,14 @@ import aio_pika
 import jsonschema
 import pytest
 import yaml
-from prometheus_client import generate_latest
 from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError
 
 from gateway.metrics import GatewayMetrics
-from launcher.ports import free_port
 from shared.amqp import declare_topology
 from shared.names import DEFAULT_NAMESPACE, JOB_DELIVERY_LIMIT, Names
+from shared.redis_client import connect_redis
+from shared.settings import ConnectionSettings
 from tests.conftest import AMQP_URL
 from tests.ops.dashboard import (
     EVERY_LINE,
@@ -32,7 +33,8 @@ from tests.ops.dashboard import (
     panels,
     queries,
 )
-from tests.ops.support import family_names
+from tests.ops.redis_server import deployed_redis
+from tests.ops.series import exposed_series
 from worker.metrics import WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,8 +72,6 @@ def test_compose_runs_the_production_topology() -> None:
     services = compose()["services"]
     redis, rabbitmq = services["redis"], services["rabbitmq"]
     gateway, worker, nginx = services["gateway"], services["worker"], services["nginx"]
-    for name in ("redis", "rabbitmq", "gateway", "nginx"):
-        assert services[name]["healthcheck"]["test"], name
     assert "/usr/local/etc/redis/redis.conf" in redis["command"]
     assert any("deploy/redis/redis.conf" in v for v in redis["volumes"])
     assert any("deploy/rabbitmq/definitions.json" in v for v in rabbitmq["volumes"])
@@ -80,7 +80,6 @@ def test_compose_runs_the_production_topology() -> None:
     assert nginx["depends_on"]["gateway"]["condition"] == "service_healthy"
     assert any("deploy/nginx/chatstream.conf" in v for v in nginx["volumes"])
     for app in (gateway, worker):
-        assert app["env_file"] == ".env"
         assert {s: d["condition"] for s, d in app["depends_on"].items()} == {
             "redis": "service_healthy",
             "rabbitmq": "service_healthy",
@@ -91,7 +90,7 @@ def test_compose_runs_the_production_topology() -> None:
     assert worker["command"] == ["python", "-m", "worker"]
     assert gateway["command"] == ["python", "-m", "gateway"]
     assert gateway["image"] == worker["image"]
-    observability = {"loki", "promtail", "prometheus", "grafana"}
+    observability = {"loki", "alloy", "prometheus", "redis-exporter", "grafana"}
     for name in observability:
         assert services[name]["profiles"] == ["observability"], name
     redis_conf = (DEPLOY / "redis/redis.conf").read_text()
@@ -127,6 +126,11 @@ def test_env_example_documents_every_setting() -> None:
         re.findall(r"^#?\s?([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.M)
     )
     assert variables <= documented, sorted(variables - documented)
+    # Every secret also comes from a file, and that variable is documented beside it.
+    secrets = set(re.findall(r'env\.secret\(\s*"([A-Z][A-Z0-9_]*)"', settings_source))
+    assert {"AUTH_API_KEYS", "REDIS_PASSWORD", "AMQP_PASSWORD"} <= secrets
+    files = {f"{name}_FILE" for name in secrets}
+    assert files <= documented, sorted(files - documented)
     compose_text = (ROOT / "docker-compose.yml").read_text()
     compose_variables = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", compose_text))
     assert compose_variables <= documented, sorted(compose_variables - documented)
@@ -149,28 +153,6 @@ def test_the_llm_profile_serves_a_model_the_workers_can_reach() -> None:
     # A model server on the Docker host is reachable by name from every worker replica.
     assert "host.docker.internal:host-gateway" in worker["extra_hosts"]
     assert "profiles" not in worker
-
-
-def exposed_series() -> dict[str, set[str]]:
-    """Every series name the gateway and worker expose, with the labels each one carries."""
-    gateway, worker = GatewayMetrics(), WorkerMetrics("w")
-    gateway.errors.labels(code="x")
-    gateway.streams.labels(close_reason="x")
-    gateway.responses.labels(status="200")
-    worker.jobs.labels(worker_id="w", pipeline="p", outcome="o")
-    worker.queue_depth.labels(queue="q").set(0)
-    worker.duration.labels(pipeline="p")
-    worker.ttft.labels(pipeline="p")
-    worker.tokens.labels(pipeline="p")
-    series: dict[str, set[str]] = {}
-    for registry in (gateway.registry, worker.registry):
-        text = generate_latest(registry).decode()
-        for name in family_names(text):
-            series.setdefault(name, set())
-        for family in registry.collect():
-            for sample in family.samples:
-                series.setdefault(sample.name, set()).update(sample.labels)
-    return series
 
 
 REQUIRED_PANELS = {
@@ -276,12 +258,6 @@ def test_prometheus_scrapes_the_ports_compose_opens() -> None:
     worker_port = services["worker"]["environment"]["WORKER_METRICS_PORT"]
     assert jobs["chatstream-gateway"]["dns_sd_configs"][0]["port"] == int(gateway_port)
     assert jobs["chatstream-worker"]["dns_sd_configs"][0]["port"] == int(worker_port)
-    promtail = yaml.safe_load((DEPLOY / "observability/promtail.yml").read_text())
-    labels = promtail["scrape_configs"][0]["pipeline_stages"][1]["labels"]
-    assert set(labels) == {"service", "event", "level"}
-    # Promtail keeps only this compose project's containers.
-    project_filter = promtail["scrape_configs"][0]["docker_sd_configs"][0]["filters"][0]
-    assert project_filter["values"] == [f"com.docker.compose.project={compose()['name']}"]
 
 
 @pytest.mark.real
@@ -340,39 +316,44 @@ async def test_rabbitmq_definitions_match_the_topology_the_code_declares(namespa
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
-async def test_redis_conf_runs_with_aof_every_second(tmp_path: Path) -> None:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        "redis-server",
-        str(DEPLOY / "redis/redis.conf"),
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--daemonize",
-        "no",
-        "--logfile",
-        str(tmp_path / "redis.log"),
-        stdout=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
-    redis = Redis(host="127.0.0.1", port=port, decode_responses=True)
-    try:
-        for _ in range(100):
-            try:
-                await redis.ping()
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
-        assert (await redis.config_get("appendonly"))["appendonly"] == "yes"
-        assert (await redis.config_get("appendfsync"))["appendfsync"] == "everysec"
-        assert (await redis.config_get("maxmemory-policy"))["maxmemory-policy"] == "noeviction"
-        persistence = await redis.info("persistence")
-        assert persistence["aof_enabled"] == 1
-    finally:
-        await redis.aclose()
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 10)
+async def test_redis_conf_runs_with_aof_maxmemory_and_a_password_from_a_file(
+    tmp_path: Path,
+) -> None:
+    # Characters a URL must quote: the password file and the include need no escaping.
+    password = "s3cret:@/word"
+    async with deployed_redis(tmp_path, password) as server:
+        redis = server.client()
+        try:
+            assert (await redis.config_get("appendonly"))["appendonly"] == "yes"
+            assert (await redis.config_get("appendfsync"))["appendfsync"] == "everysec"
+            policy = await redis.config_get("maxmemory-policy")
+            assert policy["maxmemory-policy"] == "noeviction"
+            assert (await redis.config_get("maxmemory"))["maxmemory"] == str(1024**3)
+            assert (await redis.info("persistence"))["aof_enabled"] == 1
+        finally:
+            await redis.aclose()
+        # The password is on no command line, and nobody gets in without it.
+        cmdline = await asyncio.to_thread(Path(f"/proc/{server.pid}/cmdline").read_bytes)
+        assert b"redis-server" in cmdline and password.encode() not in cmdline
+        anonymous = Redis(host="127.0.0.1", port=server.port)
+        try:
+            with pytest.raises(AuthenticationError):
+                await anonymous.ping()
+        finally:
+            await anonymous.aclose()
+        # The services' own settings: REDIS_URL without a password, REDIS_PASSWORD_FILE beside.
+        connections = ConnectionSettings.from_env(
+            {
+                "REDIS_URL": f"redis://127.0.0.1:{server.port}/0",
+                "REDIS_PASSWORD_FILE": str(tmp_path / "redis_password"),
+                "AMQP_URL": AMQP_URL,
+            }
+        )
+        client = connect_redis(connections)
+        try:
+            assert await client.ping()
+        finally:
+            await client.aclose()
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd is not installed")

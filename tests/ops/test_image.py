@@ -9,8 +9,10 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import aiohttp
 import pytest
 import yaml
 
@@ -64,21 +66,39 @@ def install_runtime(context: Path, venv: Path) -> Path:
         capture_output=True,
         timeout=300,
     )
+    # The project layer: chatstream itself, built and installed as a package.
+    subprocess.run(
+        [str(UV), "sync", "--frozen", "--no-dev", "--no-editable", "--python", sys.executable],
+        cwd=context,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     python = venv / "bin/python"
     dev_only = subprocess.run(
         [str(python), "-c", "import pytest"], capture_output=True, timeout=60, check=False
     )
     assert dev_only.returncode != 0, "the image must not carry the dev dependencies"
-    # The image's `chatstream` command (ingest and friends) runs on the same packages.
+    # The image's `chatstream` command (ingest and friends) comes with the package, and
+    # reports the project's version from its metadata, away from any source tree.
     command = subprocess.run(
-        [str(python), "-c", "from cli import main; main()", "--help"],
-        cwd=context,
+        [str(venv / "bin/chatstream"), "--version"],
+        cwd=venv,
         capture_output=True,
+        text=True,
         timeout=60,
         check=False,
     )
     assert command.returncode == 0, command.stderr
+    assert command.stdout.strip() == f"chatstream {project_version()}"
     return python
+
+
+def project_version() -> str:
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert isinstance(version, str)
+    return version
 
 
 @pytest.mark.skipif(not UV.exists(), reason="uv is installed by `make install`")
@@ -92,11 +112,14 @@ async def test_the_image_runs_the_gateway_with_runtime_dependencies_only(
     python = await asyncio.to_thread(install_runtime, context, tmp_path / "venv")
 
     port = free_port()
+    # The image's working directory holds no sources: the gateway runs from the package.
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
     gateway = await asyncio.create_subprocess_exec(
         str(python),
         "-m",
         "gateway",
-        cwd=context,
+        cwd=workdir,
         env={
             "PATH": os.environ["PATH"],
             "GATEWAY_HOST": "127.0.0.1",
@@ -127,6 +150,11 @@ async def test_the_image_runs_the_gateway_with_runtime_dependencies_only(
             assert gateway.returncode is None, "the gateway exited"
             assert loop.time() < deadline, "compose's healthcheck never passed"
             await asyncio.sleep(0.2)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/healthz") as response,
+        ):
+            assert (await response.json())["version"] == project_version()
     finally:
         gateway.terminate()
         await asyncio.wait_for(gateway.wait(), 15)

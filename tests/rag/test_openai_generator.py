@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from launcher.ports import free_port
 from shared.events import FINISH_LENGTH, FINISH_STOP
 from shared.knowledge import Chunk
 from tests.support.openai_upstream import Recording, StandIn
-from tests.support.processes import free_port
 from worker.pipelines.rag.context import Turn
 from worker.pipelines.rag.generators import GenerationRequest, Passage, upstream_errors
 from worker.pipelines.rag.generators.openai import RETRY_BACKOFF_S, OpenAIGenerator

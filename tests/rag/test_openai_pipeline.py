@@ -14,13 +14,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
+from launcher.ports import free_port
 from shared.amqp import AmqpJobQueue
 from shared.knowledge import KnowledgeStore
 from shared.names import Names
 from shared.settings import ConnectionSettings, RagSettings
 from tests.conftest import AUTH, GatewayFactory, worker_settings
 from tests.support.openai_upstream import Recording, StandIn
-from tests.support.processes import free_port
 from tests.support.sse import job_events, parse_sse
 from worker.pipelines import Pipeline
 from worker.pipelines.rag import RagPipeline

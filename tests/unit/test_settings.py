@@ -221,15 +221,19 @@ def test_the_api_key_and_its_file_together_are_an_error_naming_both(tmp_path: Pa
         WorkerSettings.from_env(environ)
 
 
-@pytest.mark.parametrize("content", [None, " \n"])
-def test_a_missing_or_empty_key_file_is_an_error_naming_its_variable(
-    tmp_path: Path, content: str | None
-) -> None:
+def test_a_missing_key_file_is_an_error_naming_its_variable(tmp_path: Path) -> None:
     key_file = tmp_path / "llm_api_key"
-    if content is not None:
-        key_file.write_text(content)
-    with pytest.raises(SettingsError, match=r"^LLM_API_KEY_FILE names "):
+    with pytest.raises(SettingsError, match=r"^LLM_API_KEY_FILE: cannot read "):
         WorkerSettings.from_env(OPENAI | {"LLM_API_KEY_FILE": str(key_file)})
+
+
+def test_an_empty_key_file_means_no_key(tmp_path: Path) -> None:
+    # Compose mounts every secret's file; an optional secret left unset is an empty one.
+    key_file = tmp_path / "llm_api_key"
+    key_file.write_text(" \n")
+    environ = OPENAI | {"LLM_API_KEY_FILE": str(key_file)}
+    environ.pop("LLM_API_KEY", None)
+    assert WorkerSettings.from_env(environ).rag.llm_api_key is None
 
 
 def test_the_gateway_neither_reads_nor_checks_the_model_server_settings(tmp_path: Path) -> None:
