@@ -33,6 +33,8 @@ COPY shared ./shared
 COPY gateway ./gateway
 COPY worker ./worker
 COPY cli ./cli
+# The chat page's client modules (gateway/routes/static.py serves them from the npm package).
+COPY clients/js/src ./clients/js/src
 USER chatstream
 EXPOSE 8080 9090 9100
 # SIGTERM starts the drain (gateway) or the job grace period (worker); compose waits for it.

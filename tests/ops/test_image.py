@@ -1,6 +1,7 @@
 """What the Docker image holds, built the way the Dockerfile builds it but without a Docker
 engine: only the files .dockerignore lets through, the locked dependencies without the dev
-group, then the gateway, on the real servers, answering compose's own healthcheck command."""
+group, then the gateway, on the real servers, answering compose's own healthcheck command and
+serving the chat page's files."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 import yaml
 
@@ -36,11 +38,13 @@ def build_context(target: Path) -> None:
     for rule in rules[1:]:
         if not rule.startswith("!"):
             continue
-        source = ROOT / rule[1:].rstrip("/")
+        relative = rule[1:].rstrip("/")
+        source, destination = ROOT / relative, target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
-            shutil.copytree(source, target / source.name, ignore=ignored)
+            shutil.copytree(source, destination, ignore=ignored)
         else:
-            shutil.copy(source, target / source.name)
+            shutil.copy(source, destination)
 
 
 def install_runtime(context: Path, venv: Path) -> Path:
@@ -127,6 +131,11 @@ async def test_the_image_runs_the_gateway_with_runtime_dependencies_only(
             assert gateway.returncode is None, "the gateway exited"
             assert loop.time() < deadline, "compose's healthcheck never passed"
             await asyncio.sleep(0.2)
+        # The chat page's client modules come from clients/js/src, outside gateway/.
+        async with aiohttp.ClientSession() as session:
+            for name in ("index.html", "app.js", "chatstream.js", "sse.js"):
+                async with session.get(f"http://127.0.0.1:{port}/static/{name}") as response:
+                    assert response.status == 200, name
     finally:
         gateway.terminate()
         await asyncio.wait_for(gateway.wait(), 15)

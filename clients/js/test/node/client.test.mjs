@@ -5,7 +5,7 @@ import { once } from "node:events";
 import http from "node:http";
 import { test } from "node:test";
 
-import { ChatstreamClient, ChatstreamError } from "../../../gateway/static/chatstream.js";
+import { ChatstreamClient, ChatstreamError } from "../../src/chatstream.js";
 
 const WORDS = ["Streams", " resume", " where", " they", " stopped."];
 const ANSWER = WORDS.join("");
