@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # What the tests need from the system besides Python: Debian's Chromium for the chat page's test
-# (never a browser build of Playwright's own), Node.js for chatstream.js's tests, and nginx for
-# tests/ops. Installs whichever is missing, so that `make test` alone sets up a fresh machine.
+# (never a browser build of Playwright's own), Node.js and npm for the JavaScript package's tests
+# (they install its pinned development packages with `npm ci`), and nginx for tests/ops. Installs
+# whichever is missing, so that `make test` alone sets up a fresh machine.
 set -euo pipefail
 
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 command -v nginx >/dev/null || missing+=(nginx-light)
 ((${#missing[@]})) || exit 0
 
