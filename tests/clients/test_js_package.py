@@ -32,9 +32,10 @@ LIVE_TESTS = {
     "a question about an uploaded document ends with its name and a quote as the source",
     "stop cancels the answer on the server, and a second hook resumes a running job by id",
 }
-# The tarball holds the sources and their types, and nothing of the tests.
+# The tarball holds the sources, their types and the README, and nothing of the tests.
 PACKED_FILES = {
     "package/package.json",
+    "package/README.md",
     "package/src/chatstream.js",
     "package/src/chatstream.d.ts",
     "package/src/sse.js",
