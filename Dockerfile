@@ -19,6 +19,9 @@ COPY gateway ./gateway
 COPY worker ./worker
 COPY launcher ./launcher
 COPY cli ./cli
+# The chat page's client modules: the npm package's source, built into the wheel beside the
+# gateway (gateway/routes/static.py finds it there as in a checkout).
+COPY clients/js/src ./clients/js/src
 RUN uv sync --frozen --no-dev --no-editable
 
 FROM python:${PYTHON_VERSION}-slim-bookworm

@@ -74,7 +74,7 @@ test: lint typecheck test-tools
 	TEST_AMQP_URL=$${TEST_AMQP_URL:-$(AMQP_URL_LOCAL)} \
 		$(PY) -m pytest $(PYTEST_ARGS)
 
-# Chromium, Node.js and nginx, when missing (tests/install-system-packages.sh).
+# Chromium, Node.js with npm, and nginx, when missing (tests/install-system-packages.sh).
 test-tools:
 	tests/install-system-packages.sh
 

@@ -5,6 +5,9 @@ import { STEP_LABELS, renderMessage, timeAgo } from "./render.js";
 
 const KEY_STORAGE = "chatstream.apiKey";
 const SIMPLE_STORAGE = "chatstream.simpleLanguage";
+const PROJECT_STORAGE = "chatstream.project";
+const RECENT_PROJECTS_STORAGE = "chatstream.recentProjects";
+const RECENT_PROJECTS_KEPT = 8;
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -22,6 +25,9 @@ const ui = {
   prompt: $("prompt"),
   send: $("send"),
   simple: $("simple-language"),
+  project: $("project"),
+  projectStatus: $("project-status"),
+  recentProjects: $("recent-projects"),
   keyDialog: $("key-dialog"),
   keyForm: $("key-form"),
   keyInput: $("api-key"),
@@ -61,6 +67,7 @@ ui.keyForm.addEventListener("submit", (event) => {
   ui.keyDialog.close();
   showKeyLabel();
   loadSessions({ openLatest: state.sessionId === null });
+  checkProject();
 });
 
 $("forget-key").addEventListener("click", () => {
@@ -209,7 +216,12 @@ async function send(text) {
       state.sessions = [session, ...state.sessions.filter((s) => s.id !== session.id)];
       renderSessions();
     }
-    const stream = client.sendMessage(state.sessionId, content, { simpleLanguage: ui.simple.checked });
+    const project = chosenProject();
+    const options = { simpleLanguage: ui.simple.checked };
+    const stream = project
+      ? client.projectChat(project, content, { ...options, sessionId: state.sessionId })
+      : client.sendMessage(state.sessionId, content, options);
+    if (project) rememberProject(project);
     await follow(stream, view);
   } catch (error) {
     if (!handleAuth(error)) view.fail(error.message);
@@ -270,6 +282,71 @@ for (const button of document.querySelectorAll("#suggestions button")) {
   button.addEventListener("click", () => send(button.textContent));
 }
 
+// ---- the project picker -------------------------------------------------------------------
+// The API lists a project's documents but not the projects themselves, so the picker is a text
+// field that remembers the projects asked before and says, from the API, what a name holds.
+
+const chosenProject = () => ui.project.value.trim();
+
+function recentProjects() {
+  try {
+    const list = JSON.parse(localStorage.getItem(RECENT_PROJECTS_STORAGE) ?? "[]");
+    return Array.isArray(list) ? list.filter((name) => typeof name === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+function showRecentProjects() {
+  ui.recentProjects.replaceChildren(
+    ...recentProjects().map((name) => {
+      const option = document.createElement("option");
+      option.value = name;
+      return option;
+    }),
+  );
+}
+
+function rememberProject(name) {
+  const list = [name, ...recentProjects().filter((other) => other !== name)].slice(0, RECENT_PROJECTS_KEPT);
+  localStorage.setItem(RECENT_PROJECTS_STORAGE, JSON.stringify(list));
+  showRecentProjects();
+}
+
+let projectCheck = 0;
+
+/** Say what the chosen project holds: its number of documents, or that it cannot be read. */
+async function checkProject() {
+  const project = chosenProject();
+  localStorage.setItem(PROJECT_STORAGE, project);
+  const check = ++projectCheck;
+  const say = (text, kind = "") => {
+    if (check !== projectCheck) return;
+    ui.projectStatus.textContent = text;
+    ui.projectStatus.className = `project-status ${kind}`.trim();
+  };
+  if (!project) return say("");
+  if (!localStorage.getItem(KEY_STORAGE)) return say("");
+  say("Checking…");
+  try {
+    const documents = await client.listDocuments(project);
+    say(`${documents.length} document${documents.length === 1 ? "" : "s"}`);
+  } catch (error) {
+    if (error instanceof ChatstreamError && error.status === 404) say("No such project", "warning");
+    else if (!handleAuth(error)) say(`Could not check: ${error.message}`, "warning");
+  }
+}
+
+ui.project.value = localStorage.getItem(PROJECT_STORAGE) ?? "";
+ui.project.addEventListener("change", checkProject);
+// Enter in the field picks the project; it must not submit the composer (which stops a stream).
+ui.project.addEventListener("keydown", (event) => {
+  if (event.key !== "Enter") return;
+  event.preventDefault();
+  checkProject();
+});
+showRecentProjects();
+
 // ---- the simple-language switch and the phone drawer --------------------------------------
 
 ui.simple.checked = localStorage.getItem(SIMPLE_STORAGE) === "true";
@@ -290,8 +367,10 @@ ui.scrim.addEventListener("click", closeSidebar);
 
 showKeyLabel();
 showThread();
-if (localStorage.getItem(KEY_STORAGE)) loadSessions({ openLatest: true });
-else askForKey();
+if (localStorage.getItem(KEY_STORAGE)) {
+  loadSessions({ openLatest: true });
+  checkProject();
+} else askForKey();
 
 // For people reading the page's state from the console or a test.
 window.chatstream = { client, state, STEP_LABELS };

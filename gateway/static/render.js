@@ -29,20 +29,17 @@ export function timeAgo(iso) {
   return new Date(then).toLocaleDateString(undefined, { month: "short", day: "numeric" });
 }
 
+/** One source of an answer: its number, its document's name and the quotes the answer rests on. */
 function citationCard(citation, index) {
   const card = el("li", "citation");
-  const href = typeof citation.url === "string" && /^https?:\/\//.test(citation.url) ? citation.url : null;
-  const head = el(href ? "a" : "span", "citation-title");
-  head.append(el("span", "citation-index", String(index + 1)));
-  head.append(document.createTextNode(citation.title || citation.source || `Source ${index + 1}`));
-  if (href) {
-    head.href = href;
-    head.target = "_blank";
-    head.rel = "noopener noreferrer";
-  }
+  const head = el("span", "citation-title");
+  head.append(el("span", "citation-index", String(Number.isInteger(citation.id) ? citation.id : index + 1)));
+  head.append(el("span", "citation-document", citation.document || "Untitled document"));
   card.append(head);
-  if (citation.source && citation.title) card.append(el("span", "citation-source", citation.source));
-  if (citation.snippet) card.append(el("p", "citation-snippet", citation.snippet));
+  if (citation.project) card.append(el("span", "citation-source", citation.project));
+  for (const quote of Array.isArray(citation.quotes) ? citation.quotes : []) {
+    if (typeof quote === "string" && quote) card.append(el("blockquote", "citation-quote", quote));
+  }
   return card;
 }
 

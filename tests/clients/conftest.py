@@ -22,10 +22,15 @@ def live_gateway(
     real_connections: ConnectionSettings, aiohttp_server: Any, start_worker: WorkerFactory
 ) -> LiveGateway:
     """Start a gateway and a worker; returns the gateway's base URL. The echo pipeline writes a
-    token every ``token_delay_ms``, so that a stream is still running when a test acts on it."""
+    token every ``token_delay_ms``, so that a stream is still running when a test acts on it.
+    A client that names no pipeline gets ``default_pipeline``."""
 
-    async def start(token_delay_ms: int = 60, **overrides: Any) -> str:
-        settings = gateway_settings(real_connections, default_pipeline="echo", **overrides)
+    async def start(
+        token_delay_ms: int = 60, default_pipeline: str = "echo", **overrides: Any
+    ) -> str:
+        settings = gateway_settings(
+            real_connections, default_pipeline=default_pipeline, **overrides
+        )
         server: TestServer = await aiohttp_server(create_app(settings))
         await start_worker(real_connections, echo_token_delay_ms=token_delay_ms)
         return f"http://127.0.0.1:{server.port}"

@@ -1,5 +1,6 @@
 """The chat page in a real browser against a gateway on the real servers: it streams an answer
-through visible states, stops on the stop button, and resumes after its connection is cut."""
+through visible states, stops on the stop button, resumes after its connection is cut, and
+answers from a picked project with each source's document name and quote."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ from playwright.async_api import Page, expect
 from tests.clients.browser import PHONE, chromium_page, screenshot, seen
 from tests.clients.conftest import LiveGateway
 from tests.clients.cut_proxy import CutProxy
-from tests.clients.routes import CANCEL, MESSAGE_STREAM, RESUME, SESSIONS, require_routes
-from tests.conftest import API_KEY
+from tests.clients.routes import (
+    CANCEL,
+    MESSAGE_STREAM,
+    PROJECT_STREAM,
+    RESUME,
+    SESSIONS,
+    require_routes,
+)
+from tests.conftest import API_KEY, AUTH
 
 QUESTION = (
     "Tell me how a streaming answer reaches the browser one word at a time, "
@@ -22,6 +30,18 @@ QUESTION = (
 ANSWER = " ".join(QUESTION.split())
 # Long enough that, at 200 ms a word, it cannot end before the stop button is pressed.
 LONG_QUESTION = " ".join([QUESTION] * 4)
+
+# Markup in the name must show as the characters it is made of.
+DOCUMENT_NAME = "harbour <b>guide</b>.md"
+DOCUMENT = (
+    "# The harbour guide\n\n"
+    "The ferry to Lindholm leaves the north pier every forty minutes from six in the morning.\n"
+    "Tickets for the ferry are sold at the kiosk beside the lighthouse.\n\n"
+    "## Fishing\n\n"
+    "Fishing from the breakwater needs a permit from the harbour master.\n"
+)
+PROJECT_QUESTION = "How often does the ferry to Lindholm leave the north pier?"
+QUOTE = "The ferry to Lindholm leaves the north pier every forty minutes from six in the morning."
 
 
 async def ask(page: Page, question: str) -> None:
@@ -139,3 +159,48 @@ async def test_the_page_resumes_after_a_cut_and_ends_with_the_whole_answer(
         resumes = proxy.requests_for("/api/v1/streams/")
         assert resumes and b"\r\nlast-event-id: " in resumes[0].lower(), proxy.request_heads
         await screenshot(page, "resumed-desktop")
+
+
+async def test_an_answer_from_a_picked_project_shows_each_sources_document_and_quote(
+    live_gateway: LiveGateway,
+) -> None:
+    base_url = await live_gateway(default_pipeline="rag")
+    await require_routes(base_url, SESSIONS, PROJECT_STREAM)
+    async with aiohttp.ClientSession() as session:
+        upload = {"name": DOCUMENT_NAME, "content": DOCUMENT}
+        async with session.post(
+            f"{base_url}/api/v1/projects/harbour/documents", json=upload, headers=AUTH
+        ) as response:
+            assert response.status == 201, await response.text()
+    async with chromium_page(api_key=API_KEY) as page:
+        await page.goto(f"{base_url}/")
+        # A project the user cannot read is named as such before anything is asked.
+        await page.fill("#project", "nobodys")
+        await page.press("#project", "Enter")
+        await expect(page.locator("#project-status")).to_have_text("No such project")
+        await page.fill("#project", "harbour")
+        await page.press("#project", "Enter")
+        await expect(page.locator("#project-status")).to_have_text("1 document")
+        async with page.expect_request(lambda r: r.url.endswith("/chat-stream")) as sent:
+            await ask(page, PROJECT_QUESTION)
+        request = await sent.value
+        assert request.url == f"{base_url}/api/v1/projects/harbour/chat-stream"
+        body = json.loads(request.post_data or "{}")
+        assert body["message"] == PROJECT_QUESTION and body["session_id"]
+
+        answer = page.locator(".message.assistant").last
+        await expect(answer).to_have_attribute("data-state", "complete")
+        await expect(answer.locator(".answer-text")).to_contain_text("forty minutes")
+        source = answer.locator(".citation").first
+        await expect(source.locator(".citation-index")).to_have_text("1")
+        await expect(source.locator(".citation-document")).to_have_text(DOCUMENT_NAME)
+        await expect(source.locator(".citation-quote").first).to_have_text(QUOTE)
+        await expect(source.locator("b")).to_have_count(0)
+        await expect(answer).not_to_contain_text("Source 1")
+        await screenshot(page, "sources-desktop")
+        # A later visit shows the stored answer with the same source, the project still picked.
+        await page.reload()
+        await expect(page.locator("#project")).to_have_value("harbour")
+        source = page.locator(".message.assistant .citation").first
+        await expect(source.locator(".citation-document")).to_have_text(DOCUMENT_NAME)
+        await expect(source.locator(".citation-quote").first).to_have_text(QUOTE)

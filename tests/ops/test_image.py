@@ -1,6 +1,7 @@
 """What the Docker image holds, built the way the Dockerfile builds it but without a Docker
 engine: only the files .dockerignore lets through, the locked dependencies without the dev
-group, then the gateway, on the real servers, answering compose's own healthcheck command."""
+group, then the gateway, on the real servers, answering compose's own healthcheck command and
+serving the chat page's files."""
 
 from __future__ import annotations
 
@@ -38,11 +39,13 @@ def build_context(target: Path) -> None:
     for rule in rules[1:]:
         if not rule.startswith("!"):
             continue
-        source = ROOT / rule[1:].rstrip("/")
+        relative = rule[1:].rstrip("/")
+        source, destination = ROOT / relative, target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
-            shutil.copytree(source, target / source.name, ignore=ignored)
+            shutil.copytree(source, destination, ignore=ignored)
         else:
-            shutil.copy(source, target / source.name)
+            shutil.copy(source, destination)
 
 
 def install_runtime(context: Path, venv: Path) -> Path:
@@ -150,11 +153,13 @@ async def test_the_image_runs_the_gateway_with_runtime_dependencies_only(
             assert gateway.returncode is None, "the gateway exited"
             assert loop.time() < deadline, "compose's healthcheck never passed"
             await asyncio.sleep(0.2)
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(f"http://127.0.0.1:{port}/healthz") as response,
-        ):
-            assert (await response.json())["version"] == project_version()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                assert (await response.json())["version"] == project_version()
+            # The chat page's client modules come from clients/js/src, outside gateway/.
+            for name in ("index.html", "app.js", "chatstream.js", "sse.js"):
+                async with http.get(f"http://127.0.0.1:{port}/static/{name}") as response:
+                    assert response.status == 200, name
     finally:
         gateway.terminate()
         await asyncio.wait_for(gateway.wait(), 15)

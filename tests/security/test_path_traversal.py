@@ -1,6 +1,6 @@
 """Path traversal in every path id and on the static files route: dot segments, encoded and
 double-encoded slashes, backslashes, absolute paths, NUL and overlong UTF-8 each answer 404 and
-serve no file from outside gateway/static."""
+serve no file from outside gateway/static and the client's modules in clients/js/src."""
 
 from __future__ import annotations
 

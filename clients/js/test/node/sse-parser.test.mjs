@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { SseParser, backoffDelayMs } from "../../../gateway/static/chatstream.js";
+import { SseParser, backoffDelayMs } from "../../src/chatstream.js";
 
 function parse(chunks) {
   const messages = [];

@@ -1,12 +1,19 @@
 // Types for chatstream.js, the chatstream client for front ends. The events follow the
 // contract's "Events" section; `seq` is the SSE id the client read the event under.
 
+/** One cited passage of a project's documents, as the `end` event and a stored answer list them. */
 export interface Citation {
-  title?: string;
-  source?: string;
-  url?: string;
-  snippet?: string;
-  [key: string]: unknown;
+  /** The number the answer's `[n]` markers use. */
+  id: number;
+  project: string;
+  documentId: string;
+  /** The document's name, as it was uploaded or ingested. */
+  document: string;
+  chunkId: string;
+  /** The retrieval score of the passage. */
+  score: number;
+  /** The passage's sentences the answer rests on, verbatim. */
+  quotes: string[];
 }
 
 export interface Usage {
@@ -102,6 +109,16 @@ export interface Message {
   jobId?: string;
   citations?: Citation[];
   usage?: Usage;
+}
+
+export interface ProjectDocument {
+  id: string;
+  project: string;
+  name: string;
+  format: "markdown" | "text" | "html";
+  chunks: number;
+  chars: number;
+  createdAt: string;
 }
 
 export interface SnapshotEvent {
@@ -235,6 +252,17 @@ export class ChatstreamClient {
     content: string,
     options?: StreamOptions & { simpleLanguage?: boolean; pipeline?: string },
   ): ChatStream;
+  projectChat(
+    project: string,
+    message: string,
+    options?: StreamOptions & { sessionId?: string; simpleLanguage?: boolean; pipeline?: string },
+  ): ChatStream;
+  listDocuments(project: string): Promise<ProjectDocument[]>;
+  addDocument(
+    project: string,
+    document: { name: string; content: string; format?: ProjectDocument["format"] },
+  ): Promise<ProjectDocument>;
+  deleteDocument(project: string, documentId: string): Promise<null>;
   stream(path: string, body: unknown, options?: StreamOptions): ChatStream;
   resume(jobId: string, options?: StreamOptions & { lastEventId?: number | string }): ChatStream;
 }

@@ -13,6 +13,8 @@ export { SseParser };
 const TERMINAL_TYPES = new Set(["end", "error"]);
 const STREAMS_PATH = "/api/v1/streams/";
 
+const projectPath = (project) => `/api/v1/projects/${encodeURIComponent(project)}`;
+
 /** An HTTP or protocol failure with the contract's error code (`unauthorized`, `not_found`...). */
 export class ChatstreamError extends Error {
   constructor(message, { status = 0, code = "network", details = null, retryAfterMs = null } = {}) {
@@ -166,6 +168,32 @@ export class ChatstreamClient {
     const body = { content, simple_language: simpleLanguage };
     if (pipeline) body.pipeline = pipeline;
     return this.stream(`/api/v1/sessions/${encodeURIComponent(sessionId)}/messages/stream`, body, options);
+  }
+
+  /**
+   * Ask within a project's knowledge collection (seed 003's route). Without a sessionId the
+   * server creates a session; the stream's sessionId then names it.
+   */
+  projectChat(project, message, { sessionId, simpleLanguage = false, pipeline, ...options } = {}) {
+    const body = { message, simple_language: simpleLanguage };
+    if (sessionId) body.session_id = sessionId;
+    if (pipeline) body.pipeline = pipeline;
+    return this.stream(`${projectPath(project)}/chat-stream`, body, options);
+  }
+
+  /** A project's documents; an unknown project, or another user's, is a 404 ChatstreamError. */
+  async listDocuments(project) {
+    const body = await this.request("GET", `${projectPath(project)}/documents`);
+    return body.documents;
+  }
+
+  /** Add a document to a project (the first upload creates the project). */
+  addDocument(project, { name, content, format = "markdown" }) {
+    return this.request("POST", `${projectPath(project)}/documents`, { name, content, format });
+  }
+
+  deleteDocument(project, documentId) {
+    return this.request("DELETE", `${projectPath(project)}/documents/${encodeURIComponent(documentId)}`);
   }
 
   /** POST any streaming route's body and stream its events. */

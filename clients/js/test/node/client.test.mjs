@@ -1,71 +1,10 @@
 // The client against a small local HTTP server that speaks the chatstream contract's SSE:
 // resume after a cut, the heartbeat watchdog, cancel, errors and callbacks.
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import http from "node:http";
 import { test } from "node:test";
 
-import { ChatstreamClient, ChatstreamError } from "../../../gateway/static/chatstream.js";
-
-const WORDS = ["Streams", " resume", " where", " they", " stopped."];
-const ANSWER = WORDS.join("");
-
-/** The events of one echo-like job, numbered from seq 1 as the contract numbers them. */
-function jobEvents(jobId = "job-1") {
-  const events = [{ type: "start", jobId, sessionId: "s-1", messageId: "m-1" }];
-  for (const step of ["start", "context", "completion"]) {
-    events.push({ type: "progress", progress: { step, message: step, details: null, timestamp: "t", metadata: {} } });
-  }
-  for (const word of WORDS) events.push({ type: "token", content: word, delta: word, done: false });
-  events.push({
-    type: "end",
-    messageId: "m-1",
-    delta: "",
-    done: true,
-    finishReason: "stop",
-    content: ANSWER,
-    citations: [],
-    usage: { tokens: WORDS.length, ttftMs: 1, durationMs: 2 },
-  });
-  return events.map((event, i) => ({ seq: i + 1, event }));
-}
-
-const frame = ({ seq, event }) => `id: ${seq}\ndata: ${JSON.stringify(event)}\n\n`;
-
-/** Start a server whose handler is `handle(req, res, n)` for the n-th request (0-based). */
-async function serve(handle) {
-  const requests = [];
-  const server = http.createServer((req, res) => {
-    let body = "";
-    req.on("data", (c) => (body += c));
-    req.on("end", () => {
-      const n = requests.length;
-      requests.push({ method: req.method, url: req.url, headers: req.headers, body });
-      handle(req, res, n);
-    });
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const baseUrl = `http://127.0.0.1:${server.address().port}`;
-  const close = () => {
-    server.closeAllConnections();
-    return new Promise((resolve) => server.close(resolve));
-  };
-  return { baseUrl, requests, close };
-}
-
-function openStream(res, jobId = "job-1") {
-  res.writeHead(200, { "Content-Type": "text/event-stream", "X-Job-Id": jobId, "X-Session-Id": "s-1" });
-  res.write("retry: 10\n\n");
-}
-
-/** The replay a contract server sends: every event after Last-Event-ID. */
-function replayAfter(req, res, events) {
-  const after = Number(req.headers["last-event-id"] ?? 0);
-  openStream(res);
-  for (const e of events) if (e.seq > after) res.write(frame(e));
-  res.end();
-}
+import { ChatstreamClient, ChatstreamError } from "../../src/chatstream.js";
+import { ANSWER, CITATION, WORDS, frame, jobEvents, openStream, replayAfter, serve } from "../support/contract-server.mjs";
 
 function client(baseUrl, options = {}) {
   return new ChatstreamClient({ baseUrl, apiKey: "k1", initialDelayMs: 5, maxDelayMs: 20, ...options });
@@ -321,6 +260,39 @@ test("sessions and messages go through the JSON routes", async (t) => {
       ["POST", "/api/v1/sessions", '{"title":"Trip"}'],
       ["GET", "/api/v1/sessions?limit=5", ""],
       ["GET", "/api/v1/sessions/42/messages", ""],
+    ],
+  );
+});
+
+test("a project's question, documents and citations go through the project routes", async (t) => {
+  const document = { id: "d-1", project: "hand book", name: "resume.md", format: "markdown", chunks: 1, chars: 40, createdAt: "t" };
+  const events = jobEvents("job-1", { citations: [CITATION] });
+  const server = await serve((req, res) => {
+    if (req.url.endsWith("/chat-stream")) {
+      openStream(res);
+      for (const e of events) res.write(frame(e));
+      res.end();
+      return;
+    }
+    res.writeHead(req.method === "POST" ? 201 : 200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify(req.method === "POST" ? document : { project: "hand book", documents: [document] }));
+  });
+  t.after(server.close);
+  const api = client(server.baseUrl);
+  assert.deepEqual(await api.addDocument("hand book", { name: "resume.md", content: "# Resume" }), document);
+  assert.deepEqual(await api.listDocuments("hand book"), [document]);
+  const last = await api.projectChat("hand book", "How?", { sessionId: "s-1", pipeline: "rag" }).run();
+  assert.deepEqual(last.citations, [CITATION]);
+  assert.deepEqual(
+    server.requests.map((r) => [r.method, r.url, r.body && JSON.parse(r.body)]),
+    [
+      ["POST", "/api/v1/projects/hand%20book/documents", { name: "resume.md", content: "# Resume", format: "markdown" }],
+      ["GET", "/api/v1/projects/hand%20book/documents", ""],
+      [
+        "POST",
+        "/api/v1/projects/hand%20book/chat-stream",
+        { message: "How?", simple_language: false, session_id: "s-1", pipeline: "rag" },
+      ],
     ],
   );
 });
