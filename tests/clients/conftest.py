@@ -21,11 +21,13 @@ LiveGateway = Callable[..., Awaitable[str]]
 def live_gateway(
     real_connections: ConnectionSettings, aiohttp_server: Any, start_worker: WorkerFactory
 ) -> LiveGateway:
-    """Start a gateway and a worker; returns the gateway's base URL. The echo pipeline writes a
-    token every ``token_delay_ms``, so that a stream is still running when a test acts on it."""
+    """Start a gateway and a worker; returns the gateway's base URL. The echo pipeline (the
+    default unless ``default_pipeline`` says otherwise) writes a token every
+    ``token_delay_ms``, so that a stream is still running when a test acts on it."""
 
     async def start(token_delay_ms: int = 60, **overrides: Any) -> str:
-        settings = gateway_settings(real_connections, default_pipeline="echo", **overrides)
+        overrides.setdefault("default_pipeline", "echo")
+        settings = gateway_settings(real_connections, **overrides)
         server: TestServer = await aiohttp_server(create_app(settings))
         await start_worker(real_connections, echo_token_delay_ms=token_delay_ms)
         return f"http://127.0.0.1:{server.port}"

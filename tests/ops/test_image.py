@@ -36,11 +36,13 @@ def build_context(target: Path) -> None:
     for rule in rules[1:]:
         if not rule.startswith("!"):
             continue
-        source = ROOT / rule[1:].rstrip("/")
+        relative = rule[1:].rstrip("/")
+        source, copy = ROOT / relative, target / relative
         if source.is_dir():
-            shutil.copytree(source, target / source.name, ignore=ignored)
+            shutil.copytree(source, copy, ignore=ignored)
         else:
-            shutil.copy(source, target / source.name)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, copy)
 
 
 def install_runtime(context: Path, venv: Path) -> Path:
@@ -55,6 +57,7 @@ def install_runtime(context: Path, venv: Path) -> Path:
             "--frozen",
             "--no-dev",
             "--no-install-project",
+            "--no-editable",
             "--python",
             sys.executable,
         ],
@@ -78,6 +81,15 @@ def install_runtime(context: Path, venv: Path) -> Path:
         check=False,
     )
     assert command.returncode == 0, command.stderr
+    # The client library is in the venv itself, not linked to the build context.
+    library = subprocess.run(
+        [str(python), "-c", "import chatstream_client; print(chatstream_client.__file__)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert library.stdout.startswith(str(venv)), library.stdout
     return python
 
 
