@@ -9,18 +9,13 @@ import re
 import sys
 from pathlib import Path
 
-import aiohttp
-
 from tests.clients.conftest import LiveGateway
-from tests.conftest import API_KEY, AUTH
+from tests.clients.documents import RULES, RULES_QUESTION, add_rules
+from tests.conftest import API_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "clients/python/examples"
 RUN_TIMEOUT_S = 60
-RULES = (
-    "# Release rules\n\nThe deploy freeze starts two days before a release. "
-    "Hotfixes during the freeze need two approvals."
-)
 
 
 def python_blocks(markdown: str) -> list[str]:
@@ -52,16 +47,9 @@ async def test_ask_prints_the_answer_its_sources_and_its_session(
     live_gateway: LiveGateway,
 ) -> None:
     base_url = await live_gateway(token_delay_ms=0, default_pipeline="rag")
-    async with (
-        aiohttp.ClientSession(headers=AUTH) as session,
-        session.post(
-            f"{base_url}/api/v1/projects/rules/documents",
-            json={"name": "release.md", "content": RULES},
-        ) as response,
-    ):
-        assert response.status == 201, await response.text()
+    await add_rules(base_url)
 
-    out = await run_example(base_url, "ask.py", "When does the deploy freeze start?", "rules")
+    out = await run_example(base_url, "ask.py", RULES_QUESTION, "rules")
     lines = out.splitlines()
     assert "[1]" in lines[0]
     assert lines[1] == "[1] release.md"

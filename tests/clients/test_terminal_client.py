@@ -15,6 +15,7 @@ import aiohttp
 
 from tests.clients.conftest import LiveGateway
 from tests.clients.cut_proxy import CutProxy
+from tests.clients.documents import RULES, RULES_QUESTION, add_rules
 from tests.clients.routes import RESUME, SESSIONS, require_routes
 from tests.conftest import API_KEY, AUTH
 
@@ -23,10 +24,6 @@ QUESTION = "why   does a stream\nresume where it stopped after the network drops
 ANSWER = " ".join(QUESTION.split())
 COMMAND_TIMEOUT_S = 60
 SESSION_LINE = re.compile(r"^session: (\S+)$", re.MULTILINE)
-RULES = (
-    "# Release rules\n\nThe deploy freeze starts two days before a release. "
-    "Hotfixes during the freeze need two approvals."
-)
 
 
 def chatstream_command() -> list[str]:
@@ -103,19 +100,12 @@ async def test_chat_asks_a_project_and_lists_the_sources_after_the_answer(
     live_gateway: LiveGateway,
 ) -> None:
     base_url = await live_gateway(token_delay_ms=0)
-    async with (
-        aiohttp.ClientSession(headers=AUTH) as session,
-        session.post(
-            f"{base_url}/api/v1/projects/rules/documents",
-            json={"name": "release.md", "content": RULES},
-        ) as response,
-    ):
-        assert response.status == 201, await response.text()
+    await add_rules(base_url)
 
     code, out, err = await run_cli(
         base_url,
         "chat",
-        "When does the deploy freeze start?",
+        RULES_QUESTION,
         "--project",
         "rules",
         "--pipeline",
