@@ -11,7 +11,10 @@ ENV UV_COMPILE_BYTECODE=1 \
 RUN pip install --no-cache-dir --disable-pip-version-check uv==${UV_VERSION}
 WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+# The Python client library is a path dependency (the `chatstream` command is built on it):
+# installed into the venv itself, not as a link to a source tree the last stage leaves behind.
+COPY clients/python ./clients/python
+RUN uv sync --frozen --no-dev --no-install-project --no-editable
 # chatstream itself, installed as a package: its metadata carries the version that
 # `chatstream --version` and /healthz report, and the `chatstream` command comes with it.
 COPY shared ./shared

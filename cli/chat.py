@@ -1,21 +1,34 @@
-"""``chatstream chat "question"`` and ``chatstream sessions``: a terminal client for the gateway.
+"""``chatstream chat "question"`` and ``chatstream sessions``: a terminal client for the gateway,
+built on the client library (``chatstream_client``).
 
 The answer streams to stdout as it is written, with a live progress line on stderr; a dropped
-or silent connection resumes by itself with Last-Event-ID, and the answer is printed once."""
+or silent connection resumes by itself with Last-Event-ID, and the answer is printed once. The
+sources it cites follow it on stdout; the session it went into is named on stderr, so that
+``--session`` can continue it."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
 
-import aiohttp
-
-from cli.follow import RECONNECTING, ApiError, Backoff, Follower, raise_for_error
+from chatstream_client import (
+    Backoff,
+    ChatstreamClient,
+    ChatstreamError,
+    Citation,
+    EndEvent,
+    ErrorEvent,
+    EventStream,
+    HeartbeatEvent,
+    ProgressEvent,
+    Reconnecting,
+    ResetEvent,
+    TokenEvent,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 CANCEL_TIMEOUT_S = 3.0
@@ -59,7 +72,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "chat", parents=[common], help="ask a question and stream the answer"
     )
     chat.add_argument("question", help="the message to send")
-    chat.add_argument("--session", help="continue this session (default: a new one)")
+    chat.add_argument("--session", help="continue this session, by id (default: a new one)")
+    chat.add_argument("--project", help="answer from this knowledge collection")
     chat.add_argument("--pipeline", help="echo or rag (default: the gateway's)")
     chat.add_argument(
         "--max-attempts", type=int, default=8, help="resumes to try after a drop (default 8)"
@@ -69,10 +83,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sessions = subparsers.add_parser("sessions", parents=[common], help="list your sessions")
     sessions.add_argument("--limit", type=int, default=20, help="1 to 100 (default 20)")
     sessions.set_defaults(run=run_sessions)
-
-
-def _auth_headers(args: argparse.Namespace) -> dict[str, str]:
-    return {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
 
 
 def _fail(message: str) -> int:
@@ -138,110 +148,95 @@ class AnswerPrinter:
         self._out.flush()
 
 
-async def _chat(args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {"text": args.question}
-    if args.session:
-        body["conversation_id"] = args.session
-    if args.pipeline:
-        body["pipeline"] = args.pipeline
+def run_chat(args: argparse.Namespace) -> int:
     progress = ProgressLine(sys.stderr)
     printer = AnswerPrinter(sys.stdout, progress)
-    async with aiohttp.ClientSession(headers=_auth_headers(args)) as session:
-        follower = Follower(
-            session,
-            args.url.rstrip("/"),
-            "/api/v1/chat/stream",
-            body,
-            backoff=Backoff(max_attempts=args.max_attempts),
+    backoff = Backoff(max_attempts=args.max_attempts)
+    with ChatstreamClient(args.url, args.api_key, backoff=backoff) as client:
+        stream = client.chat(
+            args.question, session_id=args.session, project=args.project, pipeline=args.pipeline
         )
         try:
-            return await _render(follower, printer, progress)
-        except asyncio.CancelledError:
-            # Ctrl-C: stop the job on the server too, then let the cancellation go on.
-            if follower.state.job_id is not None:
-                await asyncio.shield(_cancel(session, args.url, follower.state.job_id))
-            raise
+            return _render(stream, printer, progress)
+        except KeyboardInterrupt:
+            # Ctrl-C: stop the job on the server too.
+            _cancel(args, stream.job_id)
+            print(file=sys.stderr)
+            return 130
+        except ChatstreamError as e:
+            progress.clear()
+            return _fail(str(e))
+        finally:
+            stream.close()
+            if stream.session_id is not None:
+                print(f"session: {stream.session_id}", file=sys.stderr)
 
 
-async def _render(follower: Follower, printer: AnswerPrinter, progress: ProgressLine) -> int:
+def _render(stream: EventStream, printer: AnswerPrinter, progress: ProgressLine) -> int:
     steps_done = 0
     progress.show("sending…")
-    async for event in follower.events():
-        kind = event["type"]
-        if kind == "progress":
-            steps_done += 1
-            step = str(event.get("progress", {}).get("step", ""))
-            if not printer.printed:
+    for event in stream:
+        match event:
+            case ProgressEvent(step=step) if not printer.printed:
+                steps_done += 1
                 total = len(STEP_LABELS)
-                label = STEP_LABELS.get(step, step)
-                progress.show(f"[{min(steps_done, total)}/{total}] {label}…")
-        elif kind == "heartbeat" and event.get("phase") == "queued" and not printer.printed:
-            position = event.get("queuePosition")
-            progress.show(f"waiting in the queue{f' (position {position})' if position else ''}…")
-        elif kind == "token":
-            printer.token(str(event.get("content", "")))
-        elif kind == "reset":
-            printer.reset()
-        elif kind == RECONNECTING:
-            # On its own line, so that it never lands in the middle of the printed answer.
-            sys.stderr.write(
-                f"\nchatstream: connection lost, reconnecting (try {event['attempt']})\n"
-            )
-        elif kind == "end":
-            printer.finish(str(event.get("content", "")))
-            reason = event.get("finishReason")
-            if reason == "cancelled":
-                return _fail("the answer was stopped")
-            return 0
-        elif kind == "error":
-            progress.clear()
-            if printer.printed:
-                sys.stdout.write("\n")
-            return _fail(f"{event.get('error')} ({event.get('code')})")
+                progress.show(f"[{min(steps_done, total)}/{total}] {STEP_LABELS.get(step, step)}…")
+            case HeartbeatEvent(phase="queued", queue_position=position) if not printer.printed:
+                where = f" (position {position})" if position else ""
+                progress.show(f"waiting in the queue{where}…")
+            case TokenEvent(content=text):
+                printer.token(text)
+            case ResetEvent():
+                printer.reset()
+            case Reconnecting(attempt=attempt):
+                # On its own line, so that it never lands in the middle of the printed answer.
+                sys.stderr.write(f"\nchatstream: connection lost, reconnecting (try {attempt})\n")
+            case EndEvent(content=content, citations=citations, finish_reason=reason):
+                printer.finish(content)
+                print_sources(citations, sys.stdout)
+                return _fail("the answer was stopped") if reason == "cancelled" else 0
+            case ErrorEvent(message=message, code=code):
+                progress.clear()
+                if printer.printed:
+                    sys.stdout.write("\n")
+                return _fail(f"{message} ({code})")
     return _fail("the stream ended without an answer")
 
 
-async def _cancel(session: aiohttp.ClientSession, url: str, job_id: str) -> None:
+def print_sources(citations: Sequence[Citation], out: TextIO) -> None:
+    """After the answer: each [n] marker's document, and the sentences the answer quotes
+    from it."""
+    if not citations:
+        return
+    lines = ["", "Sources:"]
+    for cited in citations:
+        lines.append(f"[{cited.id}] {cited.document}")
+        lines.extend(f'    "{quote}"' for quote in cited.quotes)
+    out.write("\n".join(lines) + "\n")
+    out.flush()
+
+
+def _cancel(args: argparse.Namespace, job_id: str | None) -> None:
+    if job_id is None:
+        return
     try:
-        async with asyncio.timeout(CANCEL_TIMEOUT_S):
-            await session.post(f"{url.rstrip('/')}/api/v1/streams/{job_id}/cancel")
-    except (aiohttp.ClientError, TimeoutError):
+        with ChatstreamClient(args.url, args.api_key, heartbeat_timeout_s=CANCEL_TIMEOUT_S) as c:
+            c.cancel(job_id)
+    except ChatstreamError:
         pass  # Best effort: the job ends on its own anyway.
-
-
-def run_chat(args: argparse.Namespace) -> int:
-    try:
-        return asyncio.run(_chat(args))
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
-        return 130
-    except ApiError as e:
-        return _fail(f"{e} ({e.code})")
-
-
-async def _sessions(args: argparse.Namespace) -> int:
-    url = f"{args.url.rstrip('/')}/api/v1/sessions"
-    async with (
-        aiohttp.ClientSession(headers=_auth_headers(args)) as session,
-        session.get(url, params={"limit": str(args.limit)}) as response,
-    ):
-        await raise_for_error(response)
-        body = await response.json()
-    sessions = body.get("sessions", [])
-    if not sessions:
-        print("no sessions yet", file=sys.stderr)
-        return 0
-    width = max(len(str(s["id"])) for s in sessions)
-    for s in sessions:
-        count = s.get("messageCount", 0)
-        print(f"{s['id']:<{width}}  {s.get('updatedAt', '')[:16]:<16}  {count:>4}  {s['title']}")
-    return 0
 
 
 def run_sessions(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_sessions(args))
-    except ApiError as e:
-        return _fail(f"{e} ({e.code})")
-    except aiohttp.ClientError as e:
-        return _fail(f"cannot reach the gateway: {e}")
+        with ChatstreamClient(args.url, args.api_key) as client:
+            page = client.list_sessions(args.limit)
+    except ChatstreamError as e:
+        return _fail(str(e))
+    if not page.sessions:
+        print("no sessions yet", file=sys.stderr)
+        return 0
+    width = max(len(s.id) for s in page.sessions)
+    for s in page.sessions:
+        updated = s.updated_at.strftime("%Y-%m-%d %H:%M")
+        print(f"{s.id:<{width}}  {updated}  {s.message_count:>4}  {s.title}")
+    return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.openapi_models import Citation
 from shared import events
 
 # The fields each event type always carries (docs/api.md, "Events").
@@ -22,7 +23,17 @@ _REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _field_schemas() -> dict[str, dict[str, Any]]:
+    """The schemas of the fields whose shape the contract fixes, by event type."""
+    return {
+        events.END: {
+            "citations": {"type": "array", "items": Citation.model_json_schema()},
+        },
+    }
+
+
 def _event_payload_schema() -> dict[str, Any]:
+    fields_of = _field_schemas()
     return {
         "type": "object",
         "required": ["type"],
@@ -30,7 +41,8 @@ def _event_payload_schema() -> dict[str, Any]:
         "allOf": [
             {
                 "if": {"properties": {"type": {"const": kind}}},
-                "then": {"required": list(fields)},
+                "then": {"required": list(fields)}
+                | ({"properties": fields_of[kind]} if kind in fields_of else {}),
             }
             for kind, fields in _REQUIRED_FIELDS.items()
         ],

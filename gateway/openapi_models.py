@@ -35,6 +35,20 @@ class SessionList(BaseModel):
     nextCursor: str | None
 
 
+class Citation(BaseModel):
+    """One cited passage, in the ``end`` event and on a stored assistant message: the number
+    its ``[n]`` marker in the answer carries, where the passage comes from, and the sentences
+    of it that the answer quotes."""
+
+    id: int = Field(description="the n of the answer's [n] marker")
+    project: str
+    documentId: str
+    document: str = Field(description="the document's name")
+    chunkId: str
+    score: float = Field(description="the retrieval score, higher is closer")
+    quotes: list[str] = Field(description="the passage's sentences the answer quotes")
+
+
 class MessageOut(BaseModel):
     id: str
     role: Literal["user", "assistant"]
@@ -42,7 +56,7 @@ class MessageOut(BaseModel):
     status: Literal["complete", "streaming", "cancelled", "error"]
     createdAt: str
     jobId: str | None = None
-    citations: list[Any] | None = None
+    citations: list[Citation] | None = None
     usage: dict[str, Any] | None = None
 
 

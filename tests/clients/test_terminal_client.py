@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import aiohttp
 
 from tests.clients.conftest import LiveGateway
 from tests.clients.cut_proxy import CutProxy
+from tests.clients.documents import RULES, RULES_QUESTION, add_rules
 from tests.clients.routes import RESUME, SESSIONS, require_routes
 from tests.conftest import API_KEY, AUTH
 
@@ -20,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 QUESTION = "why   does a stream\nresume where it stopped after the network drops it"
 ANSWER = " ".join(QUESTION.split())
 COMMAND_TIMEOUT_S = 60
+SESSION_LINE = re.compile(r"^session: (\S+)$", re.MULTILINE)
 
 
 def chatstream_command() -> list[str]:
@@ -58,6 +62,72 @@ async def test_chat_prints_the_streamed_answer_and_the_progress(live_gateway: Li
     # Not a terminal, so the progress line writes one line per step, in the contract's order.
     assert "[1/8] starting…" in err.splitlines()
     assert "[2/8] reading context…" in err.splitlines()
+
+
+def session_of(err: str) -> str:
+    found = SESSION_LINE.findall(err)
+    assert len(found) == 1, err
+    return str(found[0])
+
+
+async def test_chat_names_its_session_and_continues_it_with_session(
+    live_gateway: LiveGateway,
+) -> None:
+    base_url = await live_gateway(token_delay_ms=0)
+    code, _, err = await run_cli(base_url, "chat", "first question", "--pipeline", "echo")
+    assert code == 0, err
+    session_id = session_of(err)
+    assert uuid.UUID(session_id)
+
+    code, out, err = await run_cli(
+        base_url, "chat", "second question", "--session", session_id, "--pipeline", "echo"
+    )
+    assert code == 0, err
+    assert out == "second question\n" and session_of(err) == session_id
+    async with aiohttp.ClientSession(headers=AUTH) as session:
+        url = f"{base_url}/api/v1/sessions/{session_id}/messages"
+        async with session.get(url) as response:
+            messages = (await response.json())["messages"]
+    assert [m["content"] for m in messages] == [
+        "first question",
+        "first question",
+        "second question",
+        "second question",
+    ]
+
+
+async def test_chat_asks_a_project_and_lists_the_sources_after_the_answer(
+    live_gateway: LiveGateway,
+) -> None:
+    base_url = await live_gateway(token_delay_ms=0)
+    await add_rules(base_url)
+
+    code, out, err = await run_cli(
+        base_url,
+        "chat",
+        RULES_QUESTION,
+        "--project",
+        "rules",
+        "--pipeline",
+        "rag",
+    )
+    assert code == 0, err
+    answer, sources = out.split("\n\nSources:\n")
+    heading, *quotes = sources.splitlines()
+    assert heading == "[1] release.md"
+    assert quotes, sources
+    for line in quotes:
+        assert line.startswith('    "') and line.endswith('"'), line
+        # Each quote is the document's own words, and the answer cites it with its marker.
+        assert line[5:-1] in RULES and f"{line[5:-1]} [1]" in answer
+    assert uuid.UUID(session_of(err))
+
+
+async def test_chat_refuses_a_project_that_is_not_there(live_gateway: LiveGateway) -> None:
+    base_url = await live_gateway()
+    code, out, err = await run_cli(base_url, "chat", "hello", "--project", "nobodys")
+    assert code == 1 and out == ""
+    assert "(not_found)" in err
 
 
 async def test_chat_prints_the_whole_answer_once_after_the_connection_is_cut(

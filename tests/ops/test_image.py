@@ -60,6 +60,7 @@ def install_runtime(context: Path, venv: Path) -> Path:
             "--frozen",
             "--no-dev",
             "--no-install-project",
+            "--no-editable",
             "--python",
             sys.executable,
         ],
@@ -95,6 +96,15 @@ def install_runtime(context: Path, venv: Path) -> Path:
     )
     assert command.returncode == 0, command.stderr
     assert command.stdout.strip() == f"chatstream {project_version()}"
+    # The client library is in the venv itself, not linked to the build context.
+    library = subprocess.run(
+        [str(python), "-c", "import chatstream_client; print(chatstream_client.__file__)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert library.stdout.startswith(str(venv)), library.stdout
     return python
 
 

@@ -1,8 +1,8 @@
-"""The terminal client's SSE decoder, on the wire shapes a proxy may deliver."""
+"""The client library's SSE decoder, on the wire shapes a proxy may deliver."""
 
 from __future__ import annotations
 
-from cli.sse_reader import SseDecoder, SseMessage
+from chatstream_client.sse import SseDecoder, SseMessage
 
 WIRE = (
     b'retry: 2000\n\nid: 1\ndata: {"type":"start"}\n\n'

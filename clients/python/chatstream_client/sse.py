@@ -1,14 +1,21 @@
-"""An incremental Server-Sent Events decoder for the terminal client.
+"""An incremental Server-Sent Events decoder: bytes in, messages out, no I/O.
 
-aiohttp reads the bytes but has no SSE client parser (aiohttp-sse is server-side only), and the
-EventSource-style clients can neither POST a message nor resume a job on another route, so this
-follows the WHATWG rules directly: CRLF, LF or CR end a line, comments are skipped, data lines
-join with newlines, and ``id`` is remembered for Last-Event-ID."""
+It follows the WHATWG rules (CRLF, LF or CR end a line, comments are skipped, data lines join
+with newlines) with one departure: each message reports the ``id`` field it carried itself,
+not the last one seen. The contract gives ids only to a job's own events; heartbeats and the
+snapshot carry none, and a client that drops every event at or below the last seq it saw must
+tell the two apart (httpx2's and httpx-sse's decoders repeat the last id on every message)."""
 
 from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass
+
+from chatstream_client.errors import ProtocolError
+
+# Far above any message chatstream sends (an end event holds the whole answer), and a bound on
+# what a broken or hostile server can make the client hold.
+MAX_MESSAGE_CHARS = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +29,9 @@ class SseMessage:
 class SseDecoder:
     """Feed it bytes as they arrive; it returns the messages they complete."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_message_chars: int = MAX_MESSAGE_CHARS) -> None:
+        self._max_message_chars = max_message_chars
+        self._message_chars = 0
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._buffer = ""
         self._data: list[str] = []
@@ -51,6 +60,8 @@ class SseDecoder:
                 messages.append(message)
             start = start_next
         self._buffer = self._buffer[start:]
+        if self._message_chars + len(self._buffer) > self._max_message_chars:
+            raise ProtocolError(f"an event longer than {self._max_message_chars} characters")
         return messages
 
     def _line(self, line: str) -> SseMessage | None:
@@ -63,6 +74,7 @@ class SseDecoder:
             value = value[1:]
         if name == "data":
             self._data.append(value)
+            self._message_chars += len(value)
         elif name == "event":
             self._event = value
         elif name == "id" and "\0" not in value:
@@ -76,4 +88,5 @@ class SseDecoder:
         if self._data:
             message = SseMessage("\n".join(self._data), self._event or "message", self._id)
         self._data, self._event, self._id = [], "", None
+        self._message_chars = 0
         return message
