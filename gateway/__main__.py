@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from gateway.app import create_app, serve
 from shared.logging import configure_logging
-from shared.settings import GatewaySettings, LoggingSettings
+from shared.settings import GatewaySettings, LoggingSettings, TracingSettings
+from shared.tracing import configure_tracing, shutdown_tracing
 
 
 def main() -> None:
@@ -15,7 +16,11 @@ def main() -> None:
             "the gateway needs REDIS_URL and AMQP_URL (`make run` serves gateway and worker "
             "in one process without them: python -m launcher)"
         )
-    serve(create_app(settings), settings)
+    provider = configure_tracing("gateway", TracingSettings.from_env())
+    try:
+        serve(create_app(settings), settings)
+    finally:
+        shutdown_tracing(provider)
 
 
 if __name__ == "__main__":

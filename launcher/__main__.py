@@ -10,7 +10,8 @@ import secrets
 from gateway.app import serve
 from launcher.embedded import create_embedded_app
 from shared.logging import configure_logging
-from shared.settings import GatewaySettings, LoggingSettings, WorkerSettings
+from shared.settings import GatewaySettings, LoggingSettings, TracingSettings, WorkerSettings
+from shared.tracing import configure_tracing, shutdown_tracing
 
 DEV_USER = "dev"
 
@@ -47,7 +48,11 @@ def main() -> None:
         )
     settings, development_key = with_development_key(settings)
     print(startup_hint(settings, development_key), flush=True)
-    serve(create_embedded_app(settings, WorkerSettings.from_env()), settings)
+    provider = configure_tracing("chatstream", TracingSettings.from_env())
+    try:
+        serve(create_embedded_app(settings, WorkerSettings.from_env()), settings)
+    finally:
+        shutdown_tracing(provider)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from shared.amqp import AmqpJobQueue
 from shared.gc_tuning import settle_after_startup
 from shared.logging import configure_logging, get_logger
 from shared.redis_client import connect_redis
-from shared.settings import LoggingSettings, WorkerSettings
+from shared.settings import LoggingSettings, TracingSettings, WorkerSettings
+from shared.tracing import configure_tracing, shutdown_tracing
 from worker.metrics import WorkerMetrics, metrics_endpoint
 from worker.worker import Worker
 
@@ -59,7 +60,11 @@ def main() -> None:
     worker_id = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
     structlog.contextvars.bind_contextvars(worker_id=worker_id)
     settings = dataclasses.replace(settings, worker_id=worker_id)
-    uvloop.run(serve(settings))
+    provider = configure_tracing("worker", TracingSettings.from_env())
+    try:
+        uvloop.run(serve(settings))
+    finally:
+        shutdown_tracing(provider)
     sys.exit(0)
 
 
