@@ -109,7 +109,12 @@ def processing(
         waited = tracing.start_span(
             "queue wait",
             parent=parent,
-            attributes={MESSAGING_DESTINATION_NAME: names.jobs_queue, REDELIVERED: redelivered},
+            attributes={
+                MESSAGING_DESTINATION_NAME: names.jobs_queue,
+                JOB_ID: job.job_id,
+                WORKER_ID: worker_id,
+                REDELIVERED: redelivered,
+            },
             start_time_ns=published_ns,
         )
         waited.end(end_time=delivered_ns)

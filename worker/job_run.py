@@ -167,6 +167,10 @@ class JobRun:
 
     async def end(self, finish_reason: str, citations: list[dict[str, Any]] | None = None) -> None:
         await self.emit_end(finish_reason, citations)
+        await self.written()
+
+    async def written(self) -> None:
+        """Wait until every event queued, the final one with its writes, is in Redis."""
         with tracing.span("final write"):
             await self.log.flush()
 
@@ -208,8 +212,7 @@ class JobRun:
 
         self._read_message_kept()
         await self.log.emit(events.ERROR, events.error_payload(message, code), persist=settle)
-        with tracing.span("final write"):
-            await self.log.flush()
+        await self.written()
 
     def _read_message_kept(self) -> None:
         if self._message_kept is None:

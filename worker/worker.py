@@ -270,7 +270,7 @@ class Worker:
             )
             return "error"
         if run.ended:
-            await run.log.flush()
+            await run.written()
             return result.finish_reason
         if run.cancellation.requested:
             log.info("job.cancelled", reason=run.cancellation.reason, tokens=run.tokens)
