@@ -162,8 +162,9 @@ _HEADER_GETTER = _HeaderGetter()
 
 
 def extract(carrier: Mapping[str, Any]) -> Context:
-    """The trace context ``carrier`` holds (an empty one when it holds none)."""
-    return propagate.extract(carrier, getter=_HEADER_GETTER)
+    """The trace context ``carrier`` holds; the current one when it holds none (a batch's
+    items, handled inside the batch's request, are its children)."""
+    return propagate.extract(carrier, context=otel_context.get_current(), getter=_HEADER_GETTER)
 
 
 def current_traceparent() -> str:

@@ -259,3 +259,36 @@ async def test_with_tracing_on_a_job_carries_its_trace_context(
     )
     assert int(flags, 16) & 1
     assert isinstance(headers[PUBLISHED_AT_HEADER], int)
+
+
+async def test_a_batchs_items_are_children_of_the_batchs_request_span(
+    start_gateway: GatewayFactory, namespace: str, span_exporter: InMemorySpanExporter
+) -> None:
+    client = await start_gateway(ConnectionSettings(namespace=namespace))
+    requests = [
+        {"id": "one", "method": "POST", "path": "/api/v1/sessions", "body": {"title": "one"}},
+        {"id": "list", "method": "GET", "path": "/api/v1/sessions"},
+    ]
+    response = await client.post("/api/v1/batch", json={"requests": requests}, headers=AUTH)
+    assert response.status == 200
+    batch = (await finished_spans(span_exporter, "POST /api/v1/batch"))[0]
+    created = (await finished_spans(span_exporter, "POST /api/v1/sessions"))[0]
+    listed = (await finished_spans(span_exporter, "GET /api/v1/sessions"))[0]
+    assert batch.parent is None
+    assert parent_of(created) == parent_of(listed) == span_id(batch)
+    assert trace_of(created) == trace_of(listed) == trace_of(batch)
+
+
+async def test_in_embedded_mode_a_chat_is_one_trace_across_the_in_process_queue(
+    start_gateway: GatewayFactory, namespace: str, span_exporter: InMemorySpanExporter
+) -> None:
+    connections = ConnectionSettings(namespace=namespace)
+    client = await start_gateway(connections)
+    _, received = await chat(client)
+    assert received[-1].type == "end"
+    process = (await finished_spans(span_exporter, f"process {connections.names.jobs_queue}"))[0]
+    publish = only(list(span_exporter.get_finished_spans()), "publish jobs")
+    assert parent_of(process) == span_id(publish) and trace_of(process) == trace_of(publish)
+    assert publish.attributes is not None and process.attributes is not None
+    assert publish.attributes["messaging.system"] == "in-process"
+    assert process.attributes["messaging.system"] == "in-process"
