@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import platform
 import sys
 import time
@@ -16,7 +17,7 @@ from typing import Any
 
 import uvloop
 
-from bench import report, toolio
+from bench import procs, report, toolio
 from bench.scale import SCALES
 from bench.scenarios import SCENARIOS, Context
 
@@ -28,6 +29,35 @@ async def run(
     *,
     profile: bool = False,
     levels: list[int] | None = None,
+    tracing: bool = False,
+) -> tuple[dict[str, Any], Path]:
+    if not tracing:
+        return await _run(scale_name, out_root, only, profile=profile, levels=levels)
+    # Every process the scenarios start inherits this environment: each chat is traced, its
+    # spans exported the way production exports them, to a sink that only takes them.
+    sink = procs.HelperServer("bench.otlp_sink", out_root / "otlp-sink.log")
+    await sink.start()
+    saved = dict(os.environ)
+    os.environ.update(
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url, "OTEL_TRACES_SAMPLER": "parentbased_always_on"}
+    )
+    os.environ.pop("OTEL_SDK_DISABLED", None)
+    try:
+        result, json_path = await _run(scale_name, out_root, only, profile=profile, levels=levels)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        await sink.stop()
+    return result, json_path
+
+
+async def _run(
+    scale_name: str,
+    out_root: Path,
+    only: list[str],
+    *,
+    profile: bool,
+    levels: list[int] | None,
 ) -> tuple[dict[str, Any], Path]:
     toolio.cancel_on_signals()
     scale = SCALES[scale_name]
@@ -41,8 +71,10 @@ async def run(
         "started_at": stamp,
         "scale": scale_name,
         "config": dataclasses.asdict(scale),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "fd_limit": toolio.raise_fd_limit(),
+        # Whether the services traced every chat (--tracing).
+        "tracing": "OTEL_EXPORTER_OTLP_ENDPOINT" in os.environ,
     }
     for name, scenario in SCENARIOS.items():
         if only and name not in only:
@@ -76,10 +108,23 @@ def main() -> None:
         help="record each gateway with py-spy (speedscope JSON beside the results)",
     )
     parser.add_argument("--levels", nargs="*", type=int, help="concurrent streams to measure at")
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="trace every chat (100%% sampling), exported over OTLP/HTTP to a local sink",
+    )
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     try:
         result, json_path = uvloop.run(
-            run(args.scale, args.out, args.only, profile=args.profile, levels=args.levels)
+            run(
+                args.scale,
+                args.out,
+                args.only,
+                profile=args.profile,
+                levels=args.levels,
+                tracing=args.tracing,
+            )
         )
     except asyncio.CancelledError:
         sys.exit("stopped by a signal; what it started is stopped and its namespaces purged")

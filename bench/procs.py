@@ -135,12 +135,14 @@ async def wait_ready(url: str, process: asyncio.subprocess.Process, log_path: Pa
 
 
 @dataclass
-class BareSseServer:
-    """``bench.bare_sse`` in a process of its own: the limit the gateway's idle streams are
-    measured against."""
+class HelperServer:
+    """A small server of the benchmark's own in a process of its own, ``python -m MODULE PORT
+    ARGS...``, ready once it answers ``/readyz``: ``bench.bare_sse`` (the limit the gateway's
+    idle streams are measured against), ``bench.otlp_sink`` (where traced services export)."""
 
+    module: str
     log_path: Path
-    heartbeat_s: float
+    args: tuple[str, ...] = ()
     port: int = 0
     process: asyncio.subprocess.Process | None = None
 
@@ -150,7 +152,7 @@ class BareSseServer:
 
     async def start(self) -> None:
         self.port = free_port()
-        command = [sys.executable, "-m", "bench.bare_sse", str(self.port), str(self.heartbeat_s)]
+        command = [sys.executable, "-m", self.module, str(self.port), *self.args]
         self.process = await _spawn(command, os.environ, self.log_path)
         try:
             await wait_ready(self.url, self.process, self.log_path)

@@ -330,7 +330,9 @@ async def idle_streams(ctx: Context) -> dict[str, Any]:
         result = await _hold_idle_streams(ctx, stack.url, stack.pids()["gateway"][0], "idle")
     finally:
         await stack.stop()
-    bare = procs.BareSseServer(ctx.path("idle-bare-server.log"), heartbeat_s)
+    bare = procs.HelperServer(
+        "bench.bare_sse", ctx.path("idle-bare-server.log"), (str(heartbeat_s),)
+    )
     await bare.start()
     try:
         assert bare.process is not None

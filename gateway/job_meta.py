@@ -22,6 +22,8 @@ class JobRecord:
     status: str
     # The seq of the job's final event, once it has ended (0 before).
     final_seq: int = 0
+    # The traceparent of the request that made the job; "" when it was not traced.
+    traceparent: str = ""
 
     @property
     def ended(self) -> bool:
@@ -41,4 +43,5 @@ async def owned_job(request: web.Request, job_id: str, user_id: str) -> JobRecor
         message_id=as_text(fields.get(b"messageId", b"")),
         status=as_text(fields.get(b"status", b"")),
         final_seq=int(fields.get(b"finalSeq", b"0")),
+        traceparent=as_text(fields.get(b"traceparent", b"")),
     )

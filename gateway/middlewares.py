@@ -17,8 +17,10 @@ from gateway import appkeys
 from gateway.auth import authenticate, bearer_token
 from gateway.errors import ApiError, error_response, from_http_exception, unavailable
 from gateway.request_log import log_request
+from gateway.request_trace import finish_request_span, start_request_span
 from gateway.streaming_routes import opens_turn
 from gateway.tickets import redeem_ticket
+from shared import tracing
 from shared.jobqueue import QueueUnavailableError
 from shared.logging import get_logger
 
@@ -47,11 +49,15 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     request[appkeys.REQUEST_ID] = request_id
     request[appkeys.STARTED_AT] = time.monotonic()
     structlog.contextvars.bind_contextvars(request_id=request_id)
+    # The root of the request's trace, current for everything below; None while tracing is off.
+    span = start_request_span(request, request_id) if tracing.enabled() else None
+    token = tracing.attach(span) if span is not None else None
     status: int | None = None
     response: web.StreamResponse | None = None
     try:
         try:
-            await _authenticate(request)
+            with tracing.span("auth"):
+                await _authenticate(request)
             response = await handler(request)
         except ConnectionResetError as e:
             # The client went away before its request was read (a reset in the middle of its
@@ -68,7 +74,11 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         status = response.status
         return response
     finally:
-        log_request(request, status)
+        logged_status = log_request(request, status)
+        if span is not None and token is not None:
+            finish_request_span(span, logged_status, request.get(appkeys.USER_ID))
+            tracing.detach(token)
+            span.end()
 
 
 async def echo_request_id(request: web.Request, response: web.StreamResponse) -> None:

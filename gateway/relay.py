@@ -24,8 +24,9 @@ from gateway.client_stream import ClientStream
 from gateway.errors import unavailable
 from gateway.fanout import EventFanout, FanoutUnavailableError
 from gateway.metrics import METRICS
+from gateway.request_trace import record_stream
 from gateway.stalls import StallWatch, StreamUnavailableError
-from shared import events, replay_log, sse
+from shared import events, replay_log, sse, tracing
 from shared.events import Event
 from shared.ids import new_id
 from shared.jobqueue import QueueUnavailableError
@@ -306,12 +307,16 @@ async def _hold_stream_lease(request: web.Request, lease_id: str, *, taken_by_tu
 class _Outcome:
     close_reason: str = "error_before_stream"
     events: int = 0
+    first_event_at: float | None = None
     first_token_at: float | None = None
 
     def count(self, frames: list[Event]) -> None:
         self.events += len(frames)
-        if self.first_token_at is None and any(f.type == events.TOKEN for f in frames):
-            self.first_token_at = time.monotonic()
+        if self.first_token_at is None:
+            if self.first_event_at is None:
+                self.first_event_at = time.monotonic()
+            if any(f.type == events.TOKEN for f in frames):
+                self.first_token_at = time.monotonic()
 
     def ttft_ms(self, request: web.Request) -> int | None:
         if self.first_token_at is None:
@@ -368,6 +373,16 @@ class _Stream:
             duration_ms=round((time.monotonic() - request[appkeys.STARTED_AT]) * 1000),
             resumed_from=spec.after_seq,
         )
+        span = tracing.current_span()
+        if span is not None:
+            record_stream(
+                span,
+                job_id=spec.job_id,
+                close_reason=outcome.close_reason,
+                events=outcome.events,
+                first_event_at=outcome.first_event_at,
+                first_token_at=outcome.first_token_at,
+            )
         app[METRICS].stream_closed(
             close_reason=outcome.close_reason,
             events=outcome.events,

@@ -13,9 +13,10 @@ from shared.logging import get_logger
 log = get_logger("gateway.http")
 
 
-def log_request(request: web.Request, status: int | None) -> None:
+def log_request(request: web.Request, status: int | None) -> int:
     """``status`` is what the handler returned; None for one that was cancelled (the status
-    already sent, as nginx logs it, or 499 when no response went out)."""
+    already sent, as nginx logs it, or 499 when no response went out). Returns the status
+    logged."""
     if status is None:
         status = request.get(appkeys.SENT_STATUS, 499)
     log.info(
@@ -26,3 +27,4 @@ def log_request(request: web.Request, status: int | None) -> None:
         user_id=request.get(appkeys.USER_ID),
         duration_ms=round((time.monotonic() - request[appkeys.STARTED_AT]) * 1000),
     )
+    return status

@@ -36,7 +36,7 @@ from gateway.errors import ApiError, not_found
 from gateway.guarded_writes import Guard, SessionOwner, Verdict, hash_reply, write_if_allowed
 from gateway.limits import RateHit
 from gateway.relay import SSE_ENCODING, Encoding, StreamRequest, stream_job
-from shared import events, sse
+from shared import events, sse, tracing
 from shared.ids import new_id
 from shared.job import Job
 from shared.jobqueue import QueueUnavailableError
@@ -120,6 +120,7 @@ class Turn:
             user_message_id=new_id(),
             assistant_message_id=job.message_id,
             text=asked.text,
+            traceparent=tracing.current_traceparent(),
         )
         return cls(request.app, session, job, stored, rate_hit, asked.snapshot, asked.encoding)
 
@@ -166,7 +167,8 @@ class Turn:
                 sessions.stage_get(pipe, stored.session_id)
                 messages.stage_list(pipe, stored.session_id)
 
-        outcome = await write_if_allowed(app[appkeys.REDIS], guard, stage)
+        with tracing.span("turn store"):
+            outcome = await write_if_allowed(app[appkeys.REDIS], guard, stage)
         if outcome.verdict is not Verdict.WRITTEN:
             raise self._refusal(outcome.verdict)
         if read_back:

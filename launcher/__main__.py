@@ -13,9 +13,11 @@ from shared.logging import configure_logging
 from shared.settings import (
     GatewaySettings,
     LoggingSettings,
+    TracingSettings,
     WorkerSettings,
     exit_on_settings_error,
 )
+from shared.tracing import configure_tracing, shutdown_tracing
 
 DEV_USER = "dev"
 
@@ -47,6 +49,7 @@ def main() -> None:
         configure_logging("gateway", LoggingSettings.from_env())
         settings = GatewaySettings.from_env()
         worker_settings = WorkerSettings.from_env()
+        tracing = TracingSettings.from_env()
     if not settings.connections.embedded:
         raise SystemExit(
             "python -m launcher runs on the embedded transports: unset REDIS_URL and AMQP_URL "
@@ -54,7 +57,11 @@ def main() -> None:
         )
     settings, development_key = with_development_key(settings)
     print(startup_hint(settings, development_key), flush=True)
-    serve(create_embedded_app(settings, worker_settings), settings)
+    provider = configure_tracing("chatstream", tracing)
+    try:
+        serve(create_embedded_app(settings, worker_settings), settings)
+    finally:
+        shutdown_tracing(provider)
 
 
 if __name__ == "__main__":

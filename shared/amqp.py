@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
@@ -19,6 +21,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import AMQPError
 from aiormq.exceptions import ChannelInvalidStateError
 
+from shared import job_trace
 from shared.job import Job, encode_job
 from shared.jobqueue import DeliveryHandler, QueueUnavailableError
 from shared.logging import get_logger
@@ -28,6 +31,8 @@ from shared.tasks import cancel_and_wait
 log = get_logger(__name__)
 
 JOB_CONTENT_TYPE = "application/msgpack"
+# What the job's spans name as their messaging system (OpenTelemetry's messaging conventions).
+AMQP_MESSAGING_SYSTEM = "rabbitmq"
 RECONNECT_INTERVAL_S = 1.0
 
 
@@ -70,6 +75,10 @@ class AmqpDelivery:
     @property
     def redelivered(self) -> bool:
         return bool(self.message.redelivered)
+
+    @property
+    def headers(self) -> Mapping[str, Any]:
+        return self.message.headers
 
     async def ack(self) -> None:
         await self.message.ack()
@@ -130,18 +139,24 @@ class AmqpJobQueue:
     async def publish(self, job: Job) -> None:
         if self._exchange is None or self._connection is None or self._connection.is_closed:
             raise QueueUnavailableError("the job queue is not connected")
-        message = aio_pika.Message(
-            encode_job(job),
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            content_type=JOB_CONTENT_TYPE,
-            message_id=job.job_id,
-        )
-        try:
-            async with asyncio.timeout(self._confirm_timeout_s):
-                await self._exchange.publish(message, routing_key=self._names.jobs_routing_key)
-        except (TimeoutError, AMQPError, ConnectionError, ChannelInvalidStateError) as e:
-            # The last: a robust channel that is reconnecting refuses to publish.
-            raise QueueUnavailableError(f"the job was not confirmed: {e!r}") from e
+        names = self._names
+        # The span ends once the broker confirms: the publish and its confirm, as one.
+        with job_trace.publishing(
+            job, AMQP_MESSAGING_SYSTEM, names.jobs_exchange, names.jobs_routing_key
+        ) as headers:
+            message = aio_pika.Message(
+                encode_job(job),
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                content_type=JOB_CONTENT_TYPE,
+                message_id=job.job_id,
+                headers=headers,
+            )
+            try:
+                async with asyncio.timeout(self._confirm_timeout_s):
+                    await self._exchange.publish(message, routing_key=names.jobs_routing_key)
+            except (TimeoutError, AMQPError, ConnectionError, ChannelInvalidStateError) as e:
+                # The last: a robust channel that is reconnecting refuses to publish.
+                raise QueueUnavailableError(f"the job was not confirmed: {e!r}") from e
 
     async def ping(self) -> bool:
         return self._connection is not None and not self._connection.is_closed

@@ -8,11 +8,14 @@ not redelivered. See docs/embedded.md.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import fakeredis
 from redis.asyncio import Redis
 
+from shared import job_trace
 from shared.job import Job, encode_job
 from shared.jobqueue import DeliveryHandler
 from shared.logging import get_logger
@@ -20,12 +23,17 @@ from shared.tasks import cancel_and_wait
 
 log = get_logger(__name__)
 
+# What the embedded queue's spans name as their messaging system and destination.
+IN_PROCESS_SYSTEM = "in-process"
+IN_PROCESS_QUEUE = "jobs"
+
 
 @dataclass(slots=True)
 class InProcessDelivery:
     body: bytes
     redelivered: bool
     _queue: InProcessJobQueue
+    headers: Mapping[str, Any] = field(default_factory=dict)
 
     async def ack(self) -> None:
         return None
@@ -34,23 +42,28 @@ class InProcessDelivery:
         self._queue.dead_letters.append(self.body)
 
     async def requeue(self) -> None:
-        self._queue.put_raw(self.body, redelivered=True)
+        self._queue.put_raw(self.body, redelivered=True, headers=self.headers)
 
 
 @dataclass
 class InProcessJobQueue:
     """An unbounded FIFO of jobs with at most ``prefetch`` handled at once."""
 
-    _queue: asyncio.Queue[tuple[bytes, bool]] = field(default_factory=asyncio.Queue)
+    _queue: asyncio.Queue[tuple[bytes, bool, Mapping[str, Any]]] = field(
+        default_factory=asyncio.Queue
+    )
     dead_letters: list[bytes] = field(default_factory=list)
     _consumer: asyncio.Task[None] | None = None
     _in_flight: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def put_raw(self, body: bytes, *, redelivered: bool = False) -> None:
-        self._queue.put_nowait((body, redelivered))
+    def put_raw(
+        self, body: bytes, *, redelivered: bool = False, headers: Mapping[str, Any] | None = None
+    ) -> None:
+        self._queue.put_nowait((body, redelivered, headers or {}))
 
     async def publish(self, job: Job) -> None:
-        self.put_raw(encode_job(job))
+        with job_trace.publishing(job, IN_PROCESS_SYSTEM, IN_PROCESS_QUEUE) as headers:
+            self.put_raw(encode_job(job), headers=headers)
 
     async def ping(self) -> bool:
         return True
@@ -62,17 +75,17 @@ class InProcessJobQueue:
     async def start_consuming(self, handler: DeliveryHandler, prefetch: int) -> None:
         slots = asyncio.Semaphore(prefetch)
 
-        async def run_one(body: bytes, redelivered: bool) -> None:
+        async def run_one(body: bytes, redelivered: bool, headers: Mapping[str, Any]) -> None:
             try:
-                await handler(InProcessDelivery(body, redelivered, self))
+                await handler(InProcessDelivery(body, redelivered, self, headers))
             finally:
                 slots.release()
 
         async def consume() -> None:
             while True:
                 await slots.acquire()
-                body, redelivered = await self._queue.get()
-                task = asyncio.create_task(run_one(body, redelivered))
+                body, redelivered, headers = await self._queue.get()
+                task = asyncio.create_task(run_one(body, redelivered, headers))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
 

@@ -7,8 +7,8 @@ to hand it to another worker.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 from shared.job import Job
 
@@ -24,6 +24,11 @@ class JobDelivery(Protocol):
     @property
     def redelivered(self) -> bool: ...
 
+    @property
+    def headers(self) -> Mapping[str, Any]:
+        """The message's headers: the trace context of the request that made the job."""
+        ...
+
     async def ack(self) -> None: ...
 
     async def reject(self) -> None:
@@ -38,7 +43,9 @@ DeliveryHandler = Callable[[JobDelivery], Awaitable[None]]
 
 class JobPublisher(Protocol):
     async def publish(self, job: Job) -> None:
-        """Hand a job to the queue; raise QueueUnavailableError if it cannot be confirmed."""
+        """Hand a job to the queue, with the current trace context in its headers (when
+        traced, see shared/job_trace.py); raise QueueUnavailableError if it cannot be
+        confirmed."""
 
     async def ping(self) -> bool:
         """Whether the queue answers now."""

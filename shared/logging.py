@@ -13,6 +13,7 @@ import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from shared import tracing
 from shared.settings import LoggingSettings
 
 
@@ -31,6 +32,15 @@ def _name_logger(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
+def _add_trace_ids(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """A line written inside a traced request or job names its trace and span, so a log line
+    leads to its trace. Only a check of one variable while tracing is off."""
+    span = tracing.current_span()
+    if span is not None:
+        event_dict["trace_id"], event_dict["span_id"] = tracing.ids_of(span)
+    return event_dict
+
+
 def configure_logging(service: str, settings: LoggingSettings | None = None) -> None:
     """chatstream's own lines go through structlog alone, straight to stdout (orjson, no
     standard-library record per line: logging was about 6% of a worker's CPU per job that way).
@@ -42,6 +52,7 @@ def configure_logging(service: str, settings: LoggingSettings | None = None) -> 
         structlog.contextvars.merge_contextvars,
         _service_adder(service),
         _name_logger,
+        _add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,

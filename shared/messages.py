@@ -120,6 +120,9 @@ class StoredTurn:
     text: str
     created_at: str = field(default_factory=utc_now_iso)
     created_at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    # The W3C traceparent of the request that made the job, when traced: a resume or a cancel
+    # links its own trace to it.
+    traceparent: str = ""
 
     def messages(self) -> list[Message]:
         """The user's message and the assistant's placeholder, exactly as stored."""
@@ -163,15 +166,15 @@ class MessageStore:
         pipe.hincrby(names.session(turn.session_id), "messageCount", 2)
         pipe.hset(names.session(turn.session_id), "updatedAt", turn.created_at)
         pipe.zadd(names.user_sessions(turn.user_id), {turn.session_id: turn.created_at_ms})
-        pipe.hset(
-            names.job_meta(turn.job_id),
-            mapping={
-                "userId": turn.user_id,
-                "sessionId": turn.session_id,
-                "messageId": turn.assistant_message_id,
-                "status": JOB_QUEUED,
-            },
-        )
+        meta: dict[FieldT, EncodableT] = {
+            "userId": turn.user_id,
+            "sessionId": turn.session_id,
+            "messageId": turn.assistant_message_id,
+            "status": JOB_QUEUED,
+        }
+        if turn.traceparent:
+            meta["traceparent"] = turn.traceparent
+        pipe.hset(names.job_meta(turn.job_id), mapping=meta)
         pipe.expire(names.job_meta(turn.job_id), JOB_META_TTL_S)
 
     def _stage_message(self, pipe: Pipeline, message: Message) -> None:

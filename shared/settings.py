@@ -511,3 +511,37 @@ class LoggingSettings:
             level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             format=env.choice("LOG_FORMAT", "auto", ("auto", "json", "console")),
         )
+
+
+# The OpenTelemetry exporters chatstream can send traces through (OTEL_TRACES_EXPORTER).
+TRACE_EXPORTERS = ("otlp", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class TracingSettings:
+    """Whether spans are made and exported (shared/tracing.py). Off unless the standard
+    OpenTelemetry variables ask for it: an OTLP endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) or ``OTEL_TRACES_EXPORTER=otlp``; off again with
+    ``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none``. The SDK reads the rest of
+    its variables itself (the endpoint, ``OTEL_TRACES_SAMPLER``, ``OTEL_BSP_*``,
+    ``OTEL_RESOURCE_ATTRIBUTES``)."""
+
+    enabled: bool = False
+    # OTEL_SERVICE_NAME; without it each process names itself (chatstream-gateway, ...).
+    service_name: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> TracingSettings:
+        env = _Env(os.environ if environ is None else environ)
+        exporter = env.optional("OTEL_TRACES_EXPORTER")
+        if exporter is not None and exporter not in TRACE_EXPORTERS:
+            raise SettingsError(
+                f"OTEL_TRACES_EXPORTER must be one of {', '.join(TRACE_EXPORTERS)}, "
+                f"not {exporter!r}"
+            )
+        endpoint = env.optional("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.optional(
+            "OTEL_EXPORTER_OTLP_ENDPOINT"
+        )
+        disabled = (env.optional("OTEL_SDK_DISABLED") or "").lower() == "true"
+        wanted = exporter == "otlp" or (exporter is None and endpoint is not None)
+        return cls(enabled=wanted and not disabled, service_name=env.optional("OTEL_SERVICE_NAME"))

@@ -11,18 +11,23 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from redis.asyncio import Redis
 
 from bench.purge import purge_namespace as purge
 from gateway.app import create_app
 from launcher.embedded import create_embedded_app
+from shared import tracing
 from shared.amqp import AmqpJobQueue
 from shared.names import Names
 from shared.redis_client import connect_redis
@@ -209,3 +214,18 @@ async def processes(real_connections: ConnectionSettings, tmp_path: Any) -> Asyn
         yield group
     finally:
         group.stop_all()
+
+
+@pytest.fixture
+def span_exporter() -> Iterator[InMemorySpanExporter]:
+    """Tracing on for this test, every span kept in memory as it ends (the SDK's in-memory
+    exporter behind a simple processor, so nothing waits on a timer)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_ON, shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.install(None)
+        provider.shutdown()

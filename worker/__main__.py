@@ -16,7 +16,13 @@ from shared.amqp import AmqpJobQueue
 from shared.gc_tuning import settle_after_startup
 from shared.logging import configure_logging, get_logger
 from shared.redis_client import connect_redis
-from shared.settings import LoggingSettings, WorkerSettings, exit_on_settings_error
+from shared.settings import (
+    LoggingSettings,
+    TracingSettings,
+    WorkerSettings,
+    exit_on_settings_error,
+)
+from shared.tracing import configure_tracing, shutdown_tracing
 from worker.health import readyz_handler
 from worker.metrics import WorkerMetrics, metrics_endpoint
 from worker.worker import Worker
@@ -59,10 +65,15 @@ def main() -> None:
     with exit_on_settings_error():
         configure_logging("worker", LoggingSettings.from_env())
         settings = WorkerSettings.from_env()
+        tracing = TracingSettings.from_env()
     worker_id = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
     structlog.contextvars.bind_contextvars(worker_id=worker_id)
     settings = dataclasses.replace(settings, worker_id=worker_id)
-    uvloop.run(serve(settings))
+    provider = configure_tracing("worker", tracing)
+    try:
+        uvloop.run(serve(settings))
+    finally:
+        shutdown_tracing(provider)
     sys.exit(0)
 
 

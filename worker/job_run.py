@@ -9,14 +9,17 @@ are queued (see worker.event_log); ``end`` and ``fail`` return once everything i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.trace import Span
 from redis.asyncio.client import Pipeline
 
-from shared import events
+from shared import events, job_trace, tracing
 from shared.job import Job
 from shared.messages import (
     JOB_RUNNING,
@@ -28,6 +31,10 @@ from shared.messages import (
 )
 from worker.cancellation import Cancellation
 from worker.event_log import JobEventLog, MergeableStaging, Staging
+
+# Span attributes of the generation (the second after OpenTelemetry's GenAI conventions).
+GENERATOR = "chatstream.generator"
+OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 
 
 class JobCancelledError(Exception):
@@ -65,6 +72,8 @@ class JobRun:
     log: JobEventLog
     messages: MessageStore
     cancellation: Cancellation = field(default_factory=Cancellation)
+    # The job's span while it is traced (its progress steps become its events); else None.
+    span: Span | None = None
     started_at: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
     tokens: int = 0
@@ -110,6 +119,8 @@ class JobRun:
         self, step: str, message: str, *, details: str = "", metadata: dict[str, Any] | None = None
     ) -> None:
         await self.checkpoint()
+        if self.span is not None:
+            job_trace.record_progress(self.span, step, message, details, metadata)
         await self.log.emit(
             events.PROGRESS,
             events.progress_payload(step, message, details=details, metadata=metadata),
@@ -119,6 +130,8 @@ class JobRun:
         await self.checkpoint()
         if self.first_token_at is None:
             self.first_token_at = time.monotonic()
+            if self.span is not None:
+                self.span.add_event("first token", {"ttft_ms": self.ttft_ms or 0})
         self.tokens += 1
         self._parts.append(text)
         offset = self._content_bytes
@@ -136,9 +149,31 @@ class JobRun:
     def duration_ms(self) -> int:
         return round((time.monotonic() - self.started_at) * 1000)
 
+    @contextlib.contextmanager
+    def generating(self, generator: str) -> Iterator[None]:
+        """Around the answer's generation: a span with its time to first token and its token
+        count, while the job is traced."""
+        if self.span is None:
+            yield
+            return
+        tokens_before = self.tokens
+        with tracing.span("generation", {GENERATOR: generator}) as generation:
+            try:
+                yield
+            finally:
+                if generation is not None:
+                    generation.set_attribute(OUTPUT_TOKENS, self.tokens - tokens_before)
+                    if self.ttft_ms is not None:
+                        generation.set_attribute(job_trace.TTFT_MS, self.ttft_ms)
+
     async def end(self, finish_reason: str, citations: list[dict[str, Any]] | None = None) -> None:
         await self.emit_end(finish_reason, citations)
-        await self.log.flush()
+        await self.written()
+
+    async def written(self) -> None:
+        """Wait until every event queued, the final one with its writes, is in Redis."""
+        with tracing.span("final write"):
+            await self.log.flush()
 
     async def emit_end(
         self, finish_reason: str, citations: list[dict[str, Any]] | None = None
@@ -180,7 +215,7 @@ class JobRun:
         retry_after_ms = None if retry_after_s is None else math.ceil(retry_after_s * 1000)
         payload = events.error_payload(message, code, retry_after_ms)
         await self.log.emit(events.ERROR, payload, persist=settle)
-        await self.log.flush()
+        await self.written()
 
     def _read_message_kept(self) -> None:
         if self._message_kept is None:

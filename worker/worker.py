@@ -15,7 +15,9 @@ import structlog
 from aio_pika.exceptions import AMQPError
 from redis.asyncio import Redis
 
-from shared import events
+from shared import events, job_trace, tracing
+from shared.amqp import AMQP_MESSAGING_SYSTEM
+from shared.embedded import IN_PROCESS_SYSTEM
 from shared.job import Job, decode_job
 from shared.jobqueue import JobConsumer, JobDelivery
 from shared.logging import get_logger
@@ -62,6 +64,10 @@ class Worker:
         self._redis = redis
         self._queue = queue
         self._names = settings.connections.names
+        # What the job's spans name as the queue's system.
+        self._messaging_system = (
+            IN_PROCESS_SYSTEM if settings.connections.embedded else AMQP_MESSAGING_SYSTEM
+        )
         self._messages = MessageStore(redis, self._names)
         self._cancels = CancelSignals(
             redis, self._names, disconnect_grace_s=settings.disconnect_grace_s
@@ -122,7 +128,7 @@ class Worker:
             job = decode_job(delivery.body)
         except WireError as e:
             log.error("job.malformed", error=str(e), bytes=len(delivery.body))
-            await self._settle(delivery.reject())
+            await self._settle(delivery.reject(), "reject")
             return
         structlog.contextvars.bind_contextvars(
             job_id=job.job_id,
@@ -131,32 +137,44 @@ class Worker:
             user_id=job.user_id,
             worker_id=self._settings.worker_id,
         )
+        redelivered = delivery.redelivered
+        with job_trace.processing(
+            delivery.headers,
+            job,
+            self._names,
+            system=self._messaging_system,
+            redelivered=redelivered,
+            worker_id=self._settings.worker_id,
+        ):
+            await self._handle_job(delivery, job, redelivered)
+
+    async def _handle_job(self, delivery: JobDelivery, job: Job, redelivered: bool) -> None:
         try:
-            outcome = await self._run(job, redelivered=delivery.redelivered)
+            outcome = await self._run(job, redelivered=redelivered)
         except EventLogConflictError:
             log.warning("job.superseded", reason="another writer owns the job's stream")
-            await self._settle(delivery.ack())
+            await self._settle(delivery.ack(), "ack")
             return
         except EventPublishError as e:
             # Redis stayed away past the retry bound: another run (later) picks the job up.
             log.error("job.requeued", reason="events cannot be published", error=repr(e.__cause__))
-            await self._settle(delivery.requeue())
+            await self._settle(delivery.requeue(), "requeue")
             return
         except asyncio.CancelledError:
             # Shutdown ran out of grace: the broker gives the job to another worker.
-            await self._settle(delivery.requeue())
+            await self._settle(delivery.requeue(), "requeue")
             log.warning("job.requeued", reason="shutdown")
             raise
-        await self._settle(delivery.ack())
+        await self._settle(delivery.ack(), "ack")
         self.jobs_done += 1
         log.debug("job.acked", outcome=outcome)
 
-    @staticmethod
-    async def _settle(decision: Awaitable[None]) -> None:
+    async def _settle(self, decision: Awaitable[None], operation: str) -> None:
         """Ack, reject or requeue, shielded from cancellation. If the broker link is gone, the
         broker requeues the job by itself (and a rerun finds its finished log)."""
         try:
-            await asyncio.shield(decision)
+            with job_trace.settling(operation, self._names, self._messaging_system):
+                await asyncio.shield(decision)
         except (AMQPError, ConnectionError, RuntimeError) as e:
             log.warning("job.settle_failed", error=repr(e))
 
@@ -178,7 +196,13 @@ class Worker:
     async def _run_logged(
         self, job: Job, event_log: JobEventLog, cancellation: Cancellation, *, redelivered: bool
     ) -> str:
-        run = JobRun(job=job, log=event_log, messages=self._messages, cancellation=cancellation)
+        run = JobRun(
+            job=job,
+            log=event_log,
+            messages=self._messages,
+            cancellation=cancellation,
+            span=tracing.current_span(),
+        )
         # A first delivery can have no earlier run to continue, so it skips reading the log:
         # its first batch of events lands only on an empty log (a gateway that ended the job
         # as stalled, or a duplicate delivery's run, makes it a conflict).
@@ -208,6 +232,14 @@ class Worker:
             events=event_log.published,
             queue_wait_ms=max(0, int(time.time() * 1000) - job.created_at_ms - run.duration_ms),
         )
+        if run.span is not None:
+            job_trace.record_outcome(
+                run.span,
+                outcome=outcome,
+                ttft_ms=run.ttft_ms,
+                tokens=run.tokens,
+                duration_ms=run.duration_ms,
+            )
         if self._metrics is not None:
             self._metrics.job_finished(
                 pipeline=job.pipeline,
@@ -238,7 +270,7 @@ class Worker:
             )
             return "error"
         if run.ended:
-            await run.log.flush()
+            await run.written()
             return result.finish_reason
         if run.cancellation.requested:
             log.info("job.cancelled", reason=run.cancellation.reason, tokens=run.tokens)

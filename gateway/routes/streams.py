@@ -13,6 +13,7 @@ from gateway.body import read_body
 from gateway.errors import ApiError, validation_error
 from gateway.job_meta import JobRecord, owned_job
 from gateway.relay import SSE_HEADERS, StreamRequest, stream_job
+from gateway.request_trace import link_to_job
 from gateway.tickets import issue_ticket
 from shared import events, replay_log, sse
 from shared.messages import STATUS_CANCELLED
@@ -47,6 +48,7 @@ async def attach_stream(request: web.Request) -> web.StreamResponse:
     """Every event after Last-Event-ID (0 or none: from the first), then the live ones."""
     job = await owned_job(request, request.match_info["job_id"], user_of(request))
     after_seq = last_event_id(request)
+    link_to_job(job, "stream resume", {"after_seq": after_seq})
     names = request.app[appkeys.SETTINGS].connections.names
     logged = await replay_log.bounds(request.app[appkeys.REDIS], names, job.job_id)
     if logged is None:
@@ -76,6 +78,7 @@ async def cancel_stream(request: web.Request) -> web.Response:
     if job.ended and not await request.app[appkeys.REDIS].exists(names.job_cancel_flag(job.job_id)):
         # Ended by a cancel: a second press of the stop button is still accepted.
         raise ApiError(409, "the job has already ended")
+    link_to_job(job, "job cancel")
     await request.app[appkeys.CANCELLER].cancel(job.job_id)
     return web.json_response({"jobId": job.job_id, "status": "cancelling"}, status=202)
 

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,21 +22,29 @@ pytestmark = [pytest.mark.real, pytest.mark.process, pytest.mark.timeout(240)]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_harness_runs_every_measurement_at_a_tiny_scale(tmp_path: Path, namespace: str) -> None:
+def run_smoke(out: Path, namespace: str, *args: str) -> tuple[dict[str, Any], str]:
+    """``python -m bench --scale smoke ARGS``: its results and what it printed."""
+    # Tracing is what --tracing asks for, whatever the environment running the tests sets.
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     completed = subprocess.run(
-        [sys.executable, "-m", "bench", "--scale", "smoke", "--out", str(tmp_path)],
+        [sys.executable, "-m", "bench", "--scale", "smoke", "--out", str(out), *args],
         cwd=ROOT,
         # The harness makes one namespace per process group under the test's own, and purges
         # each of them when that group stops.
-        env={**os.environ, "BENCH_NAMESPACE_PREFIX": namespace},
+        env={**environ, "BENCH_NAMESPACE_PREFIX": namespace},
         capture_output=True,
         text=True,
         timeout=200,
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    [result_file] = tmp_path.glob("*.json")
-    result = json.loads(result_file.read_text())
+    [result_file] = out.glob("*.json")
+    return json.loads(result_file.read_text()), completed.stdout
+
+
+def test_the_harness_runs_every_measurement_at_a_tiny_scale(tmp_path: Path, namespace: str) -> None:
+    result, stdout = run_smoke(tmp_path, namespace)
+    assert result["tracing"] is False
     failed = {k: v["error"] for k, v in result.items() if isinstance(v, dict) and "error" in v}
     assert not failed
 
@@ -70,4 +79,23 @@ def test_the_harness_runs_every_measurement_at_a_tiny_scale(tmp_path: Path, name
     assert chats["completed"] > 0 and chats["errors"] == 0
 
     assert [row["target"] for row in result["targets"]] == [row["target"] for row in targets({})]
-    assert "chatstream benchmark" in completed.stdout and "target" in completed.stdout
+    assert "chatstream benchmark" in stdout and "target" in stdout
+
+
+def test_with_tracing_every_chat_is_traced_and_exported(tmp_path: Path, namespace: str) -> None:
+    """``--tracing``: the measure of tracing's cost per chat (docs/performance.md)."""
+    result, _ = run_smoke(tmp_path, namespace, "--only", "short_chats", "--tracing")
+    assert result["tracing"] is True
+    chats = result["short_chats"]["1"]
+    assert chats["completed"] > 0 and chats["errors"] == 0
+    # The services exported their spans to the sink, which reports what it took on exit.
+    [line] = [
+        line
+        for line in (tmp_path / "otlp-sink.log").read_text().splitlines()
+        if line.startswith("otlp_sink:")
+    ]
+    exports = int(line.split()[1])
+    assert exports > 0
+    # Each process's log lines of a chat name its trace.
+    logs = "".join(p.read_text() for p in tmp_path.glob("*/chats-1-worker0.log"))
+    assert '"trace_id":' in logs

@@ -90,7 +90,15 @@ def test_compose_runs_the_production_topology() -> None:
     assert worker["command"] == ["python", "-m", "worker"]
     assert gateway["command"] == ["python", "-m", "gateway"]
     assert gateway["image"] == worker["image"]
-    observability = {"loki", "alloy", "prometheus", "redis-exporter", "grafana"}
+    observability = {
+        "loki",
+        "alloy",
+        "prometheus",
+        "redis-exporter",
+        "tempo",
+        "tempo-init",
+        "grafana",
+    }
     for name in observability:
         assert services[name]["profiles"] == ["observability"], name
     redis_conf = (DEPLOY / "redis/redis.conf").read_text()

@@ -4,6 +4,8 @@ raised there ends it before the next step or token."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +38,9 @@ class CancelAfterFirstToken:
     async def token(self, text: str) -> None:
         self.tokens += 1
         self.trail.append("token")
+
+    def generating(self, generator: str) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
 
 async def test_a_cancel_at_a_checkpoint_stops_the_answer_after_one_token(

@@ -43,7 +43,8 @@ class EchoPipeline:
                 metadata["tokens"] = len(tokens)
             await run.progress(step, _STEP_MESSAGES[step], metadata=metadata)
             if step == "execution":
-                await self._stream(run, tokens)
+                with run.generating("echo"):
+                    await self._stream(run, tokens)
         return PipelineResult(finish_reason=events.FINISH_STOP)
 
     async def _stream(self, run: JobRun, tokens: list[str]) -> None:

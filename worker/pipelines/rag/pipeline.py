@@ -13,6 +13,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from shared import tracing
 from shared.events import FINISH_STOP
 from shared.knowledge import Bm25Retriever, Retriever, knowledge_store
 from shared.names import Names
@@ -199,12 +200,18 @@ class RagPipeline:
                 details="no sources",
                 metadata={"retrieved": [], "generator": "none"},
             )
-            await emit_words(no_sources_answer(plan.project, validation.reason), emit)
+            with run.generating("none"):
+                await emit_words(no_sources_answer(plan.project, validation.reason), emit)
             return GenerationResult(FINISH_STOP, [])
         passages: list[Passage] = []
         metadata: dict[str, Any] = {"generator": validation.generator}
         if plan.retrieve:
-            found = await self._retriever.search(plan.project, analysis.query, plan.top_k)
+            with tracing.span(
+                "retrieval", {"chatstream.project": plan.project, "chatstream.top_k": plan.top_k}
+            ) as retrieval:
+                found = await self._retriever.search(plan.project, analysis.query, plan.top_k)
+                if retrieval is not None:
+                    retrieval.set_attribute("chatstream.retrieved", len(found.hits))
             passages = [
                 Passage(n, plan.project, hit.chunk, hit.score)
                 for n, hit in enumerate(found.hits, start=1)
@@ -235,4 +242,7 @@ class RagPipeline:
             history=context.turns,
             simple_language=plan.simple_language,
         )
-        return await self._generators[validation.generator].generate(request, emit, run.checkpoint)
+        with run.generating(validation.generator):
+            return await self._generators[validation.generator].generate(
+                request, emit, run.checkpoint
+            )
