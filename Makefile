@@ -17,7 +17,7 @@ WORKERS ?= 2
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install install-runtime run stack redis-cluster redis-sentinel test test-tools lint typecheck unit bench fmt clean
+.PHONY: install install-runtime run stack redis-sentinel test test-tools lint typecheck unit bench fmt clean
 
 ## make install: the runtime and the development group (tests, linters), for working on chatstream.
 install: .venv/.synced
@@ -52,12 +52,8 @@ stack: install-runtime
 	@.venv/bin/chatstream ingest docs --project docs
 	@AMQP_URL=$${AMQP_URL:-$(AMQP_URL_LOCAL)} WORKERS=$(WORKERS) $(PY) -m launcher.stack
 
-## make redis-cluster / redis-sentinel: a local Redis Cluster (3 primaries, 3 replicas) or a
-## Sentinel group (primary, replica, 3 sentinels) of plain redis-server processes on free ports,
-## until Ctrl-C; it prints the settings that point chatstream at it.
-redis-cluster: install-runtime
-	$(PY) -m launcher.local_redis cluster
-
+## make redis-sentinel: a local Sentinel group (primary, replica, 3 sentinels) of plain
+## redis-server processes on free ports, until Ctrl-C; it prints the settings for make stack.
 redis-sentinel: install-runtime
 	$(PY) -m launcher.local_redis sentinel
 
