@@ -231,3 +231,29 @@ def test_systemd_units_get_the_same_secrets_as_credentials() -> None:
         for variable, path in files.items():
             name = path.removeprefix("/run/secrets/")
             assert re.search(rf"\b{variable}=%d/{name}\b", unit), (service, variable)
+
+
+def test_systemd_units_set_their_per_instance_settings_where_the_settings_file_cannot_override() -> (
+    None
+):
+    # systemd lets EnvironmentFile= override Environment=: a key that both the unit and the
+    # settings file (a copy of .env.example) set would take the file's value, and every
+    # gateway instance would listen on the file's one host and port.
+    in_settings_file = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    per_instance = {
+        "gateway": {"GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": "%i", "METRICS_PORT": None},
+        "worker": {"WORKER_ID": "%H-worker-%i", "WORKER_METRICS_PORT": None},
+    }
+    for service, settings in per_instance.items():
+        unit = (DEPLOY / f"systemd/chatstream-{service}@.service").read_text()
+        assert "EnvironmentFile=/etc/chatstream/chatstream.env" in unit, service
+        set_by_unit = {
+            key
+            for line in re.findall(r"^Environment=(.*)$", unit, re.M)
+            for key in re.findall(r"([A-Z_]+)=", line)
+        }
+        assert not set_by_unit & in_settings_file, (service, set_by_unit & in_settings_file)
+        (exec_start,) = re.findall(r"^ExecStart=(.*)$", unit, re.M)
+        for key, value in settings.items():
+            assert key in in_settings_file, key
+            assert re.search(rf"\b{key}={re.escape(value) if value else ''}", exec_start), key
