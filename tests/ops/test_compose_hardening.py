@@ -233,9 +233,7 @@ def test_systemd_units_get_the_same_secrets_as_credentials() -> None:
             assert re.search(rf"\b{variable}=%d/{name}\b", unit), (service, variable)
 
 
-def test_systemd_units_set_their_per_instance_settings_where_the_settings_file_cannot_override() -> (
-    None
-):
+def test_systemd_units_set_per_instance_settings_where_the_settings_file_cannot() -> None:
     # systemd lets EnvironmentFile= override Environment=: a key that both the unit and the
     # settings file (a copy of .env.example) set would take the file's value, and every
     # gateway instance would listen on the file's one host and port.
