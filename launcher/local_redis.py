@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -33,16 +34,49 @@ CLUSTER_NODE_TIMEOUT_MS = 2000
 STARTUP_TIMEOUT_S = 30.0
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """A server that speaks TLS alone: its certificate and key, which it also shows as a
+    client (to its primary, to the other sentinels), and the CA that signed every side's."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    # Whether clients must show a certificate the CA signed (mutual TLS).
+    auth_clients: bool = False
+
+    def server_args(self, port: int) -> list[str]:
+        # tls-replication: a replica's link to its primary and a sentinel's every link (to
+        # the servers and to the other sentinels) are TLS too.
+        return [
+            *("--port", "0", "--tls-port", str(port), "--tls-replication", "yes"),
+            *("--tls-cert-file", str(self.cert_file), "--tls-key-file", str(self.key_file)),
+            *("--tls-ca-cert-file", str(self.ca_file)),
+            *("--tls-auth-clients", "yes" if self.auth_clients else "no"),
+        ]
+
+    def client_options(self) -> dict[str, Any]:
+        return {
+            "ssl": True,
+            "ssl_ca_certs": str(self.ca_file),
+            "ssl_certfile": str(self.cert_file),
+            "ssl_keyfile": str(self.key_file),
+        }
+
+
 @dataclass
 class RedisProcess:
     """One ``redis-server`` (or sentinel) on its own port and folder; killed and restarted on
-    the same port at will."""
+    the same port at will. With ``tls`` that port speaks TLS alone; with ``password`` a server
+    asks for it, and a data server gives it to its primary too."""
 
     directory: Path
     extra_args: list[str] = field(default_factory=list)
     sentinel: bool = False
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    tls: ServerTls | None = None
+    password: str | None = None
 
     @property
     def address(self) -> str:
@@ -57,15 +91,29 @@ class RedisProcess:
         # A sentinel rewrites its config file, so it must be a file of its own.
         config.touch()
         args = [binary, str(config), *(["--sentinel"] if self.sentinel else [])]
-        args += ["--port", str(self.port), "--bind", HOST, "--dir", str(self.directory)]
+        args += ["--port", str(self.port)] if self.tls is None else self.tls.server_args(self.port)
+        args += ["--bind", HOST, "--dir", str(self.directory)]
+        if self.password is not None:
+            args += ["--requirepass", self.password]
         if not self.sentinel:
             args += ["--save", "", "--appendonly", "no"]
+            if self.password is not None:
+                # A replica, or a primary that a failover turns into one, needs it.
+                args += ["--masterauth", self.password]
         args += ["--logfile", str(self.directory / "redis.log"), *self.extra_args]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.wait_until(lambda client: bool(client.ping()), "answers PING")
 
     def client(self) -> Redis:
-        return Redis(host=HOST, port=self.port, socket_timeout=2, decode_responses=True)
+        tls = {} if self.tls is None else self.tls.client_options()
+        return Redis(
+            host=HOST,
+            port=self.port,
+            password=self.password,
+            socket_timeout=2,
+            decode_responses=True,
+            **tls,
+        )
 
     def wait_until(self, ready: Callable[[Redis], bool], what: str) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -140,9 +188,13 @@ class LocalRedisCluster:
 @dataclass
 class LocalSentinelGroup:
     """A primary, its replica and three sentinels watching ``SENTINEL_SERVICE``.
-    ``sentinels`` is what ``REDIS_SENTINELS`` takes."""
+    ``sentinels`` is what ``REDIS_SENTINELS`` takes. With ``tls`` every server and sentinel
+    speaks TLS alone; ``password`` is the primary's and the replica's (the sentinels have
+    none)."""
 
     directory: Path
+    tls: ServerTls | None = None
+    password: str | None = None
     primary: RedisProcess | None = None
     replica: RedisProcess | None = None
     watchers: list[RedisProcess] = field(default_factory=list)
@@ -151,27 +203,40 @@ class LocalSentinelGroup:
     def sentinels(self) -> str:
         return ",".join(sentinel.address for sentinel in self.watchers)
 
+    @property
+    def addresses(self) -> tuple[tuple[str, int], ...]:
+        """The sentinels, as ``SentinelSettings`` takes them."""
+        return tuple((HOST, sentinel.port) for sentinel in self.watchers)
+
     def start(self) -> None:
-        self.primary = RedisProcess(self.directory / "primary")
+        self.primary = self._data_server("primary")
         self.primary.start()
-        self.replica = RedisProcess(
-            self.directory / "replica", extra_args=["--replicaof", HOST, str(self.primary.port)]
-        )
+        self.replica = self._data_server("replica", "--replicaof", HOST, str(self.primary.port))
         self.replica.start()
         self.replica.wait_until(_replica_is_synced, "synced with its primary")
+        options: list[tuple[str, str | int]] = [
+            ("down-after-milliseconds", SENTINEL_DOWN_AFTER_MS),
+            ("failover-timeout", SENTINEL_FAILOVER_TIMEOUT_MS),
+        ]
+        if self.password is not None:
+            options.append(("auth-pass", self.password))
         for index in range(3):
-            sentinel = RedisProcess(self.directory / f"sentinel-{index}", sentinel=True)
+            sentinel = RedisProcess(
+                self.directory / f"sentinel-{index}", sentinel=True, tls=self.tls
+            )
             sentinel.start()
             with sentinel.client() as client:
                 client.sentinel_monitor(SENTINEL_SERVICE, HOST, self.primary.port, 2)
-                for option, value in (
-                    ("down-after-milliseconds", SENTINEL_DOWN_AFTER_MS),
-                    ("failover-timeout", SENTINEL_FAILOVER_TIMEOUT_MS),
-                ):
+                for option, value in options:
                     client.sentinel_set(SENTINEL_SERVICE, option, value)
             self.watchers.append(sentinel)
         for sentinel in self.watchers:
             sentinel.wait_until(_sees_the_others, "saw the other sentinels")
+
+    def _data_server(self, name: str, *args: str) -> RedisProcess:
+        return RedisProcess(
+            self.directory / name, extra_args=list(args), tls=self.tls, password=self.password
+        )
 
     def stop(self) -> None:
         for server in [*self.watchers, self.replica, self.primary]:

@@ -12,13 +12,19 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.library_internals import HiredisPackingConnection
-from shared.settings import ConnectionSettings
+from shared.settings import ConnectionSettings, RedisTlsSettings
 
 
 def tcp_connection_class(url: str) -> dict[str, type[Connection]]:
     """The pool argument that packs commands with hiredis, for a ``redis://`` URL; nothing for
     the others (``rediss://`` and ``unix://`` keep the connection classes redis-py picks)."""
     return {"connection_class": HiredisPackingConnection} if url.startswith("redis://") else {}
+
+
+def tls_options(tls: RedisTlsSettings) -> dict[str, Any]:
+    """redis-py's arguments for a TLS connection with ``tls``'s files. Its defaults verify the
+    certificate and the host name, against the system's CAs when no CA file is given."""
+    return {"ssl_ca_certs": tls.ca_file, "ssl_certfile": tls.cert_file, "ssl_keyfile": tls.key_file}
 
 
 class SentinelBlockingConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
@@ -48,7 +54,11 @@ def connect_redis(settings: ConnectionSettings) -> Redis:
         "max_connections": settings.redis_max_connections,
         "timeout": max(settings.connect_timeout_s, 5.0),
     }
+    tls = {} if settings.redis_tls is None else tls_options(settings.redis_tls)
     if settings.sentinel is not None:
+        # The sentinels and the servers they name take the same TLS (RedisTlsSettings).
+        if tls:
+            tls["ssl"] = True
         sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
             settings.sentinel.sentinels,
             sentinel_kwargs={
@@ -56,8 +66,10 @@ def connect_redis(settings: ConnectionSettings) -> Redis:
                 "socket_timeout": settings.connect_timeout_s,
                 "password": settings.sentinel.password,
                 "protocol": 2,
+                **tls,
             },
             **connection_options,
+            **tls,
         )
         client: Redis = sentinel.master_for(
             settings.sentinel.service,
@@ -67,11 +79,14 @@ def connect_redis(settings: ConnectionSettings) -> Redis:
         return client
     if settings.redis_url is None:
         raise ValueError("connect_redis needs Redis; embedded mode uses EmbeddedServers")
+    # The URL's scheme chooses TLS (rediss://: redis-py's SSLConnection); the settings allow
+    # TLS files with no other scheme.
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         **tcp_connection_class(settings.redis_url),
         **pool_options,
         **connection_options,
+        **tls,
     )
     return Redis.from_pool(pool)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import ssl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -66,13 +67,27 @@ class _Env:
         if path is None:
             return value
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as e:
-            raise SettingsError(f"{file_name}: cannot read {path!r}: {e.strerror}") from e
+            text = _read(file_name, path).decode("utf-8")
         except UnicodeDecodeError as e:
             raise SettingsError(f"{file_name}: {path!r} is not UTF-8 text") from e
         # Editors and `echo` end the file with a newline that is no part of the secret.
         return text.strip() or None
+
+    def readable_file(self, name: str) -> str | None:
+        """The path ``name`` holds, once it is known to be a file this process can read."""
+        path = self.optional(name)
+        if path is not None:
+            _read(name, path)
+        return path
+
+    def flag(self, name: str) -> bool | None:
+        """``true`` or ``false``; None when unset, for a default that depends on others."""
+        raw = self.optional(name)
+        if raw is None:
+            return None
+        if raw.lower() not in ("true", "false"):
+            raise SettingsError(f"{name} must be true or false, not {raw!r}")
+        return raw.lower() == "true"
 
     def integer(
         self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None
@@ -146,6 +161,13 @@ class _Env:
         return value
 
 
+def _read(name: str, path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise SettingsError(f"{name}: cannot read {path!r}: {e.strerror}") from e
+
+
 def with_password(url: str | None, password: str | None, *, url_name: str) -> str | None:
     """``url`` with ``password`` put in its user info, quoted, so that a password kept in a
     file of its own needs no escaping and the URL setting holds no secret."""
@@ -190,6 +212,95 @@ class SentinelSettings:
     password: str | None = None
 
 
+# The files TLS to Redis takes, all optional: a CA to verify the servers by, a client
+# certificate and its key for servers that ask for one.
+REDIS_TLS_FILES = ("REDIS_TLS_CA_FILE", "REDIS_TLS_CERT_FILE", "REDIS_TLS_KEY_FILE")
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTlsSettings:
+    """TLS to every Redis server chatstream reaches: the one a ``rediss://`` ``REDIS_URL``
+    names, or with ``REDIS_TLS=true`` the sentinels and the servers they name alike (a
+    sentinel that reaches TLS servers speaks TLS to the other sentinels too, so it listens on
+    a TLS port already). Certificates are always verified, host name included: a server's
+    certificate must name the address chatstream connects to, for Sentinel the address the
+    sentinels announce."""
+
+    # The CAs that sign the servers' certificates (PEM); None trusts the system's.
+    ca_file: str | None = None
+    # A client certificate and its key (PEM, unencrypted), for servers that ask for one.
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @classmethod
+    def from_env(
+        cls, env: _Env, *, redis_url: str | None, sentinels: bool
+    ) -> RedisTlsSettings | None:
+        """None for plain TCP. One Redis's URL scheme says whether it is TLS; ``REDIS_TLS``,
+        the Sentinel switch, may repeat that but not contradict it."""
+        wanted = env.flag("REDIS_TLS")
+        tls = bool(wanted)
+        if redis_url is not None:
+            tls = redis_url.startswith("rediss://")
+            if wanted is not None and wanted != tls:
+                raise SettingsError(
+                    f"REDIS_TLS={str(wanted).lower()} contradicts REDIS_URL: one Redis is "
+                    "reached over TLS with a rediss:// URL, and only then"
+                )
+        elif wanted and not sentinels:
+            raise SettingsError("REDIS_TLS=true, but neither REDIS_URL nor REDIS_SENTINELS is set")
+        given = [name for name in REDIS_TLS_FILES if env.optional(name) is not None]
+        if not tls:
+            if given:
+                raise SettingsError(
+                    f"{given[0]} is set but TLS to Redis is off: it is on with a rediss:// "
+                    "REDIS_URL, or with REDIS_TLS=true beside REDIS_SENTINELS"
+                )
+            return None
+        ca = env.readable_file("REDIS_TLS_CA_FILE")
+        cert = env.readable_file("REDIS_TLS_CERT_FILE")
+        key = env.readable_file("REDIS_TLS_KEY_FILE")
+        if (cert is None) != (key is None):
+            raise SettingsError(
+                "set REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE together: a client "
+                "certificate goes with its key"
+            )
+        settings = cls(ca_file=ca, cert_file=cert, key_file=key)
+        settings.check_files()
+        return settings
+
+    def check_files(self) -> None:
+        """Load the files as a connection will, so that a file of the wrong kind stops the
+        start, naming its variable, instead of failing every connection."""
+        context = ssl.create_default_context()
+        if self.ca_file is not None:
+            try:
+                context.load_verify_locations(cafile=self.ca_file)
+            except ssl.SSLError as e:
+                raise SettingsError(
+                    f"REDIS_TLS_CA_FILE: {self.ca_file!r} holds no PEM certificate ({_why(e)})"
+                ) from e
+        if self.cert_file is not None:
+            try:
+                # A key that asks for a password fails here rather than prompting on a
+                # terminal; a connection would have no password to give it.
+                context.load_cert_chain(self.cert_file, self.key_file, password=_no_password)
+            except ssl.SSLError as e:
+                raise SettingsError(
+                    "REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE must be a PEM certificate and "
+                    f"its unencrypted key ({_why(e)})"
+                ) from e
+
+
+def _no_password() -> bytes:
+    return b""
+
+
+def _why(error: ssl.SSLError) -> str:
+    # OpenSSL's reason code; a key it could not decrypt has none, only its message.
+    return str(error.reason or error.strerror)
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionSettings:
     """Where the shared servers are. No Redis and no AMQP set means the embedded, in-process
@@ -200,6 +311,8 @@ class ConnectionSettings:
     sentinel: SentinelSettings | None = None
     # For every Redis server and sentinel; a password in REDIS_URL wins over it.
     redis_password: str | None = None
+    # None: plain TCP to Redis.
+    redis_tls: RedisTlsSettings | None = None
     namespace: str = DEFAULT_NAMESPACE
     # How long a connection attempt may take: a server that is down answers 503 this fast.
     connect_timeout_s: float = 1.0
@@ -260,6 +373,7 @@ class ConnectionSettings:
             )
         if service is not None and not sentinels:
             raise SettingsError("REDIS_SENTINEL_SERVICE is set but REDIS_SENTINELS is not")
+        redis_tls = RedisTlsSettings.from_env(env, redis_url=redis_url, sentinels=bool(sentinels))
         namespace = env.text("CHATSTREAM_NAMESPACE", DEFAULT_NAMESPACE).strip()
         if not namespace:
             raise SettingsError(
@@ -273,6 +387,7 @@ class ConnectionSettings:
                 else None
             ),
             redis_password=redis_password,
+            redis_tls=redis_tls,
             namespace=namespace,
         )
 

@@ -40,12 +40,10 @@ async def test_streams_complete_across_a_sentinel_failover(
     real_connections: ConnectionSettings, sentinel_group: LocalSentinelGroup, tmp_path: Path
 ) -> None:
     assert sentinel_group.primary is not None
-    sentinels = tuple(
-        (host, int(port))
-        for host, port in (address.split(":") for address in sentinel_group.sentinels.split(","))
-    )
     connections = replace(
-        real_connections, redis_url=None, sentinel=SentinelSettings(sentinels, SENTINEL_SERVICE)
+        real_connections,
+        redis_url=None,
+        sentinel=SentinelSettings(sentinel_group.addresses, SENTINEL_SERVICE),
     )
     processes = ProcessGroup(
         connections,

@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from launcher.ports import free_port
-from shared.settings import ConnectionSettings
+from shared.settings import REDIS_TLS_FILES, ConnectionSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,9 +29,21 @@ def connection_env(connections: ConnectionSettings) -> dict[str, str]:
         "AMQP_URL": connections.amqp_url or "",
         "CHATSTREAM_NAMESPACE": connections.namespace,
     }
-    if connections.sentinel is not None:
-        env["REDIS_SENTINELS"] = ",".join(f"{h}:{p}" for h, p in connections.sentinel.sentinels)
-        env["REDIS_SENTINEL_SERVICE"] = connections.sentinel.service
+    sentinel, tls = connections.sentinel, connections.redis_tls
+    if sentinel is not None:
+        env["REDIS_SENTINELS"] = ",".join(f"{h}:{p}" for h, p in sentinel.sentinels)
+        env["REDIS_SENTINEL_SERVICE"] = sentinel.service
+        if sentinel.password is not None:
+            env["REDIS_SENTINEL_PASSWORD"] = sentinel.password
+    # A password the URL holds already must not be given twice.
+    if connections.redis_password and urlsplit(connections.redis_url or "").password is None:
+        env["REDIS_PASSWORD"] = connections.redis_password
+    if tls is not None:
+        # One Redis's TLS is its URL's scheme; the sentinels' is the switch.
+        if sentinel is not None:
+            env["REDIS_TLS"] = "true"
+        files = zip(REDIS_TLS_FILES, (tls.ca_file, tls.cert_file, tls.key_file), strict=True)
+        env |= {name: path for name, path in files if path is not None}
     return env
 
 
@@ -125,9 +138,15 @@ class ProcessGroup:
         return service
 
     async def gateway(self, name: str = "gateway", **env: str) -> ServiceProcess:
+        service = await self.serving_gateway(name, **env)
+        await wait_ready(service)
+        return service
+
+    async def serving_gateway(self, name: str = "gateway", **env: str) -> ServiceProcess:
+        """A gateway once it answers ``/readyz``, ready or not."""
         port = free_port()
         service = self._spawn(name, "gateway", self._env({"GATEWAY_PORT": str(port), **env}), port)
-        await wait_ready(service)
+        await readiness(service)
         return service
 
     async def worker(self, name: str = "worker", **env: str) -> ServiceProcess:
@@ -155,6 +174,15 @@ class ProcessGroup:
 
 
 async def wait_ready(service: ServiceProcess) -> None:
+    for _ in range(400):
+        if (await readiness(service))[0] == 200:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{service.name} did not become ready")
+
+
+async def readiness(service: ServiceProcess) -> tuple[int, dict[str, Any]]:
+    """The status and body of the first answer to ``/readyz``, once the process serves."""
     async with aiohttp.ClientSession() as http:
         for _ in range(400):
             if service.process.poll() is not None:
@@ -163,9 +191,8 @@ async def wait_ready(service: ServiceProcess) -> None:
                 )
             try:
                 async with http.get(f"{service.url}/readyz") as response:
-                    if response.status == 200:
-                        return
+                    return response.status, await response.json()
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.05)
-    raise AssertionError(f"{service.name} did not become ready")
+    raise AssertionError(f"{service.name} never answered /readyz")
