@@ -116,22 +116,35 @@ class RedisProcess:
         )
 
     def wait_until(self, ready: Callable[[Redis], bool], what: str) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
         with self.client() as client:
-            while time.monotonic() < deadline:
-                try:
-                    if ready(client):
-                        return
-                except (RedisError, OSError):
-                    pass
-                time.sleep(0.05)
-        raise RuntimeError(f"redis on {self.address} never {what}")
+            if not poll(client, ready):
+                raise RuntimeError(f"redis on {self.address} never {what}")
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+
+def poll(
+    client: Redis,
+    ready: Callable[[Redis], bool],
+    alive: Callable[[], None] = lambda: None,
+    timeout_s: float = STARTUP_TIMEOUT_S,
+) -> bool:
+    """Whether ``ready`` holds within ``timeout_s``, asked every 50 ms; a server that cannot
+    be reached yet is not ready. ``alive`` raises to give up early."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive()
+        try:
+            if ready(client):
+                return True
+        except (RedisError, OSError):
+            pass
+        time.sleep(0.05)
+    return False
 
 
 @dataclass

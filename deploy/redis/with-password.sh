@@ -4,9 +4,14 @@
 # command line (ps, /proc/PID/cmdline, docker inspect) nor in the environment.
 #   REDIS_PASSWORD_FILE     the password (default: compose's secret, /run/secrets/redis_password)
 #   REDIS_PASSWORD_INCLUDE  the config file written (default: /run/redis/password.conf)
+#   REDIS_ANNOUNCE_HOST     the name this server gives its primary when it is a replica
+#                           (default: redis, the compose service; see sentinel.sh)
+# The same password is `masterauth`, which a server uses only as a replica: under the compose
+# sentinel profile `redis` is the first primary, and it follows a new one after a failover.
 set -eu
 password_file=${REDIS_PASSWORD_FILE:-/run/secrets/redis_password}
 include=${REDIS_PASSWORD_INCLUDE:-/run/redis/password.conf}
+announce=${REDIS_ANNOUNCE_HOST:-redis}
 
 # `read` fails on a last line without a newline, yet still fills the variable.
 IFS= read -r password <"$password_file" || [ -n "$password" ]
@@ -15,7 +20,8 @@ IFS= read -r password <"$password_file" || [ -n "$password" ]
 umask 077
 mkdir -p "$(dirname "$include")"
 # Both builtins: the password is never an argument of another process.
-printf 'requirepass "%s"\n' "$password" >"$include"
+printf 'requirepass "%s"\nmasterauth "%s"\nreplica-announce-ip "%s"\n' \
+  "$password" "$password" "$announce" >"$include"
 # The official image's entrypoint runs Redis as the redis user, which must read the file.
 if [ "$(id -u)" = 0 ] && id redis >/dev/null 2>&1; then
   chown redis "$include"
