@@ -33,7 +33,8 @@ READY_CHANNEL = "bench-ready"
 # so one nginx worker is its peer. nchan's own settings are its defaults but the store, Redis in
 # its default "distributed" mode (every message goes through Redis, as chatstream's events do);
 # it buffers the last 10 messages per channel there (chatstream's replay log keeps a job's
-# events). No access log: the gateway logs no line per event either.
+# events). No access log: the gateway logs no line per event either. The publisher's connections
+# are kept for the whole run, as a worker keeps its Redis connection.
 CONFIG = """\
 load_module {module};
 daemon off;
@@ -44,6 +45,9 @@ error_log {dir}/error.log warn;
 events {{ worker_connections 16384; }}
 http {{
     access_log off;
+    # The publisher's kept-alive connections carry every publish of a phase; nginx closes a
+    # connection after 1,000 requests by default.
+    keepalive_requests 100000000;
     client_body_temp_path {dir}/client_body;
     proxy_temp_path {dir}/proxy;
     fastcgi_temp_path {dir}/fastcgi;
@@ -105,6 +109,9 @@ class NchanServer:
         return f"http://{HOST}:{self.port}"
 
     async def start(self) -> None:
+        # Absolute: redis-server changes into its folder before opening its log, and nginx
+        # reads its config's paths against its prefix (the results folder is relative).
+        self.directory = self.directory.resolve()
         self.directory.mkdir(parents=True, exist_ok=True)
         try:
             self.redis = RedisProcess(self.directory / "redis")

@@ -17,7 +17,8 @@ def level(result: dict[str, Any]) -> str | None:
     """The concurrency the two are set against at."""
     ours = get(result, RELAY, "latency") or {}
     theirs = get(result, PEER, "latency") or {}
-    common = set(ours) & set(theirs)
+    # Where only one of the two ran, its levels (the other's cells print as missing).
+    common = (set(ours) & set(theirs)) or set(ours) | set(theirs)
     if HEADLINE_LEVEL in common:
         return HEADLINE_LEVEL
     return max(common, key=int, default=None)
@@ -32,7 +33,7 @@ def ratios(result: dict[str, Any]) -> list[dict[str, Any]]:
         (f"relay p50 at {at} streams (ms)", (*latency, "p50_ms"), (*latency, "p50_ms")),
         (f"relay p99 at {at} streams (ms)", (*latency, "p99_ms"), (*latency, "p99_ms")),
         (
-            f"server CPU-s per 1,000 events at {at} streams",
+            f"CPU-s per 1,000 events at {at} streams",
             ("latency", at, "gateway_cpu_s_per_1000_events"),
             ("latency", at, "nginx_cpu_s_per_1000_events"),
         ),

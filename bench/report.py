@@ -220,6 +220,10 @@ def plot(result: dict[str, Any], path: Path) -> bool:
         "echo workers": {
             int(k): v["latency"] for k, v in (_get(result, "echo_relay") or {}).items()
         },
+        "nchan peer": {
+            int(k): v["client"]["latency"]
+            for k, v in (_get(result, "nchan_peer", "latency") or {}).items()
+        },
     }
     styles = {"p50_ms": "-", "p99_ms": "--", "p999_ms": ":"}
     for name, points in series.items():
