@@ -79,8 +79,10 @@ unit: install
 	$(PY) -m pytest -m "not real and not process" $(PYTEST_ARGS)
 
 ## make bench: the benchmark (about five minutes): bench-results/<timestamp>.json, a PNG, a table.
+# nginx with nchan for the peer row, when missing and installable (bench/install-nchan.sh).
 bench: install
 	$(UV) sync --frozen --group bench
+	bench/install-nchan.sh
 	BENCH_REDIS_URL=$${BENCH_REDIS_URL:-$(REDIS_URL_LOCAL)} \
 	BENCH_AMQP_URL=$${BENCH_AMQP_URL:-$(AMQP_URL_LOCAL)} $(PY) -m bench $(BENCH_ARGS)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import uvloop
 
-from bench import procs, report, toolio
+from bench import peer_report, procs, report, toolio
 from bench.scale import SCALES
 from bench.scenarios import SCENARIOS, Context
 
@@ -88,6 +88,8 @@ async def _run(
             print(f"bench: {name} failed: {e!r}", flush=True)
         result.setdefault("durations_s", {})[name] = round(time.monotonic() - started, 1)
     result["targets"] = report.targets(result)
+    # chatstream's relay against the nchan peer's, both from this run: chatstream / nchan.
+    result["nchan_ratios"] = peer_report.ratios(result)
     json_path = out_root / f"{stamp}.json"
     json_path.write_text(json.dumps(result, indent=2))
     result["plot"] = str(out_root / f"{stamp}.png")

@@ -88,11 +88,11 @@ class Stack:
         self.port = free_port()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = {**self.base_env(), "GATEWAY_PORT": str(self.port)}
-        self.gateway = await _spawn([sys.executable, "-m", "gateway"], env, self._log("gateway"))
+        self.gateway = await spawn([sys.executable, "-m", "gateway"], env, self._log("gateway"))
         for i in range(self.workers):
             worker_env = {**self.base_env(), "WORKER_ID": f"bench-worker-{i}"}
             self.worker_procs.append(
-                await _spawn([sys.executable, "-m", "worker"], worker_env, self._log(f"worker{i}"))
+                await spawn([sys.executable, "-m", "worker"], worker_env, self._log(f"worker{i}"))
             )
         try:
             await self._wait_ready()
@@ -153,7 +153,7 @@ class HelperServer:
     async def start(self) -> None:
         self.port = free_port()
         command = [sys.executable, "-m", self.module, str(self.port), *self.args]
-        self.process = await _spawn(command, os.environ, self.log_path)
+        self.process = await spawn(command, os.environ, self.log_path)
         try:
             await wait_ready(self.url, self.process, self.log_path)
         except BaseException:
@@ -174,7 +174,7 @@ def py_spy() -> list[str]:
 
 async def profile(pid: int, duration_s: float, output: Path) -> asyncio.subprocess.Process:
     """Record ``pid`` with py-spy for ``duration_s`` (speedscope JSON at ``output``)."""
-    return await _spawn(
+    return await spawn(
         [
             *py_spy(),
             "record",
@@ -193,7 +193,7 @@ async def profile(pid: int, duration_s: float, output: Path) -> asyncio.subproce
     )
 
 
-async def _spawn(
+async def spawn(
     command: list[str], env: Mapping[str, str], log_path: Path
 ) -> asyncio.subprocess.Process:
     with log_path.open("ab") as log:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any, Protocol
 
 import uvloop
 
@@ -26,6 +27,15 @@ from shared.settings import EventLogSettings
 TICK_S = 0.001
 # At most this many events per write, so that a burst cannot become one huge write.
 MAX_BATCH = 256
+
+
+class Publishes(Protocol):
+    """What :func:`publish_for` drives: these jobs, or the peer row's nchan channels
+    (bench/nchan_publisher.py)."""
+
+    published: int
+
+    async def publish(self, count: int) -> None: ...
 
 
 class SyntheticJobs:
@@ -55,7 +65,7 @@ class SyntheticJobs:
         self.published += count
 
 
-async def publish_for(jobs: SyntheticJobs, rate: float, duration_s: float) -> float:
+async def publish_for(jobs: Publishes, rate: float, duration_s: float) -> float:
     """Publish at ``rate`` events/s (0: as fast as one process can) for ``duration_s``. At a
     rate, exactly ``rate * duration_s`` events: the last tick's are not left out."""
     loop = asyncio.get_running_loop()
@@ -83,21 +93,23 @@ async def main() -> None:
     # Appends go by the script's hash, as a worker's do; a bare connection cannot load it on
     # demand (shared/redis_scripts.py), so it is loaded up front.
     await redis.execute([("SCRIPT", "LOAD", replay_log.APPEND_EVENTS.text)])
-    cpu_before = time.process_time()
     try:
         jobs = SyntheticJobs(redis, Names(spec["namespace"]), job_ids)
-        elapsed_s = await publish_for(jobs, float(spec["rate"]), float(spec["duration_s"]))
-        tokens = jobs.published
+        toolio.emit(await publish_and_report(jobs, spec))
     finally:
         await redis.aclose()
-    toolio.emit(
-        {
-            "published": tokens,
-            "elapsed_s": round(elapsed_s, 3),
-            "rate": round(tokens / elapsed_s, 1) if elapsed_s else 0,
-            "cpu_s": round(time.process_time() - cpu_before, 3),
-        }
-    )
+
+
+async def publish_and_report(jobs: Publishes, spec: dict[str, Any]) -> dict[str, Any]:
+    """Publish at ``spec``'s rate for its duration; what was published, and the CPU it took."""
+    cpu_before = time.process_time()
+    elapsed_s = await publish_for(jobs, float(spec["rate"]), float(spec["duration_s"]))
+    return {
+        "published": jobs.published,
+        "elapsed_s": round(elapsed_s, 3),
+        "rate": round(jobs.published / elapsed_s, 1) if elapsed_s else 0,
+        "cpu_s": round(time.process_time() - cpu_before, 3),
+    }
 
 
 if __name__ == "__main__":

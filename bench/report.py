@@ -6,19 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench import peer_report
+from bench.results import get as _get
+
 KIB = 1024
-
-
-def _get(result: dict[str, Any], *path: str) -> Any:
-    """The value at ``path``, or None where it is missing or its measurement failed."""
-    value: Any = result
-    for key in path:
-        if not isinstance(value, dict) or key not in value:
-            return None
-        value = value[key]
-        if isinstance(value, dict) and "error" in value:
-            return None
-    return value
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -111,6 +102,8 @@ def table(result: dict[str, Any]) -> str:
     for streams, phase in (_get(result, "synthetic_relay", "latency") or {}).items():
         label = f"relay, synthetic, {streams} streams, {_fmt(phase['rate'])} ev/s"
         lines.append(_latency_row(label, phase["client"]["latency"]))
+    for label, summary in peer_report.latency_rows(result):
+        lines.append(_latency_row(label, summary))
     for streams, phase in (_get(result, "echo_relay") or {}).items():
         lines.append(_latency_row(f"relay, echo workers, {streams} streams", phase["latency"]))
     lines.append(
@@ -129,16 +122,7 @@ def table(result: dict[str, Any]) -> str:
         f"{_fmt(throughput.get('gateway_cpu_s_per_1000_events'))} "
         f"(one whole core: {_fmt(throughput.get('events_per_s_at_one_core'))} ev/s)"
     )
-    sustained = _get(result, "synthetic_relay", "sustained") or {}
-    steps = ", ".join(
-        f"{_fmt(int(rate))}: {_fmt(step['delivered_events_per_s'])} "
-        f"(p99 {_fmt(step['latency'].get('p99_ms'))} ms{'' if step['kept_up'] else ', behind'})"
-        for rate, step in (sustained.get("steps") or {}).items()
-    )
-    lines.append(
-        f"  gateway delivered ev/s kept up with: {_fmt(sustained.get('delivered_events_per_s'))}"
-        f" (offered: delivered) {steps}"
-    )
+    lines.append(_sustained_line("gateway", _get(result, "synthetic_relay", "sustained")))
     for streams, phase in (_get(result, "synthetic_relay", "latency") or {}).items():
         lines.append(
             f"  gateway CPU-s per 1,000 events at {streams} streams, {_fmt(phase['rate'])} ev/s: "
@@ -173,12 +157,49 @@ def table(result: dict[str, Any]) -> str:
                 f"{name.removesuffix('_us')} {_fmt(value)}" for name, value in micro.items()
             )
         )
+    lines.extend(_peer_lines(result))
     lines.append("")
     lines.append(f"  {'target':<44}{'value':>11}{'bound':>13}  met")
     for row in result.get("targets", []):
         met = {True: "yes", False: "NO", None: "-"}[row["met"]]
         lines.append(f"  {row['target']:<44}{_fmt(row['value']):>11}{row['bound']:>13}  {met}")
     return "\n".join(lines)
+
+
+def _sustained_line(server: str, sustained: dict[str, Any] | None) -> str:
+    """The highest rate kept up with, and each rate offered: what was delivered, its p99."""
+    sustained = sustained or {}
+    steps = ", ".join(
+        f"{_fmt(int(rate))}: {_fmt(step['delivered_events_per_s'])} "
+        f"(p99 {_fmt(step['latency'].get('p99_ms'))} ms{'' if step['kept_up'] else ', behind'})"
+        for rate, step in (sustained.get("steps") or {}).items()
+    )
+    return (
+        f"  {server} delivered ev/s kept up with: {_fmt(sustained.get('delivered_events_per_s'))}"
+        f" (offered: delivered) {steps}"
+    )
+
+
+def _peer_lines(result: dict[str, Any]) -> list[str]:
+    """chatstream beside the nchan peer, same run (bench/peer_report.py)."""
+    lines = [
+        "",
+        f"  {'peer: nchan (nginx, 1 worker, Redis store)':<44}"
+        f"{'chatstream':>11}{'nchan':>11}{'ratio':>11}",
+    ]
+    reason = peer_report.skipped(result)
+    if reason is not None:
+        return [*lines, f"  {'-':<44}  nchan row: {reason}"]
+    for row in result.get("nchan_ratios") or peer_report.ratios(result):
+        cells = [_fmt(row[k]) for k in ("chatstream", "nchan", "ratio")]
+        lines.append(f"  {row['figure']:<44}" + "".join(f"{c:>11}" for c in cells))
+    lines.append(_sustained_line("nchan", _get(result, "nchan_peer", "sustained")))
+    # Not subtracted, only said: the two are fed differently (docs/performance.md).
+    lines.append(
+        "  (nchan takes one HTTP request per event; chatstream's worker one Redis script per "
+        "job's batch)"
+    )
+    return lines
 
 
 def plot(result: dict[str, Any], path: Path) -> bool:
@@ -198,6 +219,10 @@ def plot(result: dict[str, Any], path: Path) -> bool:
         },
         "echo workers": {
             int(k): v["latency"] for k, v in (_get(result, "echo_relay") or {}).items()
+        },
+        "nchan peer": {
+            int(k): v["client"]["latency"]
+            for k, v in (_get(result, "nchan_peer", "latency") or {}).items()
         },
     }
     styles = {"p50_ms": "-", "p99_ms": "--", "p999_ms": ":"}

@@ -7,12 +7,12 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import micro as relay_micro
-from bench import procs, toolio, usage
+from bench import nchan, procs, toolio, usage
 from bench.procs import REDIS_URL, Stack, Tool, api_keys, new_namespace, purge_namespace
 from bench.scale import Scale
 from bench.stats import summarize_ns
@@ -93,7 +93,9 @@ async def redis_limit(ctx: Context) -> dict[str, Any]:
             await sub.start()
             try:
                 await sub.read(READY_TIMEOUT_S)
-                published = await _publish(ctx, names.namespace, ids_file, rate, ctx.scale.redis_s)
+                published = await _publish(
+                    ctx, ids_file, rate, ctx.scale.redis_s, namespace=names.namespace
+                )
                 await asyncio.sleep(DRAIN_S)
                 sub.tell("stop")
                 received = await sub.read(READY_TIMEOUT_S)
@@ -110,15 +112,17 @@ async def redis_limit(ctx: Context) -> dict[str, Any]:
 
 async def _publish(
     ctx: Context,
-    namespace: str,
     ids_file: Path,
     rate: float,
     duration_s: float,
     *,
     processes: int = 1,
+    module: str = "bench.publisher",
+    **spec: Any,
 ) -> dict[str, Any]:
-    """Publish for ``duration_s`` from ``processes`` publishers, each with its share of the
-    jobs (one Python publisher tops out below what a gateway delivers)."""
+    """Publish for ``duration_s`` from ``processes`` publishers (``module``: chatstream's
+    synthetic worker, or nchan's, with ``spec``), each with its share of the jobs (one Python
+    publisher tops out below what a gateway delivers)."""
     job_ids = toolio.read_job_ids(str(ids_file))
     shares = [job_ids[i::processes] for i in range(processes) if job_ids[i::processes]]
     publishers = []
@@ -127,10 +131,10 @@ async def _publish(
         toolio.write_job_ids(str(share_file), share)
         publishers.append(
             ctx.tool(
-                "bench.publisher",
+                module,
                 f"publisher-{i}",
                 {
-                    "namespace": namespace,
+                    **spec,
                     "job_ids_file": str(share_file),
                     "rate": rate / len(shares),
                     "duration_s": duration_s,
@@ -150,7 +154,42 @@ async def _publish(
         "elapsed_s": max(r["elapsed_s"] for r in reports),
         "rate": round(sum(r["rate"] for r in reports), 1),
         "cpu_s": round(sum(r["cpu_s"] for r in reports), 3),
+        # Publishes nchan's publisher endpoint did not take (chatstream's: always none).
+        "refused": sum(r.get("refused", 0) for r in reports),
     }
+
+
+@dataclass
+class RelayTarget:
+    """What a relay phase measures: one chatstream gateway, or the nchan peer (its nginx,
+    ``bench/nchan.py``), fed by the publisher ``publisher`` with ``publish_spec``. ``server``
+    names the CPU figure (``<server>_cpu_s_per_1000_events``); ``redis_pids`` is the Redis whose
+    CPU the phase reports (None: every redis-server on the machine, the shared one's included)."""
+
+    label: str
+    server: str
+    url: str
+    pids: list[int]
+    publish_spec: dict[str, Any]
+    publisher: str = "bench.publisher"
+    client_spec: dict[str, Any] = field(default_factory=dict)
+    redis_pids: list[int] | None = None
+    # py-spy records Python: the gateway, not nginx.
+    profile: bool = True
+
+    @property
+    def cpu_key(self) -> str:
+        return f"{self.server}_cpu_s_per_1000_events"
+
+
+def _gateway_target(stack: Stack) -> RelayTarget:
+    return RelayTarget(
+        label="relay",
+        server="gateway",
+        url=stack.url,
+        pids=stack.pids()["gateway"],
+        publish_spec={"namespace": stack.namespace},
+    )
 
 
 async def synthetic_relay(ctx: Context) -> dict[str, Any]:
@@ -159,15 +198,12 @@ async def synthetic_relay(ctx: Context) -> dict[str, Any]:
     flat out (overloaded), and the highest offered rate it keeps up with (sustained)."""
     stack = ctx.stack("relay")
     await stack.start()
-    results: dict[str, Any] = {"latency": {}}
     try:
-        for streams in ctx.scale.levels:
-            results["latency"][str(streams)] = await _relay_phase(
-                ctx, stack, streams, ctx.scale.relay_rate, ctx.scale.relay_s
-            )
+        target = _gateway_target(stack)
+        results: dict[str, Any] = {"latency": await _latencies(ctx, target)}
         throughput = await _relay_phase(
             ctx,
-            stack,
+            target,
             ctx.scale.throughput_streams,
             0,
             ctx.scale.throughput_s,
@@ -182,17 +218,58 @@ async def synthetic_relay(ctx: Context) -> dict[str, Any]:
             # cores the publisher, the client and Redis take the rest, so this is the ceiling.
             "events_per_s_at_one_core": round(1000 / per_1000) if per_1000 else None,
         }
-        results["sustained"] = await _sustained(ctx, stack)
+        results["sustained"] = await _sustained(ctx, target)
     finally:
         await stack.stop()
     return results
 
 
-async def _sustained(ctx: Context, stack: Stack) -> dict[str, Any]:
+async def nchan_peer(ctx: Context) -> dict[str, Any]:
+    """The peer row: nchan (bench/nchan.py) measured as ``synthetic_relay`` measures the
+    gateway, by the same load client and publishing loop at the same rates: relay latency at each
+    concurrency and the highest rate delivered as offered. Where nchan is not installed, it is
+    skipped with the reason, and the run goes on."""
+    reason = nchan.unavailable()
+    if reason is not None:
+        print(f"bench: nchan_peer skipped: {reason}", flush=True)
+        return {"skipped": reason}
+    server = nchan.NchanServer(ctx.path("nchan"))
+    await server.start()
+    try:
+        target = RelayTarget(
+            label="nchan",
+            server="nginx",
+            url=server.url,
+            pids=server.pids(),
+            publisher="bench.nchan_publisher",
+            publish_spec={"url": server.url},
+            client_spec={"target": "nchan"},
+            redis_pids=server.redis_pids(),
+            profile=False,
+        )
+        results: dict[str, Any] = {"nginx_processes": len(target.pids)}
+        results["latency"] = await _latencies(ctx, target)
+        results["sustained"] = await _sustained(ctx, target)
+    finally:
+        await server.stop()
+    return results
+
+
+async def _latencies(ctx: Context, target: RelayTarget) -> dict[str, Any]:
+    """Relay latency at each concurrency, ``relay_rate`` events/s in all."""
+    return {
+        str(streams): await _relay_phase(
+            ctx, target, streams, ctx.scale.relay_rate, ctx.scale.relay_s
+        )
+        for streams in ctx.scale.levels
+    }
+
+
+async def _sustained(ctx: Context, target: RelayTarget) -> dict[str, Any]:
     """The highest rate delivered as offered, on fresh streams at each rate."""
 
     async def measure(rate: float) -> dict[str, Any]:
-        return await _sustained_step(ctx, stack, rate)
+        return await _sustained_step(ctx, target, rate)
 
     found = await search_sustained_rate(ctx.scale.sustained_rates, measure)
     return {"streams": ctx.scale.throughput_streams, **found}
@@ -228,9 +305,9 @@ async def search_sustained_rate(
     return {"steps": steps, "delivered_events_per_s": best}
 
 
-async def _sustained_step(ctx: Context, stack: Stack, rate: float) -> dict[str, Any]:
+async def _sustained_step(ctx: Context, target: RelayTarget, rate: float) -> dict[str, Any]:
     phase = await _relay_phase(
-        ctx, stack, ctx.scale.throughput_streams, rate, ctx.scale.throughput_s
+        ctx, target, ctx.scale.throughput_streams, rate, ctx.scale.throughput_s
     )
     latency = phase["client"]["latency"]
     return {
@@ -241,7 +318,7 @@ async def _sustained_step(ctx: Context, stack: Stack, rate: float) -> dict[str, 
             and phase["publisher"]["rate"] >= rate * OFFERED_SHARE
         ),
         "delivered_events_per_s": _delivered_per_s(phase),
-        "gateway_cpu_s_per_1000_events": phase["gateway_cpu_s_per_1000_events"],
+        target.cpu_key: phase[target.cpu_key],
         "latency": latency,
         "cpu_s": phase["cpu_s"],
         "publisher": phase["publisher"],
@@ -257,20 +334,21 @@ def _delivered_per_s(phase: dict[str, Any]) -> int:
 
 async def _relay_phase(
     ctx: Context,
-    stack: Stack,
+    target: RelayTarget,
     streams: int,
     rate: float,
     duration_s: float,
     *,
     publishers: int = 1,
 ) -> dict[str, Any]:
-    label = f"relay-{streams}-{int(rate)}"
+    label = f"{target.label}-{streams}-{int(rate)}"
     ids_file = ctx.path(f"{label}-jobs.txt")
     client = ctx.tool(
         "bench.sse_load",
         f"client-{label}",
         _client_spec(
-            stack.url,
+            target.url,
+            **target.client_spec,
             mode="streams",
             count=streams,
             stamp="payload",
@@ -282,16 +360,24 @@ async def _relay_phase(
     try:
         ready = await client.read(READY_TIMEOUT_S)
         assert client.process is not None
+        redis = target.redis_pids
         groups = {
-            "gateway": stack.pids()["gateway"],
+            target.server: target.pids,
             "client": [client.process.pid],
-            "redis": usage.server_pids().get("redis", []),
+            "redis": usage.server_pids().get("redis", []) if redis is None else redis,
         }
         before = usage.cpu_seconds(groups)
         machine_before = usage.machine_busy_seconds()
-        profiler = await _start_profile(ctx, groups["gateway"][0], duration_s, label)
+        profiled = ctx if target.profile else dataclasses.replace(ctx, profile=False)
+        profiler = await _start_profile(profiled, target.pids[0], duration_s, label)
         published = await _publish(
-            ctx, stack.namespace, ids_file, rate, duration_s, processes=publishers
+            ctx,
+            ids_file,
+            rate,
+            duration_s,
+            processes=publishers,
+            module=target.publisher,
+            **target.publish_spec,
         )
         await _profile_written(profiler)
         await asyncio.sleep(DRAIN_S)
@@ -309,8 +395,8 @@ async def _relay_phase(
     return {
         "streams": streams,
         "rate": rate,
-        "gateway_cpu_s_per_1000_events": (
-            round(cpu["gateway"] / delivered * 1000, 4) if cpu and delivered else None
+        target.cpu_key: (
+            round(cpu[target.server] / delivered * 1000, 4) if cpu and delivered else None
         ),
         "open": ready,
         "publisher": published,
@@ -561,6 +647,8 @@ SCENARIOS = {
     "micro": micro,
     "redis_limit": redis_limit,
     "synthetic_relay": synthetic_relay,
+    # Right after the relay it is set against, so that both see the machine at nearly one time.
+    "nchan_peer": nchan_peer,
     "time_to_first_token": time_to_first_token,
     "idle_streams": idle_streams,
     "echo_relay": echo_relay,

@@ -2,7 +2,9 @@
 
 Modes (``spec["mode"]``):
 
-- ``streams``: open ``count`` chat streams, report ``ready`` with their job ids, then read them
+- ``streams``: open ``count`` chat streams (with ``"target": "nchan"``, EventSource subscriptions
+  to as many nchan channels of random ids, the peer row: bench/nchan.py), report ``ready`` with
+  their job ids (or channel ids), then read them
   until the runner says ``stop`` (or every stream ended), timing each event's arrival: against
   the publish time carried in a synthetic token (``"stamp": "payload"``), or recorded per
   ``job:seq`` to be joined with the Redis probe's arrival times (``"stamp": "arrivals"``).
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,20 +79,26 @@ async def streams(spec: dict[str, Any]) -> dict[str, Any]:
     job_ids: list[str] = []
     open_errors: list[str] = []
 
+    nchan = spec.get("target") == "nchan"
+
     def sink(stream: sse_raw.RawStream, frames: list[bytes], now: int) -> bool:
         # The first frames come in the same read as the headers, before the opener resumes.
-        return tally_frames(tally, stream.headers["x-job-id"], stamp, frames, now)
+        return tally_frames(tally, stream.job_id, stamp, frames, now)
 
     async def open_one(i: int) -> None:
+        channel = uuid.uuid4().hex if nchan else ""
+        request = (
+            sse_raw.subscribe_request(spec["url"], channel)
+            if nchan
+            else sse_raw.chat_request(spec["url"], keys[i % len(keys)], spec["text"])
+        )
         async with gate:
             try:
-                stream = await sse_raw.open_raw_stream(
-                    spec["url"], keys[i % len(keys)], spec["text"], sink
-                )
+                stream = await sse_raw.open_raw_stream(spec["url"], request, sink, channel)
             except (OSError, RuntimeError) as e:
                 open_errors.append(repr(e))
                 return
-        job_ids.append(stream.headers["x-job-id"])
+        job_ids.append(stream.job_id)
         opened.append(stream)
 
     opened_at = time.monotonic()

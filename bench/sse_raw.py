@@ -1,6 +1,8 @@
 """Chat streams read straight off their sockets, for the load generator: one stream per
 connection (``RawStream``, the ``streams`` mode) or one chat after another on a kept-alive
-connection (``KeptConnection``).
+connection (``KeptConnection``). A stream is a chat's (``chat_request``) or, for the peer row,
+an nchan channel's EventSource subscription (``subscribe_request``, bench/nchan.py): both are
+read the same way, frame by frame.
 
 Through aiohttp's client, each chunk of a stream costs a task wake-up and a trip through its
 stream reader: at tens of thousands of events a second the load generator then spent about half
@@ -21,6 +23,7 @@ from urllib.parse import urlsplit
 import httptools
 
 STREAM_PATH = "/api/v1/chat/stream"
+NCHAN_SUBSCRIBE_PATH = "/sub/"
 # The most of a refused open's body kept for its error.
 ERROR_BODY_BYTES = 200
 # A kept-alive chat's connect, or its whole response, taking longer is counted as an error.
@@ -99,13 +102,16 @@ class _Response(asyncio.Protocol):
 
 
 class RawStream(_Response):
-    """One ``POST /api/v1/chat/stream`` and its response, frame by frame into ``sink``."""
+    """One stream's request and its response, frame by frame into ``sink``. ``job_id`` names
+    the stream: the gateway's ``X-Job-Id`` once its headers came, else the one given (an nchan
+    channel's id, which the client chose)."""
 
-    def __init__(self, request: bytes, sink: FrameSink) -> None:
+    def __init__(self, request: bytes, sink: FrameSink, job_id: str = "") -> None:
         super().__init__()
         loop = asyncio.get_running_loop()
         self._request = request
         self._sink = sink
+        self.job_id = job_id
         self.headers: dict[str, str] = {}
         # Resolves once a 200's headers arrived; fails with the status and body of a refusal.
         self.opened: asyncio.Future[None] = loop.create_future()
@@ -125,6 +131,7 @@ class RawStream(_Response):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
+        self.job_id = self.headers.get("x-job-id", self.job_id)
         if self._status == 200 and not self.opened.done():
             self.opened.set_result(None)
 
@@ -162,7 +169,7 @@ class KeptConnection(_Response):
 
     @classmethod
     async def open(cls, url: str) -> KeptConnection:
-        host, port = _host_port(url)
+        host, port = host_port(url)
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(CHAT_TIMEOUT_S):
             _, connection = await loop.create_connection(cls, host, port)
@@ -221,7 +228,7 @@ def _ignore_frames(_frames: list[bytes], _read_at_ns: int) -> None:
 
 def chat_request(url: str, key: str, text: str) -> bytes:
     """``POST /api/v1/chat/stream`` of ``text`` with the echo pipeline, as bytes to send."""
-    host, port = _host_port(url)
+    host, port = host_port(url)
     body = json.dumps({"text": text, "pipeline": "echo"}).encode()
     return (
         f"POST {STREAM_PATH} HTTP/1.1\r\n"
@@ -233,18 +240,29 @@ def chat_request(url: str, key: str, text: str) -> bytes:
     ).encode() + body
 
 
-def _host_port(url: str) -> tuple[str, int]:
+def subscribe_request(url: str, channel: str) -> bytes:
+    """An EventSource subscription to nchan's ``channel`` (bench/nchan.py's subscriber
+    location), as bytes to send: nchan answers 403 without ``Accept: text/event-stream``."""
+    host, port = host_port(url)
+    return (
+        f"GET {NCHAN_SUBSCRIBE_PATH}{channel} HTTP/1.1\r\n"
+        f"Host: {host}:{port}\r\n"
+        "Accept: text/event-stream\r\n\r\n"
+    ).encode()
+
+
+def host_port(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     return parts.hostname or "127.0.0.1", parts.port or 80
 
 
-async def open_raw_stream(url: str, key: str, text: str, sink: FrameSink) -> RawStream:
-    """Open a chat stream whose frames go to ``sink``; raises RuntimeError("<status>: <body>")
-    when the gateway refuses it, OSError when it cannot be reached."""
-    request = chat_request(url, key, text)
+async def open_raw_stream(url: str, request: bytes, sink: FrameSink, job_id: str = "") -> RawStream:
+    """Send ``request`` (``chat_request`` or ``subscribe_request``) and open the stream whose
+    frames go to ``sink``; raises RuntimeError("<status>: <body>") when the server refuses it,
+    OSError when it cannot be reached."""
     loop = asyncio.get_running_loop()
-    host, port = _host_port(url)
-    _, stream = await loop.create_connection(lambda: RawStream(request, sink), host, port)
+    host, port = host_port(url)
+    _, stream = await loop.create_connection(lambda: RawStream(request, sink, job_id), host, port)
     try:
         await stream.opened
     except BaseException:

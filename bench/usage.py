@@ -63,6 +63,16 @@ def cpu_delta(
     return {group: round(after[group] - before.get(group, 0.0), 3) for group in after}
 
 
+def children(pid: int) -> list[int]:
+    """The pids of ``pid``'s child processes (an nginx master's workers)."""
+    if psutil is None:
+        return []
+    try:
+        return [child.pid for child in psutil.Process(pid).children()]
+    except psutil.Error:
+        return []
+
+
 def rss_bytes(pid: int) -> int | None:
     if psutil is None:
         return None

@@ -1,9 +1,11 @@
-"""The harness's pure parts: percentiles, and the targets checked against a result."""
+"""The harness's pure parts: percentiles, the targets checked against a result, and the nchan
+peer row's ratios."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from bench.peer_report import ratios
 from bench.report import table, targets
 from bench.stats import percentile, summarize_ns
 
@@ -94,3 +96,39 @@ def test_a_failed_measurement_leaves_the_rest_of_the_table() -> None:
     printed = table(result)
     assert "relay, synthetic, 1000 streams" in printed
     assert "echo workers" not in printed
+
+
+def _with_nchan(result: dict[str, Any]) -> dict[str, Any]:
+    latency = {"p50_ms": 0.25, "p99_ms": 2.0, "p999_ms": 3.0, "count": 10}
+    result["synthetic_relay"]["latency"]["1000"]["gateway_cpu_s_per_1000_events"] = 0.03
+    result["nchan_peer"] = {
+        "latency": {
+            "1000": {
+                "rate": 2000,
+                "client": {"latency": latency},
+                "nginx_cpu_s_per_1000_events": 0.01,
+            }
+        },
+        "sustained": {"delivered_events_per_s": 7_000, "steps": {}},
+    }
+    return result
+
+
+def test_the_nchan_row_sets_chatstream_over_nchan_from_the_same_result() -> None:
+    rows = {row["figure"]: row for row in ratios(_with_nchan(_result(p99_ms=2.5, errors=0)))}
+    assert rows["relay p50 at 1000 streams (ms)"]["ratio"] == 2.0
+    assert rows["relay p99 at 1000 streams (ms)"]["ratio"] == 1.25
+    assert rows["CPU-s per 1,000 events at 1000 streams"]["ratio"] == 3.0
+    assert rows["delivered events/s kept up with"]["ratio"] == 3.0
+    printed = table(_with_nchan(_result(p99_ms=2.5, errors=0)))
+    assert "nchan peer, 1000 streams, 2,000 ev/s" in printed
+    assert "nchan delivered ev/s kept up with: 7,000" in printed
+
+
+def test_a_skipped_nchan_row_prints_its_reason_and_no_ratio() -> None:
+    result = _result(p99_ms=2.5, errors=0)
+    result["nchan_peer"] = {"skipped": "nginx is not installed"}
+    assert all(row["ratio"] is None for row in ratios(result))
+    assert "nchan row: nginx is not installed" in table(result)
+    del result["nchan_peer"]
+    assert "nchan row: not run (--only)" in table(result)

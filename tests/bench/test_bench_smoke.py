@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from bench import nchan
 from bench.report import targets
 
 pytestmark = [pytest.mark.real, pytest.mark.process, pytest.mark.timeout(240)]
@@ -78,8 +79,26 @@ def test_the_harness_runs_every_measurement_at_a_tiny_scale(tmp_path: Path, name
     chats = result["short_chats"]["1"]
     assert chats["completed"] > 0 and chats["errors"] == 0
 
+    check_nchan_row(result["nchan_peer"], stdout)
+
     assert [row["target"] for row in result["targets"]] == [row["target"] for row in targets({})]
     assert "chatstream benchmark" in stdout and "target" in stdout
+
+
+def check_nchan_row(peer: dict[str, Any], stdout: str) -> None:
+    """The peer row ran tiny where nchan is installed (``make bench`` installs it, ``make test``
+    does not), and was skipped with its reason where it is not."""
+    reason = nchan.unavailable()
+    if reason is not None:
+        assert peer == {"skipped": reason}
+        assert f"nchan row: {reason}" in stdout
+        return
+    phase = peer["latency"]["4"]
+    assert phase["client"]["opened"] == 4 and phase["publisher"]["refused"] == 0
+    assert phase["client"]["latency"]["count"] == phase["publisher"]["published"] > 0
+    assert phase["nginx_cpu_s_per_1000_events"] is None or phase["nginx_cpu_s_per_1000_events"] >= 0
+    assert peer["sustained"]["delivered_events_per_s"] >= 0
+    assert "nchan peer, 4 streams" in stdout
 
 
 def test_with_tracing_every_chat_is_traced_and_exported(tmp_path: Path, namespace: str) -> None:
