@@ -86,6 +86,8 @@ class RedisProcess:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed")
+        # Absolute: redis-server changes into --dir before it opens its log file.
+        self.directory = self.directory.resolve()
         self.directory.mkdir(parents=True, exist_ok=True)
         config = self.directory / ("sentinel.conf" if self.sentinel else "redis.conf")
         # A sentinel rewrites its config file, so it must be a file of its own.
@@ -101,7 +103,9 @@ class RedisProcess:
                 # A replica, or a primary that a failover turns into one, needs it.
                 args += ["--masterauth", self.password]
         args += ["--logfile", str(self.directory / "redis.log"), *self.extra_args]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # What it prints before its log is open (a bad option, say) lands here.
+        with (self.directory / "redis.out").open("wb") as output:
+            self.process = subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT)
         self.wait_until(lambda client: bool(client.ping()), "answers PING")
 
     def client(self) -> Redis:
@@ -117,8 +121,20 @@ class RedisProcess:
 
     def wait_until(self, ready: Callable[[Redis], bool], what: str) -> None:
         with self.client() as client:
-            if not poll(client, ready):
+            if not poll(client, ready, self._still_running):
                 raise RuntimeError(f"redis on {self.address} never {what}")
+
+    def _still_running(self) -> None:
+        """Raises, with the end of its log, once the server has exited: waiting on would
+        only end in the timeout."""
+        if self.process is None or self.process.poll() is None:
+            return
+        tail = "".join(
+            path.read_text(errors="replace")[-1000:]
+            for path in (self.directory / "redis.out", self.directory / "redis.log")
+            if path.exists()
+        )
+        raise RuntimeError(f"redis on {self.address} exited ({self.process.returncode}): {tail}")
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -1,10 +1,11 @@
-"""The local Redis topologies that ``make redis-cluster`` and ``make redis-sentinel`` start,
-and that the cluster and Sentinel tests run on: what redis-py's own clients see of them."""
+"""The local Redis topologies that ``make redis-sentinel`` starts, and that the cluster and
+Sentinel tests run on: what redis-py's own clients see of them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
@@ -12,6 +13,7 @@ from launcher.local_redis import (
     SENTINEL_SERVICE,
     LocalRedisCluster,
     LocalSentinelGroup,
+    RedisProcess,
     running,
 )
 
@@ -62,3 +64,24 @@ def test_the_sentinels_hand_the_primary_role_to_the_replica_when_the_primary_die
             ),
             "named the replica",
         )
+
+
+def test_a_server_in_a_relative_folder_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    server = RedisProcess(Path("relative") / "redis")
+    try:
+        server.start()
+        with server.client() as client:
+            assert client.ping()
+    finally:
+        server.kill()
+    assert (tmp_path / "relative" / "redis" / "redis.log").exists()
+
+
+def test_a_server_that_cannot_start_fails_at_once_with_its_reason(tmp_path: Path) -> None:
+    server = RedisProcess(tmp_path / "redis", extra_args=["--no-such-directive", "x"])
+    with pytest.raises(RuntimeError, match="no-such-directive"):
+        server.start()
+    assert server.process is not None and server.process.poll() is not None
