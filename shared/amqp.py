@@ -20,7 +20,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import AMQPError
+from aio_pika.exceptions import AMQPError, DeliveryError
 from aiormq.exceptions import ChannelInvalidStateError
 
 from shared import job_trace
@@ -124,6 +124,9 @@ class AmqpJobQueue:
         self._exchange: AbstractExchange | None = None
         self._queue: AbstractQueue | None = None
         self._channel: AbstractChannel | None = None
+        # The channel jobs are published on when it is not ``_channel`` (see _renew_publishing).
+        self._publishing: AbstractChannel | None = None
+        self._renewing = False
         self._consumer_tag: str | None = None
         self._connected = asyncio.Event()
         # Whether the connection was up when it last closed: a lost connection, not an attempt.
@@ -184,12 +187,39 @@ class AmqpJobQueue:
                 message_id=job.job_id,
                 headers=headers,
             )
+            exchange = self._exchange
             try:
                 async with asyncio.timeout(self._confirm_timeout_s):
-                    await self._exchange.publish(message, routing_key=names.jobs_routing_key)
+                    await exchange.publish(message, routing_key=names.jobs_routing_key)
+            except DeliveryError as e:
+                await self._renew_publishing(exchange)
+                raise QueueUnavailableError(f"the job was refused: {e!r}") from e
             except (TimeoutError, AMQPError, ConnectionError, ChannelInvalidStateError) as e:
                 # The last: a robust channel that is reconnecting refuses to publish.
                 raise QueueUnavailableError(f"the job was not confirmed: {e!r}") from e
+
+    async def _renew_publishing(self, nacked: AbstractExchange) -> None:
+        """Publish on a new channel from now on. RabbitMQ (3.10 seen) nacks every publish of a
+        channel whose first publish reached the quorum queue while its leader was being
+        replaced, for as long as the channel lives; a new channel publishes again. Once per
+        nacked channel: the publishes nacked with it find ``nacked`` replaced already."""
+        connection = self._connection
+        if self._renewing or nacked is not self._exchange or connection is None:
+            return
+        self._renewing = True
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                channel = await connection.channel(publisher_confirms=True)
+                exchange = await channel.get_exchange(self._names.jobs_exchange, ensure=False)
+            stale, self._publishing, self._exchange = self._publishing, channel, exchange
+            log.warning("amqp.publishing_renewed", reason="the broker nacked a job")
+            if stale is not None:
+                with contextlib.suppress(AMQPError, ConnectionError, ChannelInvalidStateError):
+                    await stale.close()
+        except (TimeoutError, AMQPError, ConnectionError, ChannelInvalidStateError) as e:
+            log.warning("amqp.publishing_renew_failed", error=repr(e))
+        finally:
+            self._renewing = False
 
     async def ping(self) -> bool:
         """Connected now: false while the connection moves to another node."""
