@@ -1,5 +1,6 @@
 """The job queue on RabbitMQ: a durable quorum queue with a delivery limit and a dead-letter
-queue, publisher confirms and persistent messages; one robust connection per process.
+queue, publisher confirms and persistent messages; one robust connection per process, to
+whichever of ``AMQP_URL``'s nodes answers, moving to the next when its node goes away.
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
+    AbstractConnection,
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import AMQPError
+from aio_pika.exceptions import AMQPError, DeliveryError
 from aiormq.exceptions import ChannelInvalidStateError
 
 from shared import job_trace
+from shared.amqp_nodes import node_urls
 from shared.job import Job, encode_job
 from shared.jobqueue import DeliveryHandler, QueueUnavailableError
+from shared.library_internals import NodeRotatingConnection
 from shared.logging import get_logger
 from shared.names import JOB_DELIVERY_LIMIT, Names
 from shared.tasks import cancel_and_wait
@@ -33,6 +37,7 @@ log = get_logger(__name__)
 JOB_CONTENT_TYPE = "application/msgpack"
 # What the job's spans name as their messaging system (OpenTelemetry's messaging conventions).
 AMQP_MESSAGING_SYSTEM = "rabbitmq"
+# The pause between two connection attempts; each goes to the next node.
 RECONNECT_INTERVAL_S = 1.0
 
 
@@ -90,15 +95,27 @@ class AmqpDelivery:
         await self.message.nack(requeue=True)
 
 
+def connect_to_nodes(url: str) -> NodeRotatingConnection:
+    """A robust connection, not yet connected, to ``url``'s nodes (``AMQP_URL``'s value). Its
+    ``connect(timeout)`` tries them in turn, ``RECONNECT_INTERVAL_S`` apart and each attempt
+    bounded by ``timeout``, until one answers; it does the same whenever its node goes away."""
+    # Not fail_fast: a first node that is down is a reason to try the next, not to give up.
+    return NodeRotatingConnection(
+        node_urls(url), reconnect_interval=RECONNECT_INTERVAL_S, fail_fast=False
+    )
+
+
 class AmqpJobQueue:
     """Publishes and consumes jobs. It keeps trying to connect in the background, so a process
-    starts (and answers 503) while RabbitMQ is down, and recovers without a restart."""
+    starts (and answers 503) while RabbitMQ is down, and recovers without a restart; with
+    several nodes, it moves to another when its node goes away."""
 
     def __init__(
         self, url: str, names: Names, *, timeout_s: float, confirm_timeout_s: float | None = None
     ) -> None:
-        """``timeout_s`` bounds connecting; ``confirm_timeout_s`` (default the same) the wait
-        for the broker to confirm a publish on a live connection."""
+        """``url`` is ``AMQP_URL``'s value: one node's URL, or several comma-separated.
+        ``timeout_s`` bounds each connection attempt; ``confirm_timeout_s`` (default the
+        same) the wait for the broker to confirm a publish on a live connection."""
         self._url = url
         self._names = names
         self._timeout_s = timeout_s
@@ -107,8 +124,13 @@ class AmqpJobQueue:
         self._exchange: AbstractExchange | None = None
         self._queue: AbstractQueue | None = None
         self._channel: AbstractChannel | None = None
+        # The channel jobs are published on when it is not ``_channel`` (see _renew_publishing).
+        self._publishing: AbstractChannel | None = None
+        self._renewing = False
         self._consumer_tag: str | None = None
         self._connected = asyncio.Event()
+        # Whether the connection was up when it last closed: a lost connection, not an attempt.
+        self._up = False
         self._connector: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -122,19 +144,33 @@ class AmqpJobQueue:
         return self._connected.is_set()
 
     async def _connect_until_up(self) -> None:
-        while True:
-            try:
-                connection = await aio_pika.connect_robust(self._url, timeout=self._timeout_s)
-            except (OSError, AMQPError, TimeoutError) as e:
-                log.warning("amqp.connect_failed", error=str(e), retry_in_s=RECONNECT_INTERVAL_S)
-                await asyncio.sleep(RECONNECT_INTERVAL_S)
-                continue
-            self._connection = connection
-            self._channel = await connection.channel(publisher_confirms=True)
-            self._exchange, self._queue = await declare_topology(self._channel, self._names)
-            self._connected.set()
-            log.info("amqp.connected", queue=self._names.jobs_queue)
+        connection = connect_to_nodes(self._url)
+        connection.close_callbacks.add(self._on_connection_closed)
+        connection.reconnect_callbacks.add(self._on_reconnected)
+        # Kept before it connects: close() must end its attempts too.
+        self._connection = connection
+        await connection.connect(timeout=self._timeout_s)
+        self._channel = await connection.channel(publisher_confirms=True)
+        self._exchange, self._queue = await declare_topology(self._channel, self._names)
+        self._up = True
+        self._connected.set()
+        log.info("amqp.connected", queue=self._names.jobs_queue, node=str(connection))
+
+    def _on_connection_closed(
+        self, connection: AbstractConnection | None, error: BaseException | None
+    ) -> None:
+        # Called for a lost connection and for each failed attempt alike; by then the
+        # connection has moved on to the node its next attempt goes to (str() hides passwords).
+        if connection is None or connection.close_called:
             return
+        event = "amqp.connection_lost" if self._up else "amqp.connect_failed"
+        self._up = False
+        log.warning(event, error=repr(error), next_node=str(connection))
+
+    def _on_reconnected(self, connection: AbstractRobustConnection | None) -> None:
+        # aio-pika has reopened the channel and restored the topology and the consumer.
+        self._up = True
+        log.info("amqp.reconnected", node=str(connection))
 
     async def publish(self, job: Job) -> None:
         if self._exchange is None or self._connection is None or self._connection.is_closed:
@@ -151,15 +187,49 @@ class AmqpJobQueue:
                 message_id=job.job_id,
                 headers=headers,
             )
+            exchange = self._exchange
             try:
                 async with asyncio.timeout(self._confirm_timeout_s):
-                    await self._exchange.publish(message, routing_key=names.jobs_routing_key)
+                    await exchange.publish(message, routing_key=names.jobs_routing_key)
+            except DeliveryError as e:
+                await self._renew_publishing(exchange)
+                raise QueueUnavailableError(f"the job was refused: {e!r}") from e
             except (TimeoutError, AMQPError, ConnectionError, ChannelInvalidStateError) as e:
                 # The last: a robust channel that is reconnecting refuses to publish.
                 raise QueueUnavailableError(f"the job was not confirmed: {e!r}") from e
 
+    async def _renew_publishing(self, nacked: AbstractExchange) -> None:
+        """Publish on a new channel from now on. RabbitMQ (3.10 seen) nacks every publish of a
+        channel whose first publish reached the quorum queue while its leader was being
+        replaced, for as long as the channel lives; a new channel publishes again. Once per
+        nacked channel: the publishes nacked with it find ``nacked`` replaced already."""
+        connection = self._connection
+        if self._renewing or nacked is not self._exchange or connection is None:
+            return
+        self._renewing = True
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                channel = await connection.channel(publisher_confirms=True)
+                exchange = await channel.get_exchange(self._names.jobs_exchange, ensure=False)
+            stale, self._publishing, self._exchange = self._publishing, channel, exchange
+            log.warning("amqp.publishing_renewed", reason="the broker nacked a job")
+            if stale is not None:
+                with contextlib.suppress(AMQPError, ConnectionError, ChannelInvalidStateError):
+                    await stale.close()
+        except (TimeoutError, AMQPError, ConnectionError, ChannelInvalidStateError) as e:
+            log.warning("amqp.publishing_renew_failed", error=repr(e))
+        finally:
+            self._renewing = False
+
     async def ping(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        """Connected now: false while the connection moves to another node."""
+        connection = self._connection
+        return (
+            self._connected.is_set()
+            and connection is not None
+            and not connection.is_closed
+            and connection.connected.is_set()
+        )
 
     async def start_consuming(self, handler: DeliveryHandler, prefetch: int) -> None:
         await self._connected.wait()

@@ -7,14 +7,16 @@ fails loudly when an upgrade changes any of it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from aio_pika import RobustConnection
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from redis.asyncio import Connection
 from redis.connection import HiredisRespSerializer
 from redis.typing import EncodableT
+from yarl import URL
 
 # ---------------------------------------------------------------------------------------------
 # redis-py: commands packed by hiredis on the asyncio connection.
@@ -128,3 +130,42 @@ def writes_straight_through(response: web.StreamResponse) -> bool:
 def write_chunk_now(transport: asyncio.Transport, data: bytes) -> None:
     """Write ``data`` as the next chunk of a body that :func:`writes_straight_through`."""
     transport.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+
+# ---------------------------------------------------------------------------------------------
+# aio-pika: a robust connection that moves to the next node of a cluster.
+#
+# aio-pika's ``RobustConnection`` reconnects by itself and then reopens its channels and
+# restores what they declared, their QoS and their consumers; chatstream wants all of that, but
+# to another node when its own is gone, and aio-pika (10.2) reconnects only to the one URL it
+# was given. It relies on:
+#
+# - ``Connection._on_connection_close(closing)``: called once each time a connection ends
+#   (lost, or closed by either side) and once for each connection attempt that fails (aio-pika's
+#   ``UnderlayConnection.connect`` calls it with the attempt's error before raising);
+# - ``Connection.url``: the URL every connection attempt, the first and each reconnection,
+#   connects to, read anew by each (aio-pika itself reassigns it in ``update_secret``).
+#
+# Moving ``url`` to the next node there sends the next attempt, whether it follows a lost
+# connection or a failed attempt, to the next node, round the list. The alternative, a reconnect
+# loop of chatstream's own, would have to rebuild the channel, topology and consumer restoring
+# that aio-pika already does.
+# ---------------------------------------------------------------------------------------------
+
+
+class NodeRotatingConnection(RobustConnection):
+    """A robust connection to the first of ``nodes`` that answers; each connection that ends
+    and each attempt that fails moves the next attempt on to the next node."""
+
+    def __init__(self, nodes: Sequence[str], **kwargs: Any) -> None:
+        if not nodes:
+            raise ValueError("a connection needs at least one node")
+        self._nodes = tuple(URL(node) for node in nodes)
+        self._node = 0
+        super().__init__(self._nodes[0], **kwargs)
+
+    async def _on_connection_close(self, closing: asyncio.Future[Any]) -> None:
+        # Before the base class runs: it is what sets the next attempt going.
+        self._node = (self._node + 1) % len(self._nodes)
+        self.url = self._nodes[self._node]
+        await super()._on_connection_close(closing)

@@ -12,8 +12,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import overload
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from shared.amqp_nodes import AmqpNodesError, join_nodes, node_urls
 from shared.names import DEFAULT_NAMESPACE, Names
 
 # The highest TCP port.
@@ -168,6 +170,14 @@ def _read(name: str, path: str) -> bytes:
         raise SettingsError(f"{name}: cannot read {path!r}: {e.strerror}") from e
 
 
+@overload
+def with_password(url: str, password: str | None, *, url_name: str) -> str: ...
+
+
+@overload
+def with_password(url: None, password: str | None, *, url_name: str) -> None: ...
+
+
 def with_password(url: str | None, password: str | None, *, url_name: str) -> str | None:
     """``url`` with ``password`` put in its user info, quoted, so that a password kept in a
     file of its own needs no escaping and the URL setting holds no secret."""
@@ -179,6 +189,20 @@ def with_password(url: str | None, password: str | None, *, url_name: str) -> st
     user, _, host = parts.netloc.rpartition("@")
     netloc = f"{user}:{quote(password, safe='')}@{host}"
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def amqp_url_from_env(env: _Env) -> str | None:
+    """``AMQP_URL``'s nodes (shared/amqp_nodes.py), checked, each with ``AMQP_PASSWORD`` put
+    in; None when unset."""
+    raw = env.optional("AMQP_URL")
+    if raw is None:
+        return None
+    try:
+        nodes = node_urls(raw)
+    except AmqpNodesError as e:
+        raise SettingsError(f"AMQP_URL: {e}") from e
+    password = env.secret("AMQP_PASSWORD")
+    return join_nodes(tuple(with_password(node, password, url_name="AMQP_URL") for node in nodes))
 
 
 def parse_api_keys(raw: str) -> dict[str, str]:
@@ -307,6 +331,7 @@ class ConnectionSettings:
     mode. Redis is one server (``redis_url``) or a primary found through ``sentinel``."""
 
     redis_url: str | None = None
+    # One RabbitMQ node's URL, or a cluster's nodes' URLs, comma-separated (shared/amqp_nodes.py).
     amqp_url: str | None = None
     sentinel: SentinelSettings | None = None
     # For every Redis server and sentinel; a password in REDIS_URL wins over it.
@@ -338,17 +363,14 @@ class ConnectionSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ConnectionSettings:
         env = _Env(os.environ if environ is None else environ)
         redis = cls.redis_from_env(environ)
-        amqp_url = with_password(
-            env.optional("AMQP_URL"), env.secret("AMQP_PASSWORD"), url_name="AMQP_URL"
-        )
-        if redis.has_redis != (amqp_url is not None):
+        if redis.has_redis != (env.optional("AMQP_URL") is not None):
             raise SettingsError(
                 "set both Redis (REDIS_URL or REDIS_SENTINELS) and AMQP_URL for the real "
                 "servers, or neither for embedded mode"
             )
         return replace(
             redis,
-            amqp_url=amqp_url,
+            amqp_url=amqp_url_from_env(env),
             connect_timeout_s=env.number("CONNECT_TIMEOUT_S", 1.0, minimum=0.05),
             confirm_timeout_s=env.number("CONFIRM_TIMEOUT_S", 5.0, minimum=0.05),
             redis_max_connections=env.integer("REDIS_MAX_CONNECTIONS", 512, minimum=4),

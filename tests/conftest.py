@@ -199,17 +199,9 @@ async def gateway(make_stack: StackFactory) -> TestClient[web.Request, web.Appli
 @pytest.fixture
 async def processes(real_connections: ConnectionSettings, tmp_path: Any) -> AsyncIterator[Any]:
     """Real gateway and worker processes on the test's namespace, stopped after the test."""
-    from tests.support.processes import ProcessGroup
+    from tests.support.processes import chat_processes
 
-    group = ProcessGroup(
-        real_connections,
-        tmp_path,
-        env_extra={
-            "AUTH_API_KEYS": f"{API_KEY}=alice,{OTHER_API_KEY}=bob",
-            "MAX_STREAMS_PER_USER": "10000",
-            "RATE_LIMIT_PER_MINUTE": "1000000",
-        },
-    )
+    group = chat_processes(real_connections, tmp_path)
     try:
         yield group
     finally:

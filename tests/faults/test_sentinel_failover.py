@@ -17,13 +17,12 @@ import pytest
 from launcher.local_redis import SENTINEL_SERVICE, LocalSentinelGroup
 from shared.settings import ConnectionSettings, SentinelSettings
 from tests.conftest import AUTH
-from tests.support.processes import ProcessGroup
-from tests.support.sse import SseMessage, iter_sse
+from tests.support.followed_streams import assert_whole, follow_to_end, read_numbered
+from tests.support.processes import chat_processes
+from tests.support.sse import iter_sse
 
 TEXT = " ".join(f"word{i}" for i in range(40))
 STREAMS = 3
-# Resumes a stream may need while the primary changes hands.
-MAX_RESUMES = 50
 
 
 @pytest.fixture
@@ -45,21 +44,13 @@ async def test_streams_complete_across_a_sentinel_failover(
         redis_url=None,
         sentinel=SentinelSettings(sentinel_group.addresses, SENTINEL_SERVICE),
     )
-    processes = ProcessGroup(
-        connections,
-        tmp_path,
-        env_extra={
-            "AUTH_API_KEYS": "test-key-alice=alice",
-            "MAX_STREAMS_PER_USER": "10000",
-            "RATE_LIMIT_PER_MINUTE": "1000000",
-        },
-    )
+    processes = chat_processes(connections, tmp_path)
     try:
         gateway = await processes.gateway(CONNECT_TIMEOUT_S="0.5")
         await processes.worker(ECHO_TOKEN_DELAY_MS="60")
         async with aiohttp.ClientSession() as http:
             opened = [await _start(http, gateway.url) for _ in range(STREAMS)]
-            firsts = [await _read(response, until_seq=8) for _, response in opened]
+            firsts = [await read_numbered(response, until_seq=8) for _, response in opened]
             sentinel_group.primary.kill()
 
             during = await _post(http, gateway.url)
@@ -69,8 +60,8 @@ async def test_streams_complete_across_a_sentinel_failover(
             during.close()
 
             for (job_id, response), first in zip(opened, firsts, strict=True):
-                seen = first + await _follow(http, gateway.url, job_id, response, first)
-                _assert_whole(seen)
+                seen = first + await follow_to_end(http, gateway.url, job_id, response, first)
+                assert_whole(seen, TEXT)
 
             # Service is back without a restart: a new chat streams to its end.
             for _ in range(200):
@@ -98,61 +89,3 @@ async def _start(http: aiohttp.ClientSession, url: str) -> tuple[str, aiohttp.Cl
     response = await _post(http, url)
     assert response.status == 200, await response.text()
     return response.headers["X-Job-Id"], response
-
-
-async def _read(response: aiohttp.ClientResponse, until_seq: int | None = None) -> list[SseMessage]:
-    """The numbered events and the final error of one connection."""
-    seen: list[SseMessage] = []
-    async for message in iter_sse(response):
-        if message.type == "error":
-            seen.append(message)
-            break
-        if message.id is None:
-            continue
-        seen.append(message)
-        if message.type == "end" or (until_seq is not None and int(message.id) >= until_seq):
-            break
-    return seen
-
-
-async def _follow(
-    http: aiohttp.ClientSession,
-    url: str,
-    job_id: str,
-    response: aiohttp.ClientResponse,
-    seen: list[SseMessage],
-) -> list[SseMessage]:
-    """Read the stream to its end, resuming as a client would after an ``unavailable`` error,
-    a dropped connection or a 503."""
-    rest = await _read(response)
-    for _ in range(MAX_RESUMES):
-        if rest and rest[-1].type == "end":
-            return rest
-        if rest and rest[-1].type == "error":
-            assert rest[-1].json["code"] == "unavailable", rest[-1].json
-            rest = rest[:-1]
-        numbered = seen + rest
-        last = next((m.id for m in reversed(numbered) if m.id is not None), "0")
-        await asyncio.sleep(0.2)
-        resumed = await http.get(
-            f"{url}/api/v1/streams/{job_id}",
-            headers={**AUTH, "Last-Event-ID": str(last)},
-            timeout=aiohttp.ClientTimeout(total=30),
-        )
-        if resumed.status == 503:
-            resumed.close()
-            continue
-        assert resumed.status == 200, await resumed.text()
-        rest += await _read(resumed)
-    raise AssertionError(f"stream {job_id} did not end after {MAX_RESUMES} resumes")
-
-
-def _assert_whole(seen: list[SseMessage]) -> None:
-    """Every seq once and in order, or a ``reset`` after which a fresh copy ends the stream."""
-    types = [m.type for m in seen]
-    if "reset" in types:
-        assert types[-1] == "end", types
-        return
-    seqs = [int(m.id or 0) for m in seen]
-    assert seqs == list(range(1, len(seqs) + 1)), seqs
-    assert seen[-1].type == "end" and seen[-1].json["content"] == TEXT

@@ -18,6 +18,7 @@ import aiohttp
 
 from launcher.ports import free_port
 from shared.settings import REDIS_TLS_FILES, ConnectionSettings
+from tests.conftest import API_KEY, OTHER_API_KEY
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -171,6 +172,20 @@ class ProcessGroup:
 
     def __iter__(self) -> Iterator[ServiceProcess]:
         return iter(self.started)
+
+
+def chat_processes(connections: ConnectionSettings, log_dir: Path) -> ProcessGroup:
+    """Processes that know the tests' API keys and set no per-user limit that a test sending
+    many chats would reach."""
+    return ProcessGroup(
+        connections,
+        log_dir,
+        env_extra={
+            "AUTH_API_KEYS": f"{API_KEY}=alice,{OTHER_API_KEY}=bob",
+            "MAX_STREAMS_PER_USER": "10000",
+            "RATE_LIMIT_PER_MINUTE": "1000000",
+        },
+    )
 
 
 async def wait_ready(service: ServiceProcess) -> None:
