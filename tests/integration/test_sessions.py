@@ -55,6 +55,9 @@ async def test_client_chosen_ids_numeric_and_uuid(gateway: Client) -> None:
 
 async def test_list_pages_most_recent_first_with_a_cursor(gateway: Client) -> None:
     ids = [await create_session(gateway, title=f"s{i}") for i in range(5)]
+    # Recency is in milliseconds, ties broken by id: the touch must fall in a later millisecond
+    # than the last creation to be the most recent for sure.
+    await asyncio.sleep(0.005)
     await gateway.patch(f"/api/v1/sessions/{ids[0]}", json={"title": "touched"}, headers=AUTH)
     seen: list[str] = []
     cursor = None
