@@ -144,6 +144,7 @@ async def _amqp(app: web.Application) -> AsyncIterator[None]:
         connections.names,
         timeout_s=connections.connect_timeout_s,
         confirm_timeout_s=connections.confirm_timeout_s,
+        connection_name=f"chatstream gateway {app[appkeys.INSTANCE_ID]}",
     )
     queue.start()
     # Serve at once, but give a reachable broker a moment so the first request finds it.

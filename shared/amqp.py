@@ -95,13 +95,18 @@ class AmqpDelivery:
         await self.message.nack(requeue=True)
 
 
-def connect_to_nodes(url: str) -> NodeRotatingConnection:
+def connect_to_nodes(url: str, name: str | None = None) -> NodeRotatingConnection:
     """A robust connection, not yet connected, to ``url``'s nodes (``AMQP_URL``'s value). Its
     ``connect(timeout)`` tries them in turn, ``RECONNECT_INTERVAL_S`` apart and each attempt
-    bounded by ``timeout``, until one answers; it does the same whenever its node goes away."""
+    bounded by ``timeout``, until one answers; it does the same whenever its node goes away.
+    ``name`` is what RabbitMQ shows for it (``rabbitmqctl list_connections client_properties``,
+    the management UI), so an operator can tell which process holds which connection."""
     # Not fail_fast: a first node that is down is a reason to try the next, not to give up.
     return NodeRotatingConnection(
-        node_urls(url), reconnect_interval=RECONNECT_INTERVAL_S, fail_fast=False
+        node_urls(url),
+        reconnect_interval=RECONNECT_INTERVAL_S,
+        fail_fast=False,
+        client_properties={"connection_name": name} if name else None,
     )
 
 
@@ -111,12 +116,20 @@ class AmqpJobQueue:
     several nodes, it moves to another when its node goes away."""
 
     def __init__(
-        self, url: str, names: Names, *, timeout_s: float, confirm_timeout_s: float | None = None
+        self,
+        url: str,
+        names: Names,
+        *,
+        timeout_s: float,
+        confirm_timeout_s: float | None = None,
+        connection_name: str | None = None,
     ) -> None:
         """``url`` is ``AMQP_URL``'s value: one node's URL, or several comma-separated.
         ``timeout_s`` bounds each connection attempt; ``confirm_timeout_s`` (default the
-        same) the wait for the broker to confirm a publish on a live connection."""
+        same) the wait for the broker to confirm a publish on a live connection;
+        ``connection_name`` names the connection in RabbitMQ's listings."""
         self._url = url
+        self._connection_name = connection_name
         self._names = names
         self._timeout_s = timeout_s
         self._confirm_timeout_s = timeout_s if confirm_timeout_s is None else confirm_timeout_s
@@ -144,7 +157,7 @@ class AmqpJobQueue:
         return self._connected.is_set()
 
     async def _connect_until_up(self) -> None:
-        connection = connect_to_nodes(self._url)
+        connection = connect_to_nodes(self._url, self._connection_name)
         connection.close_callbacks.add(self._on_connection_closed)
         connection.reconnect_callbacks.add(self._on_reconnected)
         # Kept before it connects: close() must end its attempts too.

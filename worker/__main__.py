@@ -43,7 +43,10 @@ async def serve(settings: WorkerSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     redis = connect_redis(connections)
     queue = AmqpJobQueue(
-        connections.amqp_url, connections.names, timeout_s=connections.connect_timeout_s
+        connections.amqp_url,
+        connections.names,
+        timeout_s=connections.connect_timeout_s,
+        connection_name=f"chatstream worker {settings.worker_id}",
     )
     queue.start()
     metrics = WorkerMetrics(settings.worker_id)

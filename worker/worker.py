@@ -76,6 +76,9 @@ class Worker:
         self._metrics = metrics
         self._in_flight: set[asyncio.Task[None]] = set()
         self._last_activity = time.monotonic()
+        # Set by close(): a job cancelled before it is set was cancelled by the job queue, whose
+        # link went away with the delivery.
+        self._closing = False
         self.jobs_done = 0
 
     async def start(self) -> None:
@@ -86,6 +89,7 @@ class Worker:
 
     async def close(self) -> None:
         """Stop consuming, give running jobs the grace period, then hand the rest back."""
+        self._closing = True
         await self._queue.stop_consuming()
         running = set(self._in_flight)
         if running:
@@ -157,13 +161,15 @@ class Worker:
             return
         except EventPublishError as e:
             # Redis stayed away past the retry bound: another run (later) picks the job up.
-            log.error("job.requeued", reason="events cannot be published", error=repr(e.__cause__))
+            log.error("job.requeued", reason="events_unpublishable", error=repr(e.__cause__))
             await self._settle(delivery.requeue(), "requeue")
             return
         except asyncio.CancelledError:
-            # Shutdown ran out of grace: the broker gives the job to another worker.
+            # Shutdown ran out of grace, or the link the job came by was lost (the queue
+            # cancels the deliveries it can no longer settle): either way the broker gives the
+            # job to a worker again, which takes its stream over.
             await self._settle(delivery.requeue(), "requeue")
-            log.warning("job.requeued", reason="shutdown")
+            log.warning("job.requeued", reason="shutdown" if self._closing else "queue_link_lost")
             raise
         await self._settle(delivery.ack(), "ack")
         self.jobs_done += 1

@@ -5,6 +5,7 @@ new requests meanwhile get 503 with Retry-After; afterwards service returns, no 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -131,8 +132,17 @@ async def test_rabbitmq_cut_and_restored_mid_stream(
     processes = group(real_connections, tmp_path, amqp_url=proxied)
     try:
         gateway = await processes.gateway(CONNECT_TIMEOUT_S="0.5")
-        await processes.worker(ECHO_TOKEN_DELAY_MS="60")
+        worker = await processes.worker(ECHO_TOKEN_DELAY_MS="60")
         await stream_through_an_outage(gateway.url, amqp_proxy.cut, amqp_proxy.restore)
+        # The job the cut interrupted went back to the queue for the link's loss, not for a
+        # shutdown (the worker never stopped), and was taken over after it.
+        [requeued] = worker.events("job.requeued")
+        assert requeued["reason"] == "queue_link_lost"
+        assert [line["redelivered"] for line in worker.events("job.started")][:2] == [False, True]
+        # Each connection, the one made again too, names its process in RabbitMQ's listings.
+        listed = await _rabbitmq_connection_names()
+        assert f"chatstream worker {requeued['worker_id']}" in listed, listed
+        assert any(name.startswith("chatstream gateway ") for name in listed), listed
     finally:
         processes.stop_all()
 
@@ -205,3 +215,24 @@ async def test_a_gateway_link_to_redis_that_goes_silent_is_replaced_and_the_stre
         assert seen[-1].type == "end"
     finally:
         await proxy.close()
+
+
+async def _rabbitmq_connection_names() -> list[str]:
+    """The connection names RabbitMQ lists (``rabbitmqctl``, as an operator would see them)."""
+    listing = await asyncio.create_subprocess_exec(
+        "rabbitmqctl",
+        "list_connections",
+        "client_properties",
+        "--formatter",
+        "json",
+        "-q",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await listing.communicate()
+    assert listing.returncode == 0
+    names = []
+    for connection in json.loads(out):
+        for key, _type, value in connection["client_properties"]:
+            if key == "connection_name":
+                names.append(value)
+    return names
