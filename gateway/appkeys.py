@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from gateway.cancel import JobCanceller
 from gateway.drain import StreamDrain
@@ -14,11 +13,12 @@ from gateway.ticker import HeartbeatTicker
 from shared.embedded import EmbeddedServers
 from shared.jobqueue import JobPublisher
 from shared.messages import MessageStore
+from shared.redis_client import RedisClient
 from shared.sessions import SessionStore
 from shared.settings import GatewaySettings
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
-REDIS = web.AppKey("redis", Redis)
+REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
 JOB_PUBLISHER = web.AppKey("job_publisher", JobPublisher)
 FANOUT = web.AppKey("fanout", EventFanout)
 EMBEDDED = web.AppKey("embedded", EmbeddedServers)

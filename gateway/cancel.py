@@ -3,16 +3,15 @@ broadcast on the workers' cancel channel (for the one running it)."""
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
-
 from shared.names import Names
+from shared.redis_client import RedisClient
 
 # The flag outlives any wait in the queue a job could reasonably have.
 CANCEL_FLAG_TTL_S = 24 * 3600
 
 
 class JobCanceller:
-    def __init__(self, redis: Redis, names: Names) -> None:
+    def __init__(self, redis: RedisClient, names: Names) -> None:
         self._redis = redis
         self._names = names
 

@@ -14,7 +14,6 @@ import asyncio
 from collections.abc import Iterator
 from typing import Protocol
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared import replay_log
@@ -22,6 +21,7 @@ from shared.events import Event, decode_event
 from shared.logging import get_logger
 from shared.names import Names
 from shared.pubsub_listener import PubSubListener, SubscribeError
+from shared.redis_client import RedisClient
 from shared.tasks import cancel_and_wait
 from shared.wire import WireError
 
@@ -107,7 +107,9 @@ class Watchers:
 
 
 class EventFanout:
-    def __init__(self, redis: Redis, names: Names, instance_id: str, *, timeout_s: float) -> None:
+    def __init__(
+        self, redis: RedisClient, names: Names, instance_id: str, *, timeout_s: float
+    ) -> None:
         """``timeout_s`` bounds the wait for Redis to confirm a SUBSCRIBE that went out; one
         that cannot go out (the link is down) fails at once."""
         self._redis = redis

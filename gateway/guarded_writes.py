@@ -11,11 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-
 from gateway.limits import ACQUIRE_LEASE_FUNCTION, LeaseClaim, RateHit
 from shared import redis_scripts
+from shared.redis_client import RedisClient, RedisPipeline
 
 # KEYS: the rate window to hit, the session whose owner is checked, the user's stream leases;
 # '' skips that check. ARGV: the rate limit and the window's expiry; the session's owner; the
@@ -90,7 +88,7 @@ class Outcome:
 
 
 async def write_if_allowed(
-    redis: Redis, guard: Guard, stage: Callable[[Pipeline], None]
+    redis: RedisClient, guard: Guard, stage: Callable[[RedisPipeline], None]
 ) -> Outcome:
     """Run the writes that ``stage`` stages into a pipeline, if ``guard`` allows them, in one
     round trip. The pipeline only records the commands (it is never executed), so the

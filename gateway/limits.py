@@ -1,4 +1,4 @@
-"""Per-user limits shared by every gateway through Redis: requests per minute, and jobs in
+"""Per-user limits shared by every gateway through RedisClient: requests per minute, and jobs in
 flight. Whatever waits on a job (an open stream, a non-streaming completion) holds a lease that
 its gateway renews while it waits, so a gateway that dies cannot leave a user locked out for
 longer than one lease. The leases kept their first name, stream leases, as their setting kept
@@ -12,13 +12,13 @@ import math
 import time
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.errors import ApiError
 from shared import redis_scripts
 from shared.logging import get_logger
 from shared.names import Names
+from shared.redis_client import RedisClient
 from shared.tasks import cancel_and_wait
 
 log = get_logger(__name__)
@@ -90,7 +90,7 @@ class RateHit:
 class RateLimiter:
     """A fixed one-minute window per user: one INCR per request."""
 
-    def __init__(self, redis: Redis, names: Names, per_minute: int) -> None:
+    def __init__(self, redis: RedisClient, names: Names, per_minute: int) -> None:
         self._redis = redis
         self._names = names
         self._per_minute = per_minute
@@ -125,7 +125,9 @@ class StreamLeases:
     user batch every third of a lease, by one background task (:meth:`start`, :meth:`close`)
     rather than one command per stream per heartbeat."""
 
-    def __init__(self, redis: Redis, names: Names, *, max_streams: int, lease_s: float) -> None:
+    def __init__(
+        self, redis: RedisClient, names: Names, *, max_streams: int, lease_s: float
+    ) -> None:
         self._redis = redis
         self._names = names
         self._max_streams = max_streams

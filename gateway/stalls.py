@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.client_stream import ClientStream
@@ -18,6 +17,7 @@ from shared.events import Event, encode_event
 from shared.logging import get_logger
 from shared.messages import DELETED_JOB_LOG_GRACE_S, JOB_ENDED, STATUS_ERROR
 from shared.names import Names
+from shared.redis_client import RedisClient
 from shared.settings import EventLogSettings
 
 log = get_logger(__name__)
@@ -49,7 +49,7 @@ return 1
 
 
 class StallBreaker:
-    def __init__(self, redis: Redis, names: Names, event_log: EventLogSettings) -> None:
+    def __init__(self, redis: RedisClient, names: Names, event_log: EventLogSettings) -> None:
         self._names = names
         self._event_log = event_log
         self._redis = redis

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from gateway import appkeys
@@ -42,6 +41,7 @@ from shared.job import Job
 from shared.jobqueue import QueueUnavailableError
 from shared.logging import get_logger
 from shared.messages import Message, StoredTurn
+from shared.redis_client import RedisPipeline
 from shared.sessions import Session, new_session, owned_session
 
 log = get_logger(__name__)
@@ -159,7 +159,7 @@ class Turn:
             lease=app[appkeys.STREAM_LEASES].claim(user_id, lease_id),
         )
 
-        def stage(pipe: Pipeline) -> None:
+        def stage(pipe: RedisPipeline) -> None:
             if session is not None:
                 sessions.stage_create(pipe, session)
             messages.stage_turn(pipe, stored)

@@ -8,17 +8,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from redis.asyncio import Redis
-
 from shared.knowledge import knowledge_store
 from shared.knowledge.ingest import NothingToIngest, ingest_directory
 from shared.logging import get_logger
+from shared.redis_client import RedisClient
 from shared.settings import WorkerSettings
 
 log = get_logger(__name__)
 
 
-async def ingest_docs(redis: Redis, settings: WorkerSettings) -> None:
+async def ingest_docs(redis: RedisClient, settings: WorkerSettings) -> None:
     """Ingest ``settings.rag.docs_dir``, when set, into the default project."""
     rag = settings.rag
     if not rag.docs_dir:

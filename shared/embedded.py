@@ -1,4 +1,4 @@
-"""The embedded transports: an in-process job queue and an in-process Redis, so that
+"""The embedded transports: an in-process job queue and an in-process RedisClient, so that
 ``make run`` works on a machine with no servers. Gateway and worker share them inside one process.
 
 This deliberately departs from production: nothing survives a restart, and a job that fails is
@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import fakeredis
-from redis.asyncio import Redis
 
 from shared import job_trace
 from shared.job import Job, encode_job
 from shared.jobqueue import DeliveryHandler
 from shared.logging import get_logger
+from shared.redis_client import RedisClient
 from shared.tasks import cancel_and_wait
 
 log = get_logger(__name__)
@@ -106,5 +106,5 @@ class EmbeddedServers:
     redis_server: fakeredis.FakeServer = field(default_factory=fakeredis.FakeServer)
     job_queue: InProcessJobQueue = field(default_factory=InProcessJobQueue)
 
-    def redis(self) -> Redis:
+    def redis(self) -> RedisClient:
         return fakeredis.FakeAsyncRedis(server=self.redis_server)

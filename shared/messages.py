@@ -1,4 +1,4 @@
-"""Messages in Redis: a hash per message and a string holding its text, listed per session.
+"""Messages in RedisClient: a hash per message and a string holding its text, listed per session.
 
 The gateway stores a turn (the user's message and the assistant's, ``streaming``) before it
 sends the job. The worker then grows the assistant's text token by token and settles it, in the
@@ -14,14 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from shared import redis_scripts
 from shared.events import utc_now_iso
 from shared.names import Names
-from shared.redis_client import as_text
+from shared.redis_client import RedisClient, RedisPipeline, as_text
 
 STATUS_COMPLETE = "complete"
 STATUS_STREAMING = "streaming"
@@ -148,11 +146,11 @@ class StoredTurn:
 
 
 class MessageStore:
-    def __init__(self, redis: Redis, names: Names) -> None:
+    def __init__(self, redis: RedisClient, names: Names) -> None:
         self._redis = redis
         self._names = names
 
-    def stage_turn(self, pipe: Pipeline, turn: StoredTurn) -> None:
+    def stage_turn(self, pipe: RedisPipeline, turn: StoredTurn) -> None:
         """Stage storing ``turn`` into ``pipe``: commands to run together (in a transaction, or
         in gateway/guarded_writes.py's script)."""
         names = self._names
@@ -177,7 +175,7 @@ class MessageStore:
         pipe.hset(names.job_meta(turn.job_id), mapping=meta)
         pipe.expire(names.job_meta(turn.job_id), JOB_META_TTL_S)
 
-    def _stage_message(self, pipe: Pipeline, message: Message) -> None:
+    def _stage_message(self, pipe: RedisPipeline, message: Message) -> None:
         """One message of a turn: its hash and its content."""
         fields: dict[FieldT, EncodableT] = {
             "sessionId": message.session_id,
@@ -193,7 +191,8 @@ class MessageStore:
 
     async def abandon_turn(self, turn: StoredTurn) -> None:
         """The job of ``turn`` was never sent: its answer is an error, not forever streaming."""
-        async with self._redis.pipeline(transaction=True) as pipe:
+
+        def stage(pipe: RedisPipeline) -> None:
             self.stage_settle(
                 pipe,
                 message_id=turn.assistant_message_id,
@@ -203,14 +202,15 @@ class MessageStore:
                 content="",
             )
             self.stage_job_status(pipe, turn.job_id, JOB_ENDED)
-            await redis_scripts.execute(pipe)
+
+        await redis_scripts.run_staged(self._redis, stage, transaction=True)
 
     async def of_session(self, session_id: str) -> list[Message]:
         return await self.read(
             await self._redis.lrange(self._names.session_messages(session_id), 0, -1)
         )
 
-    def stage_list(self, pipe: Pipeline, session_id: str) -> None:
+    def stage_list(self, pipe: RedisPipeline, session_id: str) -> None:
         """Stage listing the session's message ids into ``pipe``; pass its reply to
         :meth:`read`."""
         pipe.lrange(self._names.session_messages(session_id), 0, -1)
@@ -239,14 +239,14 @@ class MessageStore:
 
     # The worker's writes: staged into the pipeline that publishes the matching event.
 
-    def stage_write_at(self, pipe: Pipeline, message_id: str, offset: int, text: str) -> None:
+    def stage_write_at(self, pipe: RedisPipeline, message_id: str, offset: int, text: str) -> None:
         """Write ``text`` into the message's content at byte ``offset`` (UTF-8)."""
         keys = [self._names.message(message_id), self._names.message_content(message_id)]
         _WRITE_AT_IF_EXISTS.stage(pipe, keys, [offset, text])
 
     def stage_settle(
         self,
-        pipe: Pipeline,
+        pipe: RedisPipeline,
         *,
         message_id: str,
         session_id: str,
@@ -273,16 +273,16 @@ class MessageStore:
         ]
         _SETTLE_IF_EXISTS.stage(pipe, keys, args)
 
-    def stage_job_status(self, pipe: Pipeline, job_id: str, status: str) -> None:
+    def stage_job_status(self, pipe: RedisPipeline, job_id: str, status: str) -> None:
         _HSET_IF_EXISTS.stage(pipe, [self._names.job_meta(job_id)], ["status", status])
 
-    def stage_job_end(self, pipe: Pipeline, job_id: str, final_seq: int) -> None:
+    def stage_job_end(self, pipe: RedisPipeline, job_id: str, final_seq: int) -> None:
         """The job is over; its final event's seq outlives the replay log (for late resumes)."""
         _HSET_IF_EXISTS.stage(
             pipe, [self._names.job_meta(job_id)], ["status", JOB_ENDED, "finalSeq", final_seq]
         )
 
-    def stage_message_exists(self, pipe: Pipeline, message_id: str) -> None:
+    def stage_message_exists(self, pipe: RedisPipeline, message_id: str) -> None:
         """Stage whether the message still exists (0 once its session is deleted)."""
         pipe.exists(self._names.message(message_id))
 

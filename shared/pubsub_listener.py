@@ -26,13 +26,13 @@ import enum
 import math
 from collections.abc import Callable, Iterable
 
-from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from shared.logging import get_logger
 from shared.pubsub_subscriptions import Subscriptions
+from shared.redis_client import RedisClient
 from shared.tasks import cancel_and_wait
 
 log = get_logger(__name__)
@@ -73,7 +73,7 @@ class PubSubListener:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         *,
         channels: Iterable[str] = (),
         on_message: Callable[[bytes, bytes], None],

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias, TypeGuard
 
 from redis.asyncio import BlockingConnectionPool, Connection, Redis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialWithJitterBackoff
@@ -13,6 +15,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.library_internals import HiredisPackingConnection
 from shared.settings import ConnectionSettings, RedisTlsSettings
+
+# One Redis or the primary Sentinel names (Redis), or a Redis Cluster (RedisCluster): the
+# commands chatstream sends read the same on either; what differs is asked of is_cluster.
+RedisClient: TypeAlias = Redis | RedisCluster
+RedisPipeline: TypeAlias = Pipeline | ClusterPipeline
+
+
+def is_cluster(redis: RedisClient) -> TypeGuard[RedisCluster]:
+    return isinstance(redis, RedisCluster)
 
 
 def tcp_connection_class(url: str) -> dict[str, type[Connection]]:
@@ -32,9 +43,9 @@ class SentinelBlockingConnectionPool(SentinelConnectionPool, BlockingConnectionP
     the standalone pool's wait for a free connection under a burst."""
 
 
-def connect_redis(settings: ConnectionSettings) -> Redis:
-    """A pooled client for the real Redis, one server or the primary the sentinels name; it
-    connects lazily, so creating it never fails."""
+def connect_redis(settings: ConnectionSettings) -> RedisClient:
+    """A pooled client for the real Redis: one server, the primary the sentinels name, or a
+    cluster. It connects lazily, so creating it never fails."""
     connection_options: dict[str, Any] = {
         "socket_connect_timeout": settings.connect_timeout_s,
         # A command waits at most this long for Redis; a request must fail fast, not hang.
@@ -55,6 +66,8 @@ def connect_redis(settings: ConnectionSettings) -> Redis:
         "timeout": max(settings.connect_timeout_s, 5.0),
     }
     tls = {} if settings.redis_tls is None else tls_options(settings.redis_tls)
+    if settings.cluster_nodes:
+        return _connect_cluster(settings, connection_options, tls)
     if settings.sentinel is not None:
         # The sentinels and the servers they name take the same TLS (RedisTlsSettings).
         if tls:
@@ -89,6 +102,27 @@ def connect_redis(settings: ConnectionSettings) -> Redis:
         **tls,
     )
     return Redis.from_pool(pool)
+
+
+def _connect_cluster(
+    settings: ConnectionSettings, connection_options: dict[str, Any], tls: dict[str, Any]
+) -> RedisCluster:
+    """The cluster client: it learns every node and the slot map from whichever of
+    ``cluster_nodes`` answers first, and follows MOVED and ASK by itself."""
+    # Its own retry follows the cluster's redirections and failovers; a connection error is
+    # retried as on one Redis. Its pool is per node: each node holds at most this many.
+    options = {k: v for k, v in connection_options.items() if k != "retry_on_error"}
+    options["retry"] = Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3)
+    if tls:
+        tls["ssl"] = True
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in settings.cluster_nodes],
+        # A shard that is down must not stop the others' slots from being served.
+        require_full_coverage=False,
+        max_connections=settings.redis_max_connections,
+        **options,
+        **tls,
+    )
 
 
 def as_text(value: object) -> str:

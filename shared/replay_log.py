@@ -8,14 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT
 
 from shared import redis_scripts
 from shared.events import Event, decode_event
 from shared.logging import get_logger
 from shared.names import Names
+from shared.redis_client import RedisClient, RedisPipeline
 from shared.settings import EventLogSettings
 from shared.wire import WireError
 
@@ -79,16 +78,12 @@ class EventAppender:
         self._names = names
         self._settings = settings
 
-    async def append(
-        self, pipe: Pipeline, job_id: str, first_seq: int, raws: list[bytes]
-    ) -> list[Any]:
-        """Append the events ``first_seq``, ``first_seq + 1``, ... (msgpack bytes) as the last
-        command of ``pipe`` (non-transactional), execute it, and return its replies, raising
-        the first error among them. The append's reply, the last, is 0 (appended, or found
-        already logged as it is, and not published again), or the seq the log already ended at
-        (nothing was appended)."""
+    def stage(self, pipe: RedisPipeline, job_id: str, first_seq: int, raws: list[bytes]) -> None:
+        """Stage the append of the events ``first_seq``, ``first_seq + 1``, ... (msgpack bytes)
+        into ``pipe`` (non-transactional), for :func:`shared.redis_scripts.run_staged`. Its
+        reply is 0 (appended, or found already logged as it is, and not published again), or
+        the seq the log already ended at (nothing was appended)."""
         APPEND_EVENTS.stage(pipe, *self._keys_and_args(job_id, first_seq, raws))
-        return await redis_scripts.execute(pipe)
 
     def command(self, job_id: str, first_seq: int, raws: list[bytes]) -> tuple[Any, ...]:
         """The EVALSHA :meth:`append` sends, word by word, for a client that sends it by other
@@ -103,7 +98,7 @@ class EventAppender:
         return keys, [settings.replay_max_events, settings.replay_ttl_s, first_seq, *raws]
 
 
-async def read_after(redis: Redis, names: Names, job_id: str, after_seq: int) -> list[Event]:
+async def read_after(redis: RedisClient, names: Names, job_id: str, after_seq: int) -> list[Event]:
     """The job's logged events with a seq above ``after_seq``, oldest first."""
     entries = await redis.xrange(names.job_replay_log(job_id), min=entry_id(after_seq + 1))
     found: list[Event] = []
@@ -115,7 +110,7 @@ async def read_after(redis: Redis, names: Names, job_id: str, after_seq: int) ->
     return found
 
 
-async def last_event(redis: Redis, names: Names, job_id: str) -> Event | None:
+async def last_event(redis: RedisClient, names: Names, job_id: str) -> Event | None:
     entries = await redis.xrevrange(names.job_replay_log(job_id), count=1)
     if not entries:
         return None
@@ -129,7 +124,7 @@ def _event_of(fields: Mapping[Any, Any] | None) -> Event:
     return decode_event(raw)
 
 
-async def bounds(redis: Redis, names: Names, job_id: str) -> tuple[int, int] | None:
+async def bounds(redis: RedisClient, names: Names, job_id: str) -> tuple[int, int] | None:
     """The first and last seq still in the job's log, or None when it holds nothing."""
     key = names.job_replay_log(job_id)
     async with redis.pipeline(transaction=False) as pipe:

@@ -1,4 +1,4 @@
-"""Sessions in Redis: one hash per session, and a per-user sorted set by last update.
+"""Sessions in RedisClient: one hash per session, and a per-user sorted set by last update.
 
 A session belongs to the user who created it; to anyone else it does not exist (the one
 exception is creating an id another user owns, which is a conflict: the id space is shared).
@@ -12,15 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from shared.events import utc_now_iso
 from shared.ids import new_id
 from shared.messages import DELETED_JOB_LOG_GRACE_S, STATUS_STREAMING
 from shared.names import Names
-from shared.redis_client import as_text
+from shared.redis_client import RedisClient, RedisPipeline, as_text
 
 DEFAULT_TITLE = "New conversation"
 
@@ -93,7 +91,7 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
 
 
 class SessionStore:
-    def __init__(self, redis: Redis, names: Names) -> None:
+    def __init__(self, redis: RedisClient, names: Names) -> None:
         self._redis = redis
         self._names = names
 
@@ -123,7 +121,7 @@ class SessionStore:
                 except WatchError:
                     continue
 
-    def stage_create(self, pipe: Pipeline, session: Session) -> None:
+    def stage_create(self, pipe: RedisPipeline, session: Session) -> None:
         """Stage writing a session that does not exist yet (see :func:`new_session`)."""
         pipe.hset(
             self._names.session(session.id),
@@ -141,7 +139,7 @@ class SessionStore:
     async def get(self, user_id: str, session_id: str) -> Session | None:
         return owned_session(user_id, await self._redis.hgetall(self._names.session(session_id)))
 
-    def stage_get(self, pipe: Pipeline, session_id: str) -> None:
+    def stage_get(self, pipe: RedisPipeline, session_id: str) -> None:
         """Stage :meth:`get` into ``pipe``; pass its reply (as a mapping) to
         :func:`owned_session`."""
         pipe.hgetall(self._names.session(session_id))

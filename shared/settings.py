@@ -257,11 +257,10 @@ class RedisTlsSettings:
     key_file: str | None = None
 
     @classmethod
-    def from_env(
-        cls, env: _Env, *, redis_url: str | None, sentinels: bool
-    ) -> RedisTlsSettings | None:
+    def from_env(cls, env: _Env, *, redis_url: str | None, nodes: bool) -> RedisTlsSettings | None:
         """None for plain TCP. One Redis's URL scheme says whether it is TLS; ``REDIS_TLS``,
-        the Sentinel switch, may repeat that but not contradict it."""
+        the switch for a list of ``nodes`` (sentinels or cluster nodes), may repeat that but
+        not contradict it."""
         wanted = env.flag("REDIS_TLS")
         tls = bool(wanted)
         if redis_url is not None:
@@ -271,14 +270,18 @@ class RedisTlsSettings:
                     f"REDIS_TLS={str(wanted).lower()} contradicts REDIS_URL: one Redis is "
                     "reached over TLS with a rediss:// URL, and only then"
                 )
-        elif wanted and not sentinels:
-            raise SettingsError("REDIS_TLS=true, but neither REDIS_URL nor REDIS_SENTINELS is set")
+        elif wanted and not nodes:
+            raise SettingsError(
+                "REDIS_TLS=true, but none of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES "
+                "is set"
+            )
         given = [name for name in REDIS_TLS_FILES if env.optional(name) is not None]
         if not tls:
             if given:
                 raise SettingsError(
                     f"{given[0]} is set but TLS to Redis is off: it is on with a rediss:// "
-                    "REDIS_URL, or with REDIS_TLS=true beside REDIS_SENTINELS"
+                    "REDIS_URL, or with REDIS_TLS=true beside REDIS_SENTINELS or "
+                    "REDIS_CLUSTER_NODES"
                 )
             return None
         ca = env.readable_file("REDIS_TLS_CA_FILE")
@@ -328,12 +331,15 @@ def _why(error: ssl.SSLError) -> str:
 @dataclass(frozen=True, slots=True)
 class ConnectionSettings:
     """Where the shared servers are. No Redis and no AMQP set means the embedded, in-process
-    mode. Redis is one server (``redis_url``) or a primary found through ``sentinel``."""
+    mode. Redis is one server (``redis_url``), a primary found through ``sentinel``, or a
+    Redis Cluster reached through any of ``cluster_nodes``."""
 
     redis_url: str | None = None
     # One RabbitMQ node's URL, or a cluster's nodes' URLs, comma-separated (shared/amqp_nodes.py).
     amqp_url: str | None = None
     sentinel: SentinelSettings | None = None
+    # Some nodes of a Redis Cluster (any that answer tell the client of the rest).
+    cluster_nodes: tuple[tuple[str, int], ...] = ()
     # For every Redis server and sentinel; a password in REDIS_URL wins over it.
     redis_password: str | None = None
     # None: plain TCP to Redis.
@@ -349,7 +355,7 @@ class ConnectionSettings:
 
     @property
     def has_redis(self) -> bool:
-        return self.redis_url is not None or self.sentinel is not None
+        return self.redis_url is not None or self.sentinel is not None or bool(self.cluster_nodes)
 
     @property
     def embedded(self) -> bool:
@@ -365,7 +371,8 @@ class ConnectionSettings:
         redis = cls.redis_from_env(environ)
         if redis.has_redis != (env.optional("AMQP_URL") is not None):
             raise SettingsError(
-                "set both Redis (REDIS_URL or REDIS_SENTINELS) and AMQP_URL for the real "
+                "set both Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES) and AMQP_URL "
+                "for the real "
                 "servers, or neither for embedded mode"
             )
         return replace(
@@ -379,15 +386,28 @@ class ConnectionSettings:
     @classmethod
     def redis_from_env(cls, environ: Mapping[str, str] | None = None) -> ConnectionSettings:
         """Redis and the namespace alone, for a tool that needs no broker. Redis is
-        ``REDIS_URL``, or ``REDIS_SENTINELS`` with ``REDIS_SENTINEL_SERVICE``; a mixed or
-        half-given choice is an error naming the variable."""
+        ``REDIS_URL``, ``REDIS_SENTINELS`` with ``REDIS_SENTINEL_SERVICE``, or
+        ``REDIS_CLUSTER_NODES``; a mixed or half-given choice is an error naming the variable."""
         env = _Env(os.environ if environ is None else environ)
         redis_password = env.secret("REDIS_PASSWORD")
         redis_url = with_password(env.optional("REDIS_URL"), redis_password, url_name="REDIS_URL")
         sentinels = env.addresses("REDIS_SENTINELS")
         service = env.optional("REDIS_SENTINEL_SERVICE")
-        if redis_url is not None and sentinels:
-            raise SettingsError("set REDIS_URL for one Redis or REDIS_SENTINELS, not both")
+        cluster_nodes = env.addresses("REDIS_CLUSTER_NODES")
+        chosen = [
+            name
+            for name, given in (
+                ("REDIS_URL", redis_url is not None),
+                ("REDIS_SENTINELS", bool(sentinels)),
+                ("REDIS_CLUSTER_NODES", bool(cluster_nodes)),
+            )
+            if given
+        ]
+        if len(chosen) > 1:
+            raise SettingsError(
+                f"set one of REDIS_URL (one Redis), REDIS_SENTINELS (Sentinel) and "
+                f"REDIS_CLUSTER_NODES (Cluster), not {' and '.join(chosen)}"
+            )
         if sentinels and service is None:
             raise SettingsError(
                 "REDIS_SENTINELS needs REDIS_SENTINEL_SERVICE, the name the sentinels monitor "
@@ -395,7 +415,9 @@ class ConnectionSettings:
             )
         if service is not None and not sentinels:
             raise SettingsError("REDIS_SENTINEL_SERVICE is set but REDIS_SENTINELS is not")
-        redis_tls = RedisTlsSettings.from_env(env, redis_url=redis_url, sentinels=bool(sentinels))
+        redis_tls = RedisTlsSettings.from_env(
+            env, redis_url=redis_url, nodes=bool(sentinels or cluster_nodes)
+        )
         namespace = env.text("CHATSTREAM_NAMESPACE", DEFAULT_NAMESPACE).strip()
         if not namespace:
             raise SettingsError(
@@ -408,6 +430,7 @@ class ConnectionSettings:
                 if service is not None
                 else None
             ),
+            cluster_nodes=cluster_nodes,
             redis_password=redis_password,
             redis_tls=redis_tls,
             namespace=namespace,

@@ -18,14 +18,12 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from shared.logging import get_logger
 from shared.names import Names
 from shared.pubsub_listener import RETRY_S, PubSubListener
-from shared.redis_client import as_text
+from shared.redis_client import RedisClient, RedisPipeline, as_text
 from shared.tasks import cancel_and_wait
 
 log = get_logger(__name__)
@@ -98,7 +96,7 @@ class AudienceWatch:
 
 
 class CancelSignals:
-    def __init__(self, redis: Redis, names: Names, *, disconnect_grace_s: float) -> None:
+    def __init__(self, redis: RedisClient, names: Names, *, disconnect_grace_s: float) -> None:
         self._redis = redis
         self._names = names
         self._grace_s = disconnect_grace_s
@@ -126,11 +124,11 @@ class CancelSignals:
         cancellation = self._watched[job_id] = Cancellation()
         return cancellation
 
-    def stage_flag_read(self, job_id: str) -> Callable[[Pipeline], None]:
+    def stage_flag_read(self, job_id: str) -> Callable[[RedisPipeline], None]:
         """Stages the read of ``job_id``'s cancel flag: its reply is true when it is set."""
         key = self._names.job_cancel_flag(job_id)
 
-        def read(pipe: Pipeline) -> None:
+        def read(pipe: RedisPipeline) -> None:
             pipe.exists(key)
 
         return read

@@ -17,14 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared import replay_log
+from shared import redis_scripts, replay_log
 from shared.events import Event, encode_event
 from shared.names import Names
+from shared.redis_client import RedisClient, RedisPipeline
 from shared.settings import EventLogSettings
 
 
@@ -44,7 +43,7 @@ RETRY_CAP_S = 1.0
 MAX_QUEUED_EVENTS = 256
 
 
-Staging = Callable[[Pipeline], None]
+Staging = Callable[[RedisPipeline], None]
 
 
 class MergeableStaging(ABC):
@@ -56,7 +55,7 @@ class MergeableStaging(ABC):
     __slots__ = ()
 
     @abstractmethod
-    def __call__(self, pipe: Pipeline) -> None: ...
+    def __call__(self, pipe: RedisPipeline) -> None: ...
 
     @abstractmethod
     def merged(self, following: Staging) -> Staging | None:
@@ -79,7 +78,9 @@ class _Queued:
 class JobEventLog:
     """The events of one job, as one worker publishes them."""
 
-    def __init__(self, redis: Redis, names: Names, settings: EventLogSettings, job_id: str) -> None:
+    def __init__(
+        self, redis: RedisClient, names: Names, settings: EventLogSettings, job_id: str
+    ) -> None:
         self._redis = redis
         self._names = names
         self._settings = settings
@@ -132,7 +133,7 @@ class JobEventLog:
         return reply
 
     async def flush(self) -> None:
-        """Wait until every emitted event is in Redis, or raise why one could not be.
+        """Wait until every emitted event is in RedisClient, or raise why one could not be.
 
         Cancelling the caller leaves the sender running: a batch cut off halfway would leave a
         gap in the seqs that later events could not close."""
@@ -209,15 +210,17 @@ class JobEventLog:
 
     async def _send(self, batch: list[_Queued], reads: list[_Read]) -> list[Any]:
         """Send ``batch`` (and ``reads`` ahead of it); returns the reads' replies."""
-        async with self._redis.pipeline(transaction=False) as pipe:
+        persists = _merged([q.persist for q in batch if q.persist is not None])
+        raws = [q.raw for q in batch]
+
+        def stage(pipe: RedisPipeline) -> None:
             for read in reads:
                 read.stage(pipe)
-            for persist in _merged([q.persist for q in batch if q.persist is not None]):
+            for persist in persists:
                 persist(pipe)
-            first_seq = batch[0].seq
-            results = await self._appender.append(
-                pipe, self._job_id, first_seq, [q.raw for q in batch]
-            )
+            self._appender.stage(pipe, self._job_id, batch[0].seq, raws)
+
+        results = await redis_scripts.run_staged(self._redis, stage)
         # 0 also when the log already holds exactly this batch: an earlier send of it that
         # landed, or another run's byte-identical events (the script recognises either).
         if int(results[-1]) == 0:

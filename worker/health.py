@@ -7,14 +7,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from shared.metrics_http import Handler
 from shared.readiness import answers
+from shared.redis_client import RedisClient
 
 
 def readyz_handler(
-    redis: Redis, queue_ping: Callable[[], Awaitable[bool]], *, timeout_s: float
+    redis: RedisClient, queue_ping: Callable[[], Awaitable[bool]], *, timeout_s: float
 ) -> Handler:
     async def readyz(_: web.Request) -> web.StreamResponse:
         checks = {
@@ -28,5 +28,5 @@ def readyz_handler(
     return readyz
 
 
-async def _ping(redis: Redis) -> bool:
+async def _ping(redis: RedisClient) -> bool:
     return bool(await redis.ping())

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.trace import Span
-from redis.asyncio.client import Pipeline
 
 from shared import events, job_trace, tracing
 from shared.job import Job
@@ -29,6 +28,7 @@ from shared.messages import (
     STATUS_STREAMING,
     MessageStore,
 )
+from shared.redis_client import RedisPipeline
 from worker.cancellation import Cancellation
 from worker.event_log import JobEventLog, MergeableStaging, Staging
 
@@ -52,7 +52,7 @@ class _ContentWrite(MergeableStaging):
     end: int
     text: str
 
-    def __call__(self, pipe: Pipeline) -> None:
+    def __call__(self, pipe: RedisPipeline) -> None:
         self.messages.stage_write_at(pipe, self.message_id, self.offset, self.text)
 
     def merged(self, following: Staging) -> Staging | None:
@@ -90,7 +90,7 @@ class JobRun:
         return "".join(self._parts)
 
     async def start(self) -> None:
-        def mark_running(pipe: Pipeline) -> None:
+        def mark_running(pipe: RedisPipeline) -> None:
             self.messages.stage_job_status(pipe, self.job.job_id, JOB_RUNNING)
 
         payload = events.start_payload(
@@ -101,7 +101,7 @@ class JobRun:
     async def reset(self, reason: str) -> None:
         """Drop what an earlier run of this job streamed; a fresh answer follows."""
 
-        def clear(pipe: Pipeline) -> None:
+        def clear(pipe: RedisPipeline) -> None:
             self.messages.stage_job_status(pipe, self.job.job_id, JOB_RUNNING)
             self._stage_message(pipe, STATUS_STREAMING, content="")
 
@@ -190,7 +190,7 @@ class JobRun:
         )
         status = STATUS_CANCELLED if finish_reason == events.FINISH_CANCELLED else STATUS_COMPLETE
 
-        def settle(pipe: Pipeline) -> None:
+        def settle(pipe: RedisPipeline) -> None:
             self._stage_message(
                 pipe,
                 status,
@@ -207,7 +207,7 @@ class JobRun:
         await self.log.emit(events.END, payload, persist=settle)
 
     async def fail(self, message: str, code: str, retry_after_s: float | None = None) -> None:
-        def settle(pipe: Pipeline) -> None:
+        def settle(pipe: RedisPipeline) -> None:
             self._stage_message(pipe, STATUS_ERROR, content=self.content)
             self.messages.stage_job_end(pipe, self.job.job_id, self.log.last_seq)
 
@@ -221,7 +221,7 @@ class JobRun:
         if self._message_kept is None:
             self._message_kept = self.log.read_along(self._stage_message_exists)
 
-    def _stage_message_exists(self, pipe: Pipeline) -> None:
+    def _stage_message_exists(self, pipe: RedisPipeline) -> None:
         self.messages.stage_message_exists(pipe, self.job.message_id)
 
     async def forget_if_session_deleted(self) -> None:
@@ -236,7 +236,7 @@ class JobRun:
 
     def _stage_message(
         self,
-        pipe: Pipeline,
+        pipe: RedisPipeline,
         status: str,
         *,
         content: str,

@@ -13,7 +13,6 @@ from typing import Any
 
 import structlog
 from aio_pika.exceptions import AMQPError
-from redis.asyncio import Redis
 
 from shared import events, job_trace, tracing
 from shared.amqp import AMQP_MESSAGING_SYSTEM
@@ -22,6 +21,7 @@ from shared.job import Job, decode_job
 from shared.jobqueue import JobConsumer, JobDelivery
 from shared.logging import get_logger
 from shared.messages import MessageStore
+from shared.redis_client import RedisClient
 from shared.settings import WorkerSettings
 from shared.tasks import cancel_and_wait
 from shared.wire import WireError
@@ -37,7 +37,7 @@ from worker.pipelines.rag import RagPipeline
 log = get_logger(__name__)
 
 
-def default_pipelines(settings: WorkerSettings, redis: Redis) -> dict[str, Pipeline]:
+def default_pipelines(settings: WorkerSettings, redis: RedisClient) -> dict[str, Pipeline]:
     return {
         "echo": EchoPipeline(token_delay_ms=settings.echo_token_delay_ms),
         "rag": RagPipeline(
@@ -55,7 +55,7 @@ class Worker:
     def __init__(
         self,
         settings: WorkerSettings,
-        redis: Redis,
+        redis: RedisClient,
         queue: JobConsumer,
         pipelines: Mapping[str, Pipeline] | None = None,
         metrics: WorkerMetrics | None = None,

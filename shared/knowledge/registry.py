@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-from redis.asyncio import Redis
-
 from shared.names import Names
+from shared.redis_client import RedisClient
 
 # Project names become part of Redis keys, so they are kept to a safe alphabet.
 PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -22,7 +21,7 @@ def valid_project_name(project: str) -> bool:
     return PROJECT_NAME.fullmatch(project) is not None
 
 
-async def owner_of(redis: Redis, names: Names, project: str) -> str | None:
+async def owner_of(redis: RedisClient, names: Names, project: str) -> str | None:
     raw = await redis.get(names.project_owner(project))
     if raw is None:
         return None
@@ -30,7 +29,11 @@ async def owner_of(redis: Redis, names: Names, project: str) -> str | None:
 
 
 async def can_read(
-    redis: Redis, names: Names, user_id: str, project: str, public: Collection[str] = ("docs",)
+    redis: RedisClient,
+    names: Names,
+    user_id: str,
+    project: str,
+    public: Collection[str] = ("docs",),
 ) -> bool:
     """Whether ``user_id`` may read ``project``: a public one, or one the user created."""
     if not valid_project_name(project):
@@ -41,7 +44,11 @@ async def can_read(
 
 
 async def can_write(
-    redis: Redis, names: Names, user_id: str, project: str, public: Collection[str] = ("docs",)
+    redis: RedisClient,
+    names: Names,
+    user_id: str,
+    project: str,
+    public: Collection[str] = ("docs",),
 ) -> bool:
     """Whether ``user_id`` may add to ``project``: one nobody has claimed yet, or their own."""
     if not valid_project_name(project) or project in public:
@@ -50,7 +57,7 @@ async def can_write(
     return owner is None or owner == user_id
 
 
-async def claim(redis: Redis, names: Names, user_id: str, project: str) -> bool:
+async def claim(redis: RedisClient, names: Names, user_id: str, project: str) -> bool:
     """Make ``user_id`` the owner of an unclaimed project; True if they own it now."""
     await redis.set(names.project_owner(project), user_id, nx=True)
     return await owner_of(redis, names, project) == user_id

@@ -1,4 +1,4 @@
-"""Knowledge collections in Redis: documents, their chunks, and an index version per project.
+"""Knowledge collections in RedisClient: documents, their chunks, and an index version per project.
 
 Every change to a collection bumps its index version in the same transaction, so a worker that
 reads the version and the chunks together (:meth:`KnowledgeStore.snapshot`) always holds a
@@ -15,12 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from shared.knowledge.chunking import TextChunk, chunk_text
 from shared.knowledge.text import DocumentFormat, to_text
 from shared.names import Names
+from shared.redis_client import RedisClient
 from shared.settings import RagSettings
 
 T = TypeVar("T")
@@ -96,7 +96,7 @@ class KnowledgeStore:
     """The documents and chunks of every project of one namespace."""
 
     def __init__(
-        self, redis: Redis, names: Names, chunking: ChunkingSettings | None = None
+        self, redis: RedisClient, names: Names, chunking: ChunkingSettings | None = None
     ) -> None:
         self._redis = redis
         self._names = names
@@ -199,7 +199,7 @@ class KnowledgeStore:
         return int(await self._redis.hlen(self._names.project_chunks(project)))
 
 
-def knowledge_store(redis: Redis, names: Names, rag: RagSettings) -> KnowledgeStore:
+def knowledge_store(redis: RedisClient, names: Names, rag: RagSettings) -> KnowledgeStore:
     """The store with the chunk sizes of the settings, as every service builds it."""
     return KnowledgeStore(redis, names, ChunkingSettings(rag.chunk_chars, rag.chunk_overlap_chars))
 

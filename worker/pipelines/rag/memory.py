@@ -12,10 +12,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from shared import redis_scripts
 from shared.names import Names
+from shared.redis_client import RedisClient
 
 SUMMARY_MAX_CHARS = 1000
 SUMMARY_PREFIX = "Questions so far: "
@@ -27,7 +26,7 @@ class MemoryUpdate:
     project_items: int
 
 
-async def read_summary(redis: Redis, names: Names, session_id: str) -> str:
+async def read_summary(redis: RedisClient, names: Names, session_id: str) -> str:
     raw = await redis.get(names.session_summary(session_id))
     if raw is None:
         return ""
@@ -64,7 +63,7 @@ return 0
 
 
 async def remember(
-    redis: Redis,
+    redis: RedisClient,
     names: Names,
     *,
     session_id: str,

@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from redis.asyncio import Redis
-
 from shared import tracing
 from shared.events import FINISH_STOP
 from shared.knowledge import Bm25Retriever, Retriever, knowledge_store
 from shared.names import Names
+from shared.redis_client import RedisClient
 from shared.settings import RagSettings
 from worker.job_run import JobRun
 from worker.pipelines import PipelineResult
@@ -55,7 +54,7 @@ class RagPipeline:
     def __init__(
         self,
         settings: RagSettings,
-        redis: Redis,
+        redis: RedisClient,
         names: Names,
         *,
         history: HistoryReader | None = None,

@@ -7,10 +7,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from shared.knowledge import KnowledgeStore, can_read
 from shared.names import Names
+from shared.redis_client import RedisClient
 from worker.pipelines.rag.planning import Plan
 
 
@@ -26,7 +25,7 @@ class Validation:
 async def validate_plan(
     plan: Plan,
     *,
-    redis: Redis,
+    redis: RedisClient,
     names: Names,
     store: KnowledgeStore,
     user_id: str,
