@@ -41,7 +41,7 @@ class Publishes(Protocol):
 class SyntheticJobs:
     def __init__(self, redis: RespConnection, names: Names, job_ids: list[str]) -> None:
         self._redis = redis
-        self._appender = replay_log.EventAppender(names, EventLogSettings())
+        self._appender = replay_log.EventAppender(names, EventLogSettings(), "PUBLISH")
         self._job_ids = job_ids
         self._seqs = dict.fromkeys(job_ids, 0)
         self._next = 0

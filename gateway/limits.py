@@ -1,4 +1,4 @@
-"""Per-user limits shared by every gateway through RedisClient: requests per minute, and jobs in
+"""Per-user limits shared by every gateway through Redis: requests per minute, and jobs in
 flight. Whatever waits on a job (an open stream, a non-streaming completion) holds a lease that
 its gateway renews while it waits, so a gateway that dies cannot leave a user locked out for
 longer than one lease. The leases kept their first name, stream leases, as their setting kept

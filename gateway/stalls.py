@@ -17,14 +17,15 @@ from shared.events import Event, encode_event
 from shared.logging import get_logger
 from shared.messages import DELETED_JOB_LOG_GRACE_S, JOB_ENDED, STATUS_ERROR
 from shared.names import Names
-from shared.redis_client import RedisClient
+from shared.redis_client import RedisClient, publish_command
 from shared.settings import EventLogSettings
 
 log = get_logger(__name__)
 
-# KEYS: replay log, message hash, job meta.
-# ARGV: entry id, event, ttl, channel, max events, message status, job status, event field,
-# the event's seq, the ttl of a log whose session was deleted. A job whose session was deleted
+# KEYS: replay log, message hash, job meta, the job's channel.
+# ARGV: entry id, event, ttl, the publish command (shared.redis_client.publish_command), max
+# events, message status, job status, event field, the event's seq, the ttl of a log whose
+# session was deleted. A job whose session was deleted
 # (its message gone) keeps its log only for its open streams, and gets no record back.
 _FAIL_IF_STILL_LAST = redis_scripts.LuaScript(
     """
@@ -32,7 +33,7 @@ local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], ARGV[1], ARGV
 if type(added) == 'table' and added.err then
   return 0
 end
-redis.call('PUBLISH', ARGV[4], ARGV[2])
+redis.call(ARGV[4], KEYS[4], ARGV[2])
 if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[10])
   redis.call('DEL', KEYS[3])
@@ -67,12 +68,17 @@ class StallBreaker:
         names = self._names
         added = await _FAIL_IF_STILL_LAST.run(
             self._redis,
-            keys=[names.job_replay_log(job_id), names.message(message_id), names.job_meta(job_id)],
+            keys=[
+                names.job_replay_log(job_id),
+                names.message(message_id),
+                names.job_meta(job_id),
+                names.job_channel(job_id),
+            ],
             args=[
                 replay_log.entry_id(event.seq),
                 encode_event(event),
                 self._event_log.replay_ttl_s,
-                names.job_channel(job_id),
+                publish_command(self._redis),
                 self._event_log.replay_max_events,
                 STATUS_ERROR,
                 JOB_ENDED,

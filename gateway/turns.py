@@ -32,16 +32,16 @@ from redis.exceptions import RedisError
 from gateway import appkeys
 from gateway.auth import user_of
 from gateway.errors import ApiError, not_found
-from gateway.guarded_writes import Guard, SessionOwner, Verdict, hash_reply, write_if_allowed
+from gateway.guarded_writes import Guard, SessionEntry, Verdict, write_if_allowed
 from gateway.limits import RateHit
 from gateway.relay import SSE_ENCODING, Encoding, StreamRequest, stream_job
 from shared import events, sse, tracing
-from shared.ids import new_id
+from shared.ids import new_scoped_id
 from shared.job import Job
 from shared.jobqueue import QueueUnavailableError
 from shared.logging import get_logger
 from shared.messages import Message, StoredTurn
-from shared.redis_client import RedisPipeline
+from shared.redis_client import RedisPipeline, hash_reply
 from shared.sessions import Session, new_session, owned_session
 
 log = get_logger(__name__)
@@ -117,7 +117,7 @@ class Turn:
             session_id=session_id,
             user_id=job.user_id,
             job_id=job.job_id,
-            user_message_id=new_id(),
+            user_message_id=new_scoped_id(session_id),
             assistant_message_id=job.message_id,
             text=asked.text,
             traceparent=tracing.current_traceparent(),
@@ -136,8 +136,8 @@ class Turn:
 
     async def store(self, lease_id: str) -> bytes:
         """Store the turn's messages (and its new session) if its checks allow: its rate-limit
-        hit, its session's owner and the lease ``lease_id`` of its job, judged in that order,
-        all in one round trip. A refusal raises its API error and writes nothing. The caller
+        hit, the lease ``lease_id`` of its job and its session's owner, judged in that order
+        (gateway/guarded_writes.py). A refusal raises its API error and writes nothing. The caller
         holds the lease while it waits on the job, and releases it. Returns its stream's
         opening: the conversation as the turn left it, as a `snapshot` event, when the route
         asked for one; else nothing."""
@@ -153,9 +153,16 @@ class Turn:
         # is just what is written.
         read_back = self.snapshot and session is None
         guard = Guard(
+            user_id=user_id,
+            session=SessionEntry(
+                key=names.session(stored.session_id),
+                session_id=stored.session_id,
+                index_key=names.user_sessions(user_id),
+                score_ms=stored.created_at_ms,
+                # A new session needs no owner check: its id is new.
+                new=session is not None,
+            ),
             rate=self.rate_hit,
-            # A new session needs no check: its id is new.
-            session=None if session else SessionOwner(names.session(stored.session_id), user_id),
             lease=app[appkeys.STREAM_LEASES].claim(user_id, lease_id),
         )
 
@@ -227,9 +234,9 @@ def stream_turn(request: web.Request, turn: Turn) -> Awaitable[web.StreamRespons
 def _build_job(request: web.Request, session_id: str, asked: TurnRequest) -> Job:
     settings = request.app[appkeys.SETTINGS]
     return Job(
-        job_id=new_id(),
+        job_id=new_scoped_id(session_id),
         session_id=session_id,
-        message_id=new_id(),
+        message_id=new_scoped_id(session_id),
         user_id=user_of(request),
         pipeline=asked.pipeline or settings.default_pipeline,
         text=asked.text,

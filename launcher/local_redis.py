@@ -175,6 +175,11 @@ class LocalRedisCluster:
     def nodes(self) -> str:
         return ",".join(server.address for server in self.servers)
 
+    @property
+    def addresses(self) -> tuple[tuple[str, int], ...]:
+        """The nodes, as ``ConnectionSettings.cluster_nodes`` takes them."""
+        return tuple((HOST, server.port) for server in self.servers)
+
     def start(self) -> None:
         cluster_args = [
             "--cluster-enabled",

@@ -1,4 +1,4 @@
-"""The embedded transports: an in-process job queue and an in-process RedisClient, so that
+"""The embedded transports: an in-process job queue and an in-process Redis, so that
 ``make run`` works on a machine with no servers. Gateway and worker share them inside one process.
 
 This deliberately departs from production: nothing survives a restart, and a job that fails is

@@ -11,8 +11,20 @@ _DIGITS = re.compile(r"[0-9]{1,20}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
+# Between the session id a job's or message's id starts with and the rest of it; never part of
+# a session id (digits or a UUID).
+SCOPE_SEPARATOR = "."
+
+
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def new_scoped_id(session_id: str) -> str:
+    """A new id of a job or message of ``session_id``, which it starts with: a Redis Cluster
+    keeps the session's keys and its jobs' and messages' in one slot, and the id alone says
+    which (resume and cancel know nothing else)."""
+    return f"{session_id}{SCOPE_SEPARATOR}{uuid.uuid4().hex}"
 
 
 def normalize_session_id(value: object) -> str:

@@ -1,4 +1,4 @@
-"""Messages in RedisClient: a hash per message and a string holding its text, listed per session.
+"""Messages in Redis: a hash per message and a string holding its text, listed per session.
 
 The gateway stores a turn (the user's message and the assistant's, ``streaming``) before it
 sends the job. The worker then grows the assistant's text token by token and settles it, in the
@@ -59,8 +59,8 @@ return -1
 """
 )
 
-# KEYS: message hash, message content, session hash, user's sessions.
-# ARGV: status, content, citations JSON, usage JSON, now ISO, now ms, session id.
+# KEYS: message hash, message content, session hash.
+# ARGV: status, content, citations JSON, usage JSON, now ISO.
 _SETTLE_IF_EXISTS = redis_scripts.LuaScript(
     """
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -70,7 +70,6 @@ redis.call('HSET', KEYS[1], 'status', ARGV[1], 'citations', ARGV[3], 'usage', AR
 redis.call('SET', KEYS[2], ARGV[2])
 if redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('HSET', KEYS[3], 'updatedAt', ARGV[5])
-  redis.call('ZADD', KEYS[4], ARGV[6], ARGV[7])
 end
 return 1
 """
@@ -151,8 +150,8 @@ class MessageStore:
         self._names = names
 
     def stage_turn(self, pipe: RedisPipeline, turn: StoredTurn) -> None:
-        """Stage storing ``turn`` into ``pipe``: commands to run together (in a transaction, or
-        in gateway/guarded_writes.py's script)."""
+        """Stage storing ``turn`` into ``pipe``: commands to run together, in
+        gateway/guarded_writes.py's script, which files the session in its user's index."""
         names = self._names
         for message in turn.messages():
             self._stage_message(pipe, message)
@@ -163,7 +162,6 @@ class MessageStore:
         )
         pipe.hincrby(names.session(turn.session_id), "messageCount", 2)
         pipe.hset(names.session(turn.session_id), "updatedAt", turn.created_at)
-        pipe.zadd(names.user_sessions(turn.user_id), {turn.session_id: turn.created_at_ms})
         meta: dict[FieldT, EncodableT] = {
             "userId": turn.user_id,
             "sessionId": turn.session_id,
@@ -203,7 +201,8 @@ class MessageStore:
             )
             self.stage_job_status(pipe, turn.job_id, JOB_ENDED)
 
-        await redis_scripts.run_staged(self._redis, stage, transaction=True)
+        # Not a transaction: its writes lie in two slots of a cluster; each is conditional.
+        await redis_scripts.run_staged(self._redis, stage)
 
     async def of_session(self, session_id: str) -> list[Message]:
         return await self.read(
@@ -256,11 +255,13 @@ class MessageStore:
         citations: list[Any] | None = None,
         usage: dict[str, Any] | None = None,
     ) -> None:
+        """Stage the message's last write, and its session's move to the top of its user's
+        listing: the first in the session's slot, the second in the user's, each conditional
+        on its own (XX: a session deleted, and so taken out of the index, stays out)."""
         keys = [
             self._names.message(message_id),
             self._names.message_content(message_id),
             self._names.session(session_id),
-            self._names.user_sessions(user_id),
         ]
         args: list[str | int] = [
             status,
@@ -268,10 +269,11 @@ class MessageStore:
             json.dumps(citations if citations is not None else []),
             json.dumps(usage if usage is not None else {}),
             utc_now_iso(),
-            int(time.time() * 1000),
-            session_id,
         ]
         _SETTLE_IF_EXISTS.stage(pipe, keys, args)
+        pipe.zadd(
+            self._names.user_sessions(user_id), {session_id: int(time.time() * 1000)}, xx=True
+        )
 
     def stage_job_status(self, pipe: RedisPipeline, job_id: str, status: str) -> None:
         _HSET_IF_EXISTS.stage(pipe, [self._names.job_meta(job_id)], ["status", status])

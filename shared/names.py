@@ -2,11 +2,21 @@
 
 All of them hang off one namespace, so that a test (or a second deployment on the same servers)
 isolates itself by choosing its own.
+
+On a Redis Cluster (``hash_tags``) each Redis name carries a hash tag, so that what one script or
+transaction touches together lies in one slot (docs/redis-cluster.md): a session's keys, its
+messages' and its jobs' are tagged with the session's id, which server-made job and message ids
+start with (:func:`shared.ids.new_scoped_id`); a user's keys with the user's id; a collection's
+with its name. One Redis keeps the names untagged, as they always were, so that an upgrade finds
+every key where it left it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+
+from shared.ids import SCOPE_SEPARATOR
 
 DEFAULT_NAMESPACE = "chatstream"
 
@@ -36,24 +46,57 @@ PROJECT_DOCUMENTS_SUFFIX = "documents"
 PROJECT_CHUNKS_SUFFIX = "chunks"
 PROJECT_INDEX_VERSION_SUFFIX = "index-version"
 PROJECT_MEMORY_SUFFIX = "memory"
-# The RAG pipeline's session summary sits in the session's own key space.
-RAG_SESSION_SEGMENT = "session"
 SESSION_SUMMARY_SUFFIX = "summary"
+
+
+def hash_tag(value: str) -> str:
+    """``value`` as a Redis Cluster hash tag: ``{value}``, or, when braces in it would end the
+    tag early or leave it empty (a user id is anything an operator chose), a tag of its hash."""
+    if value and "{" not in value and "}" not in value:
+        return f"{{{value}}}"
+    return f"{{h{hashlib.sha1(value.encode()).hexdigest()[:16]}}}"
+
+
+def scoped_hash_tag(scoped_id: str) -> str:
+    """A job's or message's id with its session's part as the hash tag: ``{session}.rest``; an
+    id with no session part (older ones, or anything a client sends) is its own tag."""
+    scope, separator, rest = scoped_id.rpartition(SCOPE_SEPARATOR)
+    if not scope:
+        return hash_tag(scoped_id)
+    return f"{hash_tag(scope)}{separator}{rest}"
 
 
 @dataclass(frozen=True, slots=True)
 class Names:
-    """The names of one chatstream deployment, derived from its namespace."""
+    """The names of one chatstream deployment, derived from its namespace; with ``hash_tags``,
+    laid out for a Redis Cluster."""
 
     namespace: str = DEFAULT_NAMESPACE
+    hash_tags: bool = False
+
+    def _job(self, job_id: str) -> str:
+        tagged = scoped_hash_tag(job_id) if self.hash_tags else job_id
+        return f"{self.namespace}:{JOB_KEY_SEGMENT}:{tagged}"
+
+    def _session(self, session_id: str) -> str:
+        tagged = hash_tag(session_id) if self.hash_tags else session_id
+        return f"{self.namespace}:{SESSION_KEY_SEGMENT}:{tagged}"
+
+    def _message(self, message_id: str) -> str:
+        tagged = scoped_hash_tag(message_id) if self.hash_tags else message_id
+        return f"{self.namespace}:{MESSAGE_KEY_SEGMENT}:{tagged}"
+
+    def _user(self, user_id: str) -> str:
+        tagged = hash_tag(user_id) if self.hash_tags else user_id
+        return f"{self.namespace}:{USER_KEY_SEGMENT}:{tagged}"
 
     def job_channel(self, job_id: str) -> str:
         """The pub/sub channel a job's events are published on."""
-        return f"{self.namespace}:{JOB_KEY_SEGMENT}:{job_id}:{JOB_EVENTS_CHANNEL_SUFFIX}"
+        return f"{self._job(job_id)}:{JOB_EVENTS_CHANNEL_SUFFIX}"
 
     def job_replay_log(self, job_id: str) -> str:
         """The capped Redis stream that keeps a job's events for replay."""
-        return f"{self.namespace}:{JOB_KEY_SEGMENT}:{job_id}:{JOB_REPLAY_LOG_SUFFIX}"
+        return f"{self._job(job_id)}:{JOB_REPLAY_LOG_SUFFIX}"
 
     def gateway_control_channel(self, instance_id: str) -> str:
         """A channel each gateway process always listens on (keeps its pub/sub link alive)."""
@@ -61,43 +104,43 @@ class Names:
 
     def job_meta(self, job_id: str) -> str:
         """A hash of who owns a job and where it stands (for resume and cancel)."""
-        return f"{self.namespace}:{JOB_KEY_SEGMENT}:{job_id}:meta"
+        return f"{self._job(job_id)}:meta"
 
     def job_cancel_flag(self, job_id: str) -> str:
         """Set when a job is cancelled, so a worker that has not started it yet sees it too."""
-        return f"{self.namespace}:{JOB_KEY_SEGMENT}:{job_id}:cancel"
+        return f"{self._job(job_id)}:cancel"
 
     @property
     def cancel_channel(self) -> str:
         """Every worker listens here for the ids of jobs to stop."""
-        return f"{self.namespace}:jobs:cancel"
+        return f"{self.namespace}:jobs:{hash_tag('cancel') if self.hash_tags else 'cancel'}"
 
     def session(self, session_id: str) -> str:
-        return f"{self.namespace}:{SESSION_KEY_SEGMENT}:{session_id}"
+        return self._session(session_id)
 
     def session_messages(self, session_id: str) -> str:
         """A list of the session's message ids, oldest first."""
-        return f"{self.namespace}:{SESSION_KEY_SEGMENT}:{session_id}:messages"
+        return f"{self._session(session_id)}:messages"
 
     def user_sessions(self, user_id: str) -> str:
         """A sorted set of the user's session ids, scored by last update (epoch ms)."""
-        return f"{self.namespace}:{USER_KEY_SEGMENT}:{user_id}:sessions"
+        return f"{self._user(user_id)}:sessions"
 
     def user_streams(self, user_id: str) -> str:
         """A sorted set of the user's jobs in flight (open streams, waiting completions), scored
         by when each lease runs out."""
-        return f"{self.namespace}:{USER_KEY_SEGMENT}:{user_id}:streams"
+        return f"{self._user(user_id)}:streams"
 
     def user_rate(self, user_id: str, window: int) -> str:
         """A counter of the user's requests in one rate-limit window."""
-        return f"{self.namespace}:{USER_KEY_SEGMENT}:{user_id}:rate:{window}"
+        return f"{self._user(user_id)}:rate:{window}"
 
     def message(self, message_id: str) -> str:
-        return f"{self.namespace}:{MESSAGE_KEY_SEGMENT}:{message_id}"
+        return self._message(message_id)
 
     def message_content(self, message_id: str) -> str:
         """A string of the message's text; a streaming answer grows here token by token."""
-        return f"{self.namespace}:{MESSAGE_KEY_SEGMENT}:{message_id}:content"
+        return f"{self._message(message_id)}:content"
 
     @property
     def key_pattern(self) -> str:
@@ -125,7 +168,8 @@ class Names:
         return f"{self.namespace}.{DEAD_LETTER_QUEUE_SUFFIX}"
 
     def _project_key(self, project: str, suffix: str) -> str:
-        return f"{self.namespace}:{PROJECT_KEY_SEGMENT}:{project}:{suffix}"
+        tagged = hash_tag(project) if self.hash_tags else project
+        return f"{self.namespace}:{PROJECT_KEY_SEGMENT}:{tagged}:{suffix}"
 
     def project_owner(self, project: str) -> str:
         """The user id that created a knowledge collection (a string key)."""
@@ -149,4 +193,4 @@ class Names:
 
     def session_summary(self, session_id: str) -> str:
         """A session's running summary, written by the RAG pipeline's memory step."""
-        return f"{self.namespace}:{RAG_SESSION_SEGMENT}:{session_id}:{SESSION_SUMMARY_SUFFIX}"
+        return f"{self._session(session_id)}:{SESSION_SUMMARY_SUFFIX}"

@@ -26,6 +26,13 @@ def is_cluster(redis: RedisClient) -> TypeGuard[RedisCluster]:
     return isinstance(redis, RedisCluster)
 
 
+def publish_command(redis: RedisClient) -> str:
+    """The command that publishes on chatstream's channels: on a cluster SPUBLISH, whose
+    channel lives on its slot's shard (a PUBLISH goes to every node), else PUBLISH (one Redis
+    may be older than 7, which brought SPUBLISH)."""
+    return "SPUBLISH" if is_cluster(redis) else "PUBLISH"
+
+
 def tcp_connection_class(url: str) -> dict[str, type[Connection]]:
     """The pool argument that packs commands with hiredis, for a ``redis://`` URL; nothing for
     the others (``rediss://`` and ``unix://`` keep the connection classes redis-py picks)."""
@@ -130,3 +137,9 @@ def as_text(value: object) -> str:
     if isinstance(value, bytes):
         return value.decode()
     return str(value)
+
+
+def hash_reply(flat: list[Any]) -> dict[Any, Any]:
+    """An HGETALL's raw reply (field, value, field, value...), as a script returns it, as
+    redis-py's HGETALL gives it."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))

@@ -29,18 +29,20 @@ def entry_id(seq: int) -> str:
     return f"{seq}-0"
 
 
-# KEYS: the replay log, the job's channel. ARGV: max entries, ttl, first seq, then the events.
-# All or nothing, and only right after the log's last entry: a batch can never interleave with
-# another writer's events (a gateway that ended the job as stalled, a worker that took it over).
-# The first XADD is the check: Redis refuses an id at or below the stream's last one, and once
-# it is taken the rest of the batch follows it. A batch sent again whose first send landed (its
-# reply lost to a dropped link or a timeout, and the client retried) finds itself already
-# logged, byte for byte and last: that is no conflict, and nothing is published twice. Field
-# 'e' is EVENT_FIELD. Returns 0 when appended (or already), else the seq the log ends at.
+# KEYS: the replay log, the job's channel. ARGV: max entries, ttl, first seq, the publish
+# command (PUBLISH, or SPUBLISH on a cluster: shared.redis_client.publish_command), then the
+# events. All or nothing, and only right after the log's last entry: a batch can never
+# interleave with another writer's events (a gateway that ended the job as stalled, a worker
+# that took it over). The first XADD is the check: Redis refuses an id at or below the stream's
+# last one, and once it is taken the rest of the batch follows it. A batch sent again whose
+# first send landed (its reply lost to a dropped link or a timeout, and the client retried)
+# finds itself already logged, byte for byte and last: that is no conflict, and nothing is
+# published twice. Field 'e' is EVENT_FIELD. Returns 0 when appended (or already), else the seq
+# the log ends at.
 APPEND_EVENTS = redis_scripts.LuaScript(
     """
 local first = tonumber(ARGV[3])
-local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], first .. '-0', 'e', ARGV[4])
+local added = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], first .. '-0', 'e', ARGV[5])
 if type(added) == 'table' and added.err then
   local err = tostring(added.err)
   if not string.find(err, 'equal or smaller', 1, true) then
@@ -48,11 +50,11 @@ if type(added) == 'table' and added.err then
   end
   local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
   local last_seq = tonumber(string.match(last[1][1], '^%d+'))
-  if last_seq == first + #ARGV - 4 then
+  if last_seq == first + #ARGV - 5 then
     local logged = redis.call('XRANGE', KEYS[1], first .. '-0', '+')
-    local same = #logged == #ARGV - 3
+    local same = #logged == #ARGV - 4
     for i = 1, #logged do
-      same = same and logged[i][2][2] == ARGV[i + 3]
+      same = same and logged[i][2][2] == ARGV[i + 4]
     end
     if same then
       return 0
@@ -60,10 +62,10 @@ if type(added) == 'table' and added.err then
   end
   return last_seq
 end
-redis.call('PUBLISH', KEYS[2], ARGV[4])
-for i = 5, #ARGV do
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], (first + i - 4) .. '-0', 'e', ARGV[i])
-  redis.call('PUBLISH', KEYS[2], ARGV[i])
+redis.call(ARGV[4], KEYS[2], ARGV[5])
+for i = 6, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], (first + i - 5) .. '-0', 'e', ARGV[i])
+  redis.call(ARGV[4], KEYS[2], ARGV[i])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 0
@@ -74,9 +76,10 @@ return 0
 class EventAppender:
     """Appends a job's consecutive events to its replay log and publishes them, in one step."""
 
-    def __init__(self, names: Names, settings: EventLogSettings) -> None:
+    def __init__(self, names: Names, settings: EventLogSettings, publish_command: str) -> None:
         self._names = names
         self._settings = settings
+        self._publish_command = publish_command
 
     def stage(self, pipe: RedisPipeline, job_id: str, first_seq: int, raws: list[bytes]) -> None:
         """Stage the append of the events ``first_seq``, ``first_seq + 1``, ... (msgpack bytes)
@@ -95,7 +98,13 @@ class EventAppender:
     ) -> tuple[list[str], list[EncodableT]]:
         settings = self._settings
         keys = [self._names.job_replay_log(job_id), self._names.job_channel(job_id)]
-        return keys, [settings.replay_max_events, settings.replay_ttl_s, first_seq, *raws]
+        return keys, [
+            settings.replay_max_events,
+            settings.replay_ttl_s,
+            first_seq,
+            self._publish_command,
+            *raws,
+        ]
 
 
 async def read_after(redis: RedisClient, names: Names, job_id: str, after_seq: int) -> list[Event]:

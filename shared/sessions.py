@@ -1,4 +1,4 @@
-"""Sessions in RedisClient: one hash per session, and a per-user sorted set by last update.
+"""Sessions in Redis: one hash per session, and a per-user sorted set by last update.
 
 A session belongs to the user who created it; to anyone else it does not exist (the one
 exception is creating an id another user owns, which is a conflict: the id space is shared).
@@ -14,13 +14,27 @@ from typing import Any, cast
 
 from redis.exceptions import WatchError
 
+from shared import redis_scripts
 from shared.events import utc_now_iso
 from shared.ids import new_id
 from shared.messages import DELETED_JOB_LOG_GRACE_S, STATUS_STREAMING
 from shared.names import Names
-from shared.redis_client import RedisClient, RedisPipeline, as_text
+from shared.redis_client import RedisClient, RedisPipeline, as_text, hash_reply
 
 DEFAULT_TITLE = "New conversation"
+
+# KEYS: the session's hash. ARGV: the caller, the new title, now (ISO). Only the caller's
+# session is renamed, and a session deleted meanwhile is not brought back as a partial hash.
+# Returns the session's fields, or nothing.
+_RENAME_IF_OWNED = redis_scripts.LuaScript(
+    """
+if redis.call('HGET', KEYS[1], 'userId') ~= ARGV[1] then
+  return {}
+end
+redis.call('HSET', KEYS[1], 'title', ARGV[2], 'updatedAt', ARGV[3])
+return redis.call('HGETALL', KEYS[1])
+"""
+)
 
 
 class SessionConflictError(Exception):
@@ -102,6 +116,10 @@ class SessionStore:
         Returns (session, created); raises SessionConflictError for another user's id."""
         session_id = session_id or new_id()
         key = self._names.session(session_id)
+        index = self._names.user_sessions(user_id)
+        # Filed first: the index holds every session its user owns, and a listing skips an
+        # entry whose session is not theirs.
+        filed = await self._redis.zadd(index, {session_id: int(time.time() * 1000)}, nx=True)
         while True:
             async with self._redis.pipeline(transaction=True) as pipe:
                 try:
@@ -111,6 +129,8 @@ class SessionStore:
                         await pipe.reset()  # type: ignore[no-untyped-call]
                         session = _session_from_hash(existing)
                         if session.user_id != user_id:
+                            if filed:
+                                await self._redis.zrem(index, session_id)
                             raise SessionConflictError(session_id)
                         return session, False
                     session = new_session(user_id, title, session_id)
@@ -122,7 +142,8 @@ class SessionStore:
                     continue
 
     def stage_create(self, pipe: RedisPipeline, session: Session) -> None:
-        """Stage writing a session that does not exist yet (see :func:`new_session`)."""
+        """Stage writing a session that does not exist yet (see :func:`new_session`), which
+        its user's index already holds (it lies in another slot of a cluster)."""
         pipe.hset(
             self._names.session(session.id),
             mapping={
@@ -134,7 +155,6 @@ class SessionStore:
                 "messageCount": session.message_count,
             },
         )
-        pipe.zadd(self._names.user_sessions(session.user_id), {session.id: int(time.time() * 1000)})
 
     async def get(self, user_id: str, session_id: str) -> Session | None:
         return owned_session(user_id, await self._redis.hgetall(self._names.session(session_id)))
@@ -173,19 +193,22 @@ class SessionStore:
             for session_id, _ in page_ids:
                 pipe.hgetall(self._names.session(session_id))
             rows = await pipe.execute()
-        sessions = [_session_from_hash(row) for row in rows if row]
+        # An entry whose session is gone or not the user's (a delete that stopped before
+        # taking it out of the index) lists nothing.
+        sessions = [owned for row in rows if (owned := owned_session(user_id, row)) is not None]
         next_cursor = encode_cursor(page_ids[-1][1], page_ids[-1][0]) if more and page_ids else None
         return sessions, next_cursor
 
     async def rename(self, user_id: str, session_id: str, title: str) -> Session | None:
-        if await self.get(user_id, session_id) is None:
-            return None
         now, now_ms = utc_now_iso(), int(time.time() * 1000)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._names.session(session_id), mapping={"title": title, "updatedAt": now})
-            pipe.zadd(self._names.user_sessions(user_id), {session_id: now_ms})
-            await pipe.execute()
-        return await self.get(user_id, session_id)
+        fields = await _RENAME_IF_OWNED.run(
+            self._redis, [self._names.session(session_id)], [user_id, title, now]
+        )
+        if not fields:
+            return None
+        # XX: a session deleted meanwhile stays out of the index.
+        await self._redis.zadd(self._names.user_sessions(user_id), {session_id: now_ms}, xx=True)
+        return _session_from_hash(hash_reply(fields))
 
     async def delete(self, user_id: str, session_id: str) -> list[str] | None:
         """Remove the session and everything derived from it: its messages, its summary, and
@@ -225,8 +248,11 @@ class SessionStore:
                     pipe.delete(*doomed)
                     for job in running:
                         pipe.expire(names.job_replay_log(job), DELETED_JOB_LOG_GRACE_S)
-                    pipe.zrem(names.user_sessions(user_id), session_id)
                     await pipe.execute()
-                    return running
+                    break
                 except WatchError:
                     continue
+        # After: the session's own keys go in one transaction of its slot; its entry in the
+        # index, in the user's slot, is left for a listing to skip if this never runs.
+        await self._redis.zrem(names.user_sessions(user_id), session_id)
+        return running

@@ -363,7 +363,7 @@ class ConnectionSettings:
 
     @property
     def names(self) -> Names:
-        return Names(self.namespace)
+        return Names(self.namespace, hash_tags=bool(self.cluster_nodes))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ConnectionSettings:

@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from bench.purge import purge_namespace as purge
 from gateway.app import create_app
 from launcher.embedded import create_embedded_app
+from launcher.local_redis import LocalRedisCluster, running
 from shared import tracing
 from shared.amqp import AmqpJobQueue
 from shared.names import Names
@@ -46,6 +47,16 @@ OTHER_AUTH = {"Authorization": f"Bearer {OTHER_API_KEY}"}
 # fixture, needs them.
 REAL_SERVER_FIXTURES = {"real_connections"}
 PROCESS_FIXTURES = {"processes"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked ``cluster_too`` that reaches the real servers runs once on the one Redis
+    and once on a local Redis Cluster (``redis_cluster``)."""
+    if (
+        metafunc.definition.get_closest_marker("cluster_too") is not None
+        and "redis_topology" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("redis_topology", ["standalone", "cluster"], indirect=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -82,17 +93,51 @@ def real_server_connections(namespace: str) -> ConnectionSettings:
     )
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """A Redis Cluster of 3 primaries and 3 replicas on free ports, shared by the tests that
+    only use it (each in its own namespace); a test that kills or moves something starts its
+    own."""
+    cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    with running(cluster):
+        yield cluster
+
+
 @pytest.fixture
-def real_connections(namespace: str) -> ConnectionSettings:
+def redis_topology(request: pytest.FixtureRequest) -> str:
+    """Where the real Redis is: "standalone" unless the test is marked ``cluster_too``."""
+    return str(getattr(request, "param", "standalone"))
+
+
+def cluster_connections(cluster: LocalRedisCluster, namespace: str) -> ConnectionSettings:
+    """``cluster`` and the real RabbitMQ, in ``namespace``."""
+    return ConnectionSettings(
+        cluster_nodes=cluster.addresses,
+        amqp_url=AMQP_URL,
+        namespace=namespace,
+        connect_timeout_s=1.0,
+    )
+
+
+@pytest.fixture
+def real_connections(
+    request: pytest.FixtureRequest, namespace: str, redis_topology: str
+) -> ConnectionSettings:
+    if redis_topology == "cluster":
+        return cluster_connections(request.getfixturevalue("redis_cluster"), namespace)
     return real_server_connections(namespace)
 
 
 @pytest.fixture(params=["embedded", pytest.param("real", marks=pytest.mark.real)])
-def connections(request: pytest.FixtureRequest, namespace: str) -> ConnectionSettings:
+def connections(
+    request: pytest.FixtureRequest, namespace: str, redis_topology: str
+) -> ConnectionSettings:
     """Both transports: the embedded in-process one and the real servers."""
     if request.param == "embedded":
+        if redis_topology == "cluster":
+            pytest.skip("the embedded transports have one topology")
         return ConnectionSettings(namespace=namespace)
-    return real_server_connections(namespace)
+    return request.getfixturevalue("real_connections")
 
 
 def gateway_settings(connections: ConnectionSettings, **overrides: Any) -> GatewaySettings:

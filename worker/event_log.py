@@ -17,13 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import ClusterDownError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import redis_scripts, replay_log
 from shared.events import Event, encode_event
 from shared.names import Names
-from shared.redis_client import RedisClient, RedisPipeline
+from shared.redis_client import RedisClient, RedisPipeline, publish_command
 from shared.settings import EventLogSettings
 
 
@@ -36,6 +37,8 @@ class EventPublishError(Exception):
     a backend that failed must never pass for a client that left."""
 
 
+# What a retry gets past (see JobEventLog._send_with_retry).
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, TryAgainError, ClusterDownError)
 RETRY_BASE_S = 0.05
 RETRY_CAP_S = 1.0
 # Past this many unsent events, emit waits for the sender: a pipeline that produces events
@@ -90,7 +93,7 @@ class JobEventLog:
         self._reads: list[_Read] = []
         self._sender: asyncio.Task[None] | None = None
         self._failure: Exception | None = None
-        self._appender = replay_log.EventAppender(names, settings)
+        self._appender = replay_log.EventAppender(names, settings, publish_command(redis))
         self.published = 0
 
     async def resume(self) -> Event | None:
@@ -133,7 +136,7 @@ class JobEventLog:
         return reply
 
     async def flush(self) -> None:
-        """Wait until every emitted event is in RedisClient, or raise why one could not be.
+        """Wait until every emitted event is in Redis, or raise why one could not be.
 
         Cancelling the caller leaves the sender running: a batch cut off halfway would leave a
         gap in the seqs that later events could not close."""
@@ -193,7 +196,9 @@ class JobEventLog:
         self._reads.clear()
 
     async def _send_with_retry(self, batch: list[_Queued], reads: list[_Read]) -> list[Any]:
-        """While Redis is unreachable the batch is held and retried, for up to
+        """While Redis is unreachable, or a cluster's slot is on the move (TRYAGAIN: the job's
+        keys are split between two nodes until the move ends) or without a primary
+        (CLUSTERDOWN, until a replica takes over), the batch is held and retried, for up to
         ``publish_retry_s``; its seqs stay the same and it lands whole or not at all, so a retry
         cannot duplicate an event."""
         loop = asyncio.get_running_loop()
@@ -202,7 +207,7 @@ class JobEventLog:
         while True:
             try:
                 return await self._send(batch, reads)
-            except (RedisConnectionError, RedisTimeoutError) as e:
+            except _UNAVAILABLE as e:
                 if loop.time() >= deadline:
                     raise EventPublishError(self._job_id) from e
                 attempt += 1

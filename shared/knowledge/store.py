@@ -1,4 +1,4 @@
-"""Knowledge collections in RedisClient: documents, their chunks, and an index version per project.
+"""Knowledge collections in Redis: documents, their chunks, and an index version per project.
 
 Every change to a collection bumps its index version in the same transaction, so a worker that
 reads the version and the chunks together (:meth:`KnowledgeStore.snapshot`) always holds a

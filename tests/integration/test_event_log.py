@@ -18,6 +18,7 @@ from shared.events import Event, decode_event, encode_event
 from shared.job import Job
 from shared.messages import MessageStore
 from shared.names import Names
+from shared.redis_client import RedisPipeline
 from shared.settings import ConnectionSettings, EventLogSettings
 from tests.conftest import AUTH, REDIS_URL, GatewayFactory, WorkerFactory
 from tests.support.redis_server import PrivateRedis
@@ -73,9 +74,10 @@ async def test_a_batch_after_another_writers_event_is_refused_whole(
     await log.flush()
     # Another writer (a gateway ending the job as stalled) takes seq 2.
     stalled = Event("job-2", 2, events.ERROR, events.error_payload("stalled", "job_stalled"))
-    appender = replay_log.EventAppender(names, EventLogSettings())
-    async with redis.pipeline(transaction=False) as pipe:
-        await appender.append(pipe, "job-2", 2, [encode_event(stalled)])
+    appender = replay_log.EventAppender(names, EventLogSettings(), "PUBLISH")
+    await redis_scripts.run_staged(
+        redis, lambda pipe: appender.stage(pipe, "job-2", 2, [encode_event(stalled)])
+    )
     for text in ("a", "b", "c"):
         await log.emit(events.TOKEN, events.token_payload(text))
     with pytest.raises(EventLogConflictError):
@@ -93,15 +95,16 @@ async def test_a_batch_sent_again_after_its_first_send_landed_is_taken_once(
     the same batch twice: the second finds it logged and is no conflict; a batch that differs,
     or one that another writer's event follows, still is."""
     names = real_connections.names
-    appender = replay_log.EventAppender(names, EventLogSettings())
+    appender = replay_log.EventAppender(names, EventLogSettings(), "PUBLISH")
     batch = [
         encode_event(Event("job-r", seq, events.TOKEN, events.token_payload(f"t{seq}")))
         for seq in (1, 2)
     ]
 
     async def append(first_seq: int, raws: list[bytes]) -> int:
-        async with redis.pipeline(transaction=False) as pipe:
-            (reply,) = await appender.append(pipe, "job-r", first_seq, raws)
+        (reply,) = await redis_scripts.run_staged(
+            redis, lambda pipe: appender.stage(pipe, "job-r", first_seq, raws)
+        )
         return int(reply)
 
     pubsub = redis.pubsub()
@@ -208,10 +211,11 @@ async def test_a_read_along_a_refused_batch_gets_the_refusal(
     redis: Redis, real_connections: ConnectionSettings
 ) -> None:
     names = real_connections.names
-    appender = replay_log.EventAppender(names, EventLogSettings())
+    appender = replay_log.EventAppender(names, EventLogSettings(), "PUBLISH")
     taken = Event("job-7", 1, events.ERROR, events.error_payload("stalled", "job_stalled"))
-    async with redis.pipeline(transaction=False) as pipe:
-        await appender.append(pipe, "job-7", 1, [encode_event(taken)])
+    await redis_scripts.run_staged(
+        redis, lambda pipe: appender.stage(pipe, "job-7", 1, [encode_event(taken)])
+    )
     log = JobEventLog(redis, names, EventLogSettings(), "job-7")
     flag = log.read_along(lambda pipe: pipe.exists(names.job_cancel_flag("job-7")))
     await log.emit(events.START, {"jobId": "job-7"})
@@ -282,15 +286,18 @@ async def test_an_append_lands_whether_or_not_redis_has_its_script_cached(
     await server.start()
     redis = Redis.from_url(server.url, protocol=2)
     names = Names("cache")
-    appender = replay_log.EventAppender(names, EventLogSettings())
+    appender = replay_log.EventAppender(names, EventLogSettings(), "PUBLISH")
     channel = names.job_channel("job")
 
     async def append(seq: int, content: str = "x") -> list[Any]:
         event = Event(job_id="job", seq=seq, type="token", payload={"content": content})
         raw = encode_event(event)
-        async with redis.pipeline(transaction=False) as pipe:
+
+        def stage(pipe: RedisPipeline) -> None:
             pipe.pubsub_numsub(channel)
-            return await appender.append(pipe, "job", seq, [raw])
+            appender.stage(pipe, "job", seq, [raw])
+
+        return await redis_scripts.run_staged(redis, stage)
 
     try:
         assert not (await redis.script_exists(replay_log.APPEND_EVENTS.sha))[0]

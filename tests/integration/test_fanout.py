@@ -19,7 +19,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from gateway.client_stream import ClientStream
 from gateway.fanout import EventFanout
 from gateway.ticker import HeartbeatTicker
-from shared import replay_log
+from shared import redis_scripts, replay_log
 from shared.events import Event, encode_event
 from shared.names import Names
 from shared.settings import ConnectionSettings, EventLogSettings
@@ -152,13 +152,12 @@ async def test_a_listener_whose_connection_is_cut_reconnects_and_backfills_what_
     redis = Redis.from_url(server.url, protocol=2)
     names = Names("cut")
     fanout = EventFanout(redis, names, "test", timeout_s=5.0)
-    appender = replay_log.EventAppender(names, EventLogSettings())
+    appender = replay_log.EventAppender(names, EventLogSettings(), "PUBLISH")
 
     async def append(seq: int) -> None:
         """As a worker does: into the replay log and onto the channel."""
         raw = encode_event(Event(job_id="job", seq=seq, type="token", payload={"content": "x"}))
-        async with redis.pipeline(transaction=False) as pipe:
-            await appender.append(pipe, "job", seq, [raw])
+        await redis_scripts.run_staged(redis, lambda pipe: appender.stage(pipe, "job", seq, [raw]))
 
     try:
         await fanout.start()
@@ -295,12 +294,11 @@ async def test_a_listener_that_meets_an_unexpected_error_starts_again_and_backfi
     # until a restart): it starts again on a fresh connection and backfills from the replay log.
     names = Names(namespace)
     fanout = EventFanout(redis, names, "test", timeout_s=5.0)
-    appender = replay_log.EventAppender(names, EventLogSettings())
+    appender = replay_log.EventAppender(names, EventLogSettings(), "PUBLISH")
 
     async def append(seq: int) -> None:
         raw = encode_event(Event(job_id="job", seq=seq, type="token", payload={"content": "x"}))
-        async with redis.pipeline(transaction=False) as pipe:
-            await appender.append(pipe, "job", seq, [raw])
+        await redis_scripts.run_staged(redis, lambda pipe: appender.stage(pipe, "job", seq, [raw]))
 
     await fanout.start()
     try:

@@ -31,6 +31,8 @@ def connection_env(connections: ConnectionSettings) -> dict[str, str]:
         "CHATSTREAM_NAMESPACE": connections.namespace,
     }
     sentinel, tls = connections.sentinel, connections.redis_tls
+    if connections.cluster_nodes:
+        env["REDIS_CLUSTER_NODES"] = ",".join(f"{h}:{p}" for h, p in connections.cluster_nodes)
     if sentinel is not None:
         env["REDIS_SENTINELS"] = ",".join(f"{h}:{p}" for h, p in sentinel.sentinels)
         env["REDIS_SENTINEL_SERVICE"] = sentinel.service
@@ -40,8 +42,8 @@ def connection_env(connections: ConnectionSettings) -> dict[str, str]:
     if connections.redis_password and urlsplit(connections.redis_url or "").password is None:
         env["REDIS_PASSWORD"] = connections.redis_password
     if tls is not None:
-        # One Redis's TLS is its URL's scheme; the sentinels' is the switch.
-        if sentinel is not None:
+        # One Redis's TLS is its URL's scheme; the sentinels' and a cluster's is the switch.
+        if sentinel is not None or connections.cluster_nodes:
             env["REDIS_TLS"] = "true"
         files = zip(REDIS_TLS_FILES, (tls.ca_file, tls.cert_file, tls.key_file), strict=True)
         env |= {name: path for name, path in files if path is not None}

@@ -107,11 +107,25 @@ def test_a_bad_key_list_names_the_entry_but_never_shows_a_key(keys: str, message
 
 @pytest.mark.parametrize("present", ["REDIS_URL", "AMQP_URL"])
 def test_one_server_url_without_the_other_names_both(present: str) -> None:
-    with pytest.raises(SettingsError, match=r"REDIS_URL or REDIS_SENTINELS\) and AMQP_URL"):
+    with pytest.raises(
+        SettingsError, match=r"REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES\) and AMQP_URL"
+    ):
         ConnectionSettings.from_env({present: "redis://127.0.0.1:6379/0"})
 
 
 SENTINELS = {"REDIS_SENTINELS": "10.0.0.1:26379, [::1]:26380", "REDIS_SENTINEL_SERVICE": "main"}
+
+
+def test_cluster_nodes_choose_a_cluster_with_its_names_tagged() -> None:
+    connections = ConnectionSettings.from_env(
+        {"REDIS_CLUSTER_NODES": "10.0.0.1:7000, [::1]:7001", "AMQP_URL": "amqp://h/"}
+    )
+    assert connections.has_redis and connections.redis_url is None
+    assert connections.cluster_nodes == (("10.0.0.1", 7000), ("::1", 7001))
+    assert connections.names.hash_tags
+    assert not ConnectionSettings.from_env(
+        {"REDIS_URL": "redis://h/0", "AMQP_URL": "amqp://h/"}
+    ).names.hash_tags
 
 
 def test_sentinels_and_their_service_choose_sentinel() -> None:
@@ -130,7 +144,22 @@ def test_sentinels_and_their_service_choose_sentinel() -> None:
     [
         (
             {**SENTINELS, "REDIS_URL": "redis://h/0"},
-            "set REDIS_URL for one Redis or REDIS_SENTINELS, not both",
+            "set one of REDIS_URL (one Redis), REDIS_SENTINELS (Sentinel) and "
+            "REDIS_CLUSTER_NODES (Cluster), not REDIS_URL and REDIS_SENTINELS",
+        ),
+        (
+            {"REDIS_CLUSTER_NODES": "h:7000", "REDIS_URL": "redis://h/0"},
+            "set one of REDIS_URL (one Redis), REDIS_SENTINELS (Sentinel) and "
+            "REDIS_CLUSTER_NODES (Cluster), not REDIS_URL and REDIS_CLUSTER_NODES",
+        ),
+        (
+            {**SENTINELS, "REDIS_CLUSTER_NODES": "h:7000"},
+            "set one of REDIS_URL (one Redis), REDIS_SENTINELS (Sentinel) and "
+            "REDIS_CLUSTER_NODES (Cluster), not REDIS_SENTINELS and REDIS_CLUSTER_NODES",
+        ),
+        (
+            {"REDIS_CLUSTER_NODES": "h:7000,h"},
+            "REDIS_CLUSTER_NODES takes host:port entries, not 'h'",
         ),
         (
             {"REDIS_SENTINELS": "h:26379"},

@@ -70,17 +70,17 @@ def test_the_files_are_taken_for_one_redis_and_for_sentinel(certificates: Server
         ),
         (
             {"REDIS_TLS": "true"},
-            "REDIS_TLS=true, but neither REDIS_URL nor REDIS_SENTINELS is set",
+            "REDIS_TLS=true, but none of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES is set",
         ),
         (
             {**SENTINELS, "REDIS_TLS_CA_FILE": "/etc/ssl/redis-ca.pem"},
             "REDIS_TLS_CA_FILE is set but TLS to Redis is off: it is on with a rediss:// "
-            "REDIS_URL, or with REDIS_TLS=true beside REDIS_SENTINELS",
+            "REDIS_URL, or with REDIS_TLS=true beside REDIS_SENTINELS or REDIS_CLUSTER_NODES",
         ),
         (
             {"REDIS_URL": "redis://redis:6379/0", "REDIS_TLS_KEY_FILE": "/k.pem"},
             "REDIS_TLS_KEY_FILE is set but TLS to Redis is off: it is on with a rediss:// "
-            "REDIS_URL, or with REDIS_TLS=true beside REDIS_SENTINELS",
+            "REDIS_URL, or with REDIS_TLS=true beside REDIS_SENTINELS or REDIS_CLUSTER_NODES",
         ),
     ],
 )

@@ -42,22 +42,17 @@ def extend_summary(summary: str, question: str) -> str:
     return SUMMARY_PREFIX + " | ".join(asked)
 
 
-# KEYS: the job's message, the session's summary, then the project's memory, if any.
-# ARGV: the summary, its ttl, then the memory entry and how many entries the memory keeps.
-# Nothing is written once the job's message is gone: its session was deleted while the job
-# ran, and a summary written then would greet whoever creates a session with that id next.
-_REMEMBER_IF_KEPT = redis_scripts.LuaScript(
+# KEYS: the job's message, the session's summary. ARGV: the summary, its ttl. Nothing is
+# written once the job's message is gone: its session was deleted while the job ran, and a
+# summary written then would greet whoever creates a session with that id next. Returns
+# whether it was written.
+_SUMMARIZE_IF_KEPT = redis_scripts.LuaScript(
     """
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  return -1
+  return 0
 end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
-if #KEYS == 3 then
-  redis.call('LPUSH', KEYS[3], ARGV[3])
-  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
-  return redis.call('LLEN', KEYS[3])
-end
-return 0
+return 1
 """
 )
 
@@ -80,18 +75,24 @@ async def remember(
     answer, is gone)."""
     summary = extend_summary(await read_summary(redis, names, session_id), question)
     keys = [names.message(message_id), names.session_summary(session_id)]
-    args: list[str | int] = [summary, ttl_s]
-    if project is not None:
-        entry = {
-            "sessionId": session_id,
-            "question": question,
-            "query": query,
-            "documents": sorted({str(c["document"]) for c in citations}),
-            "atMs": int(time.time() * 1000),
-        }
-        keys.append(names.project_memory(project))
-        args += [json.dumps(entry), project_items]
-    items = int(await _REMEMBER_IF_KEPT.run(redis, keys, args))
-    if items < 0:
+    if not await _SUMMARIZE_IF_KEPT.run(redis, keys, [summary, ttl_s]):
         return MemoryUpdate(0, 0)
-    return MemoryUpdate(len(summary), items)
+    if project is None:
+        return MemoryUpdate(len(summary), 0)
+    entry = {
+        "sessionId": session_id,
+        "question": question,
+        "query": query,
+        "documents": sorted({str(c["document"]) for c in citations}),
+        "atMs": int(time.time() * 1000),
+    }
+    # The project's memory lies in the project's slot of a cluster, not the session's: a
+    # session deleted between the two steps leaves this one entry (the memory is the
+    # project's, and outlives its sessions anyway).
+    memory = names.project_memory(project)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.lpush(memory, json.dumps(entry))
+        pipe.ltrim(memory, 0, project_items - 1)
+        pipe.llen(memory)
+        *_, items = await pipe.execute()
+    return MemoryUpdate(len(summary), int(items))
