@@ -1,8 +1,9 @@
 """Local Redis topologies of plain ``redis-server`` processes, on free ports in a folder of
-their own: a Redis Cluster (3 primaries, 3 replicas) and a Sentinel group (a primary, a replica
-and 3 sentinels). ``make redis-sentinel`` runs a Sentinel group until Ctrl-C, and the tests
-start their own, so the machine's shared Redis is never touched. chatstream does not run on
-Redis Cluster yet: the cluster is here for the work towards it (docs/deploy.md).
+their own: a Redis Cluster (3 primaries, 3 replicas; or primaries alone, for the benchmark) and
+a Sentinel group (a primary, a replica and 3 sentinels). ``make redis-sentinel`` runs a
+Sentinel group until Ctrl-C, and the tests start their own, so the machine's shared Redis is
+never touched. chatstream does not run on Redis Cluster yet: the cluster is here for the work
+towards it (docs/deploy.md).
 
     python -m launcher.local_redis cluster|sentinel [--dir DIR]
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from redis import Redis
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS
 from redis.exceptions import RedisError
 
 from launcher.ports import HOST, free_port
@@ -165,10 +167,12 @@ def poll(
 
 @dataclass
 class LocalRedisCluster:
-    """Three primaries, each with one replica. ``nodes`` is what ``REDIS_CLUSTER_NODES``
-    takes."""
+    """``primaries`` primaries, each with ``replicas`` replicas: three with one each unless
+    told. ``nodes`` is what ``REDIS_CLUSTER_NODES`` takes."""
 
     directory: Path
+    primaries: int = 3
+    replicas: int = 1
     servers: list[RedisProcess] = field(default_factory=list)
 
     @property
@@ -181,6 +185,9 @@ class LocalRedisCluster:
         return tuple((HOST, server.port) for server in self.servers)
 
     def start(self) -> None:
+        # redis-cli refuses to create a cluster of fewer than 3 primaries; one is made by hand.
+        if self.primaries < 3 and (self.primaries, self.replicas) != (1, 0):
+            raise ValueError("a cluster has 3 primaries or more, or 1 primary alone")
         cluster_args = [
             "--cluster-enabled",
             "yes",
@@ -189,30 +196,45 @@ class LocalRedisCluster:
             # A test kills a primary on purpose; the other slots keep serving meanwhile.
             "--cluster-require-full-coverage",
             "no",
+            # A node alone learns its address from no peer, and would tell clients "".
+            "--cluster-announce-ip",
+            HOST,
         ]
-        for index in range(6):
+        for index in range(self.primaries * (1 + self.replicas)):
             # The bus port is given, not left at port + 10000, which may be taken or past 65535.
             bus = ["--cluster-port", str(free_port())]
             server = RedisProcess(self.directory / f"node-{index}", extra_args=cluster_args + bus)
             self.servers.append(server)
             server.start()
-        subprocess.run(
-            [
-                "redis-cli",
-                "--cluster",
-                "create",
-                *(server.address for server in self.servers),
-                "--cluster-replicas",
-                "1",
-                "--cluster-yes",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        if self.primaries == 1:
+            with self.servers[0].client() as client:
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, REDIS_CLUSTER_HASH_SLOTS - 1)
+        else:
+            subprocess.run(
+                [
+                    "redis-cli",
+                    "--cluster",
+                    "create",
+                    *(server.address for server in self.servers),
+                    "--cluster-replicas",
+                    str(self.replicas),
+                    "--cluster-yes",
+                ],
+                check=True,
+                capture_output=True,
+            )
         for server in self.servers:
             server.wait_until(_cluster_is_ok, "saw the cluster ok")
-            # Until gossip has told every node of every replica, clients would see none.
-            server.wait_until(_every_shard_has_a_replica, "saw every shard's replica")
+            if self.replicas:
+                # Until gossip has told every node of every replica, clients would see none.
+                server.wait_until(self._every_shard_has_its_replicas, "saw every shard's replica")
+
+    def _every_shard_has_its_replicas(self, client: Redis) -> bool:
+        # CLUSTER SLOTS: per slot range its start, its end, its primary and then its replicas.
+        shards = client.cluster("SLOTS")
+        return len(shards) == self.primaries and all(
+            len(shard) == 3 + self.replicas for shard in shards
+        )
 
     def stop(self) -> None:
         for server in self.servers:
@@ -280,12 +302,6 @@ class LocalSentinelGroup:
 
 def _cluster_is_ok(client: Redis) -> bool:
     return bool(client.cluster("INFO")["cluster_state"] == "ok")
-
-
-def _every_shard_has_a_replica(client: Redis) -> bool:
-    # CLUSTER SLOTS: per slot range its start, its end, its primary and then its replicas.
-    shards = client.cluster("SLOTS")
-    return len(shards) == 3 and all(len(shard) > 3 for shard in shards)
 
 
 def _replica_is_synced(client: Redis) -> bool:

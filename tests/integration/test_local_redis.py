@@ -23,16 +23,21 @@ def _host_port(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def test_the_cluster_has_three_primaries_each_with_a_replica_and_serves_every_slot(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("primaries", "replicas"),
+    [(3, 1), (1, 0), (3, 0)],
+    ids=["3-primaries-each-with-a-replica", "1-primary-alone", "3-primaries-alone"],
+)
+def test_the_cluster_has_its_primaries_and_replicas_and_serves_every_slot(
+    tmp_path: Path, primaries: int, replicas: int
 ) -> None:
-    cluster = LocalRedisCluster(tmp_path)
+    cluster = LocalRedisCluster(tmp_path, primaries=primaries, replicas=replicas)
     with running(cluster):
         host, port = _host_port(cluster.nodes.split(",")[0])
         client = RedisCluster(startup_nodes=[ClusterNode(host, port)], decode_responses=True)
         try:
-            assert len(client.get_primaries()) == 3
-            assert len(client.get_replicas()) == 3
+            assert len(client.get_primaries()) == primaries
+            assert len(client.get_replicas()) == primaries * replicas
             keys = [f"key-{i}" for i in range(60)]
             assert len({client.keyslot(key) for key in keys}) > 3
             for key in keys:
@@ -85,3 +90,8 @@ def test_a_server_that_cannot_start_fails_at_once_with_its_reason(tmp_path: Path
     with pytest.raises(RuntimeError, match="no-such-directive"):
         server.start()
     assert server.process is not None and server.process.poll() is not None
+
+
+def test_a_cluster_of_two_primaries_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="3 primaries or more"):
+        LocalRedisCluster(tmp_path, primaries=2, replicas=0).start()
