@@ -49,7 +49,8 @@ def new_namespace(label: str) -> str:
 
 @dataclass
 class Stack:
-    """One gateway process and ``workers`` worker processes on their own namespace."""
+    """One gateway process and ``workers`` worker processes on their own namespace, on the
+    bench's Redis or on the cluster that ``env``'s REDIS_CLUSTER_NODES names."""
 
     label: str
     log_dir: Path
@@ -69,7 +70,7 @@ class Stack:
         return Names(self.namespace)
 
     def base_env(self) -> dict[str, str]:
-        return {
+        env = {
             **os.environ,
             "REDIS_URL": REDIS_URL,
             "AMQP_URL": AMQP_URL,
@@ -82,6 +83,10 @@ class Stack:
             "MAX_STREAMS_PER_USER": "100000000",
             **self.env,
         }
+        if "REDIS_CLUSTER_NODES" in self.env:
+            # The settings refuse a Redis URL beside the cluster's nodes.
+            del env["REDIS_URL"]
+        return env
 
     async def start(self) -> None:
         self.namespace = new_namespace(self.label)

@@ -62,6 +62,10 @@ def _kib(value: int | None) -> float | None:
     return None if value is None else round(value / KIB, 2)
 
 
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
 def _over_bare_kib(result: dict[str, Any]) -> float | None:
     """What an idle stream holds beyond a bare aiohttp handler's connection, in KiB."""
     streams = _get(result, "idle_streams", "bytes_per_connection")
@@ -104,6 +108,10 @@ def table(result: dict[str, Any]) -> str:
         lines.append(_latency_row(label, phase["client"]["latency"]))
     for label, summary in peer_report.latency_rows(result):
         lines.append(_latency_row(label, summary))
+    cluster = _get(result, "cluster_relay") or {}
+    for shards, phase in (cluster.get("shards") or {}).items():
+        label = f"relay, cluster of {shards} shard(s), {cluster['streams']} streams"
+        lines.append(_latency_row(label, phase["client"]["latency"]))
     for streams, phase in (_get(result, "echo_relay") or {}).items():
         lines.append(_latency_row(f"relay, echo workers, {streams} streams", phase["latency"]))
     lines.append(
@@ -157,6 +165,7 @@ def table(result: dict[str, Any]) -> str:
                 f"{name.removesuffix('_us')} {_fmt(value)}" for name, value in micro.items()
             )
         )
+    lines.extend(_cluster_lines(cluster))
     lines.extend(_peer_lines(result))
     lines.append("")
     lines.append(f"  {'target':<44}{'value':>11}{'bound':>13}  met")
@@ -178,6 +187,27 @@ def _sustained_line(server: str, sustained: dict[str, Any] | None) -> str:
         f"  {server} delivered ev/s kept up with: {_fmt(sustained.get('delivered_events_per_s'))}"
         f" (offered: delivered) {steps}"
     )
+
+
+def _cluster_lines(cluster: dict[str, Any]) -> list[str]:
+    """Per cluster: the relay's figures, then each shard's share and its CPU per 1,000 of the
+    events it carried."""
+    lines = []
+    for shards, phase in (cluster.get("shards") or {}).items():
+        lines.append(
+            f"  cluster of {shards} shard(s), {_fmt(cluster['rate'])} ev/s: delivered ev/s "
+            f"{_fmt(phase['delivered_events_per_s'])}, CPU-s per 1,000 events: gateway "
+            f"{_fmt(phase['gateway_cpu_s_per_1000_events'])}, Redis (all shards) "
+            f"{_fmt(phase['redis_cpu_s_per_1000_events'])}"
+        )
+        lines.extend(
+            f"    shard {address}: jobs {_fmt(shard['jobs'])}, events {_fmt(shard['events'])} "
+            f"(share {_fmt(shard['events_share'])}, {_fmt(shard['events_per_write'])} a write), "
+            f"CPU-s per 1,000 of its events {_fmt(shard['cpu_s_per_1000_events'])}, idle: "
+            f"{_fmt(_ms(shard['idle_cpu_s_per_s']))} CPU-ms a second"
+            for address, shard in phase["by_shard"].items()
+        )
+    return lines
 
 
 def _peer_lines(result: dict[str, Any]) -> list[str]:

@@ -11,6 +11,9 @@ class Scale:
     levels: tuple[int, ...]
     relay_rate: float
     relay_s: float
+    # The relay through a Redis Cluster of 1 and of 3 shards: each shard's CPU is read in
+    # 10 ms ticks, so a phase long enough that its share of the events costs many of them.
+    cluster_relay_s: float
     throughput_streams: int
     throughput_s: float
     throughput_publishers: int
@@ -36,6 +39,7 @@ FULL = Scale(
     levels=(100, 1000, 5000),
     relay_rate=2000,
     relay_s=6,
+    cluster_relay_s=20,
     throughput_streams=1000,
     throughput_s=3,
     # Two publishers outrun the gateway but leave it too little of the two cores (see
@@ -64,6 +68,7 @@ SMOKE = Scale(
     levels=(4,),
     relay_rate=100,
     relay_s=1,
+    cluster_relay_s=1,
     throughput_streams=4,
     throughput_s=0.3,
     throughput_publishers=2,

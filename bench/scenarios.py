@@ -11,11 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio import Redis
+
 from bench import micro as relay_micro
 from bench import nchan, procs, toolio, usage
 from bench.procs import REDIS_URL, Stack, Tool, api_keys, new_namespace, purge_namespace
 from bench.scale import Scale
 from bench.stats import summarize_ns
+from launcher.local_redis import LocalRedisCluster, running
+from launcher.ports import HOST
 from shared.names import Names
 
 # Bounds on waiting for a load generator beyond the phase it runs.
@@ -30,6 +34,8 @@ KEPT_UP_P99_MS = 100.0
 OFFERED_SHARE = 0.99
 # How many times the offered rate is halved when not even the lowest is kept up with.
 SLOWER_STEPS = 3
+# The Redis Clusters the relay is measured through, by their number of primaries.
+CLUSTER_SHARDS = (1, 3)
 ECHO_RUNNING_JOBS = 100
 # How much of a short-chats run ``--profile`` records.
 CHATS_PROFILE_S = 10.0
@@ -156,7 +162,19 @@ async def _publish(
         "cpu_s": round(sum(r["cpu_s"] for r in reports), 3),
         # Publishes nchan's publisher endpoint did not take (chatstream's: always none).
         "refused": sum(r.get("refused", 0) for r in reports),
+        "shards": _merged_spread(reports),
     }
+
+
+def _merged_spread(reports: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per shard, the jobs and events of every publisher (chatstream's synthetic worker)."""
+    merged: dict[str, dict[str, int]] = {}
+    for report in reports:
+        for address, counts in report.get("shards", {}).items():
+            total = merged.setdefault(address, dict.fromkeys(counts, 0))
+            for name, count in counts.items():
+                total[name] += count
+    return merged
 
 
 @dataclass
@@ -164,7 +182,8 @@ class RelayTarget:
     """What a relay phase measures: one chatstream gateway, or the nchan peer (its nginx,
     ``bench/nchan.py``), fed by the publisher ``publisher`` with ``publish_spec``. ``server``
     names the CPU figure (``<server>_cpu_s_per_1000_events``); ``redis_pids`` is the Redis whose
-    CPU the phase reports (None: every redis-server on the machine, the shared one's included)."""
+    CPU the phase reports (None: every redis-server on the machine, the shared one's included);
+    ``cpu_groups`` are more processes whose CPU it reports, by name (a cluster's shards)."""
 
     label: str
     server: str
@@ -174,6 +193,7 @@ class RelayTarget:
     publisher: str = "bench.publisher"
     client_spec: dict[str, Any] = field(default_factory=dict)
     redis_pids: list[int] | None = None
+    cpu_groups: dict[str, list[int]] = field(default_factory=dict)
     # py-spy records Python: the gateway, not nginx.
     profile: bool = True
 
@@ -253,6 +273,116 @@ async def nchan_peer(ctx: Context) -> dict[str, Any]:
     finally:
         await server.stop()
     return results
+
+
+async def cluster_relay(ctx: Context) -> dict[str, Any]:
+    """The relay through a Redis Cluster of 1 and of 3 primaries (no replicas), each started for
+    it in the run's folder: one gateway on it, the middle concurrency's streams, ``relay_rate``
+    events/s published by the synthetic worker to each job's shard. Per cluster, what the
+    gateway delivered, at what latency and CPU, and per shard its share of the jobs and events
+    and its CPU per 1,000 of the events it carried. Two cores cannot show shards adding speed;
+    what a shard costs, and how evenly the jobs spread, is what capacity is reckoned from."""
+    streams = ctx.scale.levels[len(ctx.scale.levels) // 2]
+    results: dict[str, Any] = {}
+    for shards in CLUSTER_SHARDS:
+        cluster = LocalRedisCluster(ctx.path(f"cluster-{shards}"), primaries=shards, replicas=0)
+        # Its start blocks for the second or two the servers take: nothing else runs meanwhile.
+        with running(cluster):
+            results[str(shards)] = await _cluster_phase(ctx, cluster, streams)
+    return {
+        "streams": streams,
+        "rate": ctx.scale.relay_rate,
+        "shards": results,
+        "summary": _cluster_summary(results),
+    }
+
+
+async def _cluster_phase(ctx: Context, cluster: LocalRedisCluster, streams: int) -> dict[str, Any]:
+    stack = ctx.stack(f"cluster-{cluster.primaries}", REDIS_CLUSTER_NODES=cluster.nodes)
+    await stack.start()
+    try:
+        idle = await _idle_cpu_s_per_s(cluster, ctx.scale.relay_s)
+        # No replicas: each server is a primary, a shard.
+        shard_pids: dict[str, list[int]] = {}
+        for server in cluster.servers:
+            assert server.process is not None
+            shard_pids[server.address] = [server.process.pid]
+        target = dataclasses.replace(
+            _gateway_target(stack),
+            label=f"cluster-{cluster.primaries}",
+            publish_spec={"namespace": stack.namespace, "cluster_nodes": cluster.nodes},
+            redis_pids=[pid for pids in shard_pids.values() for pid in pids],
+            cpu_groups=shard_pids,
+        )
+        phase = await _relay_phase(
+            ctx, target, streams, ctx.scale.relay_rate, ctx.scale.cluster_relay_s
+        )
+    finally:
+        await stack.stop()
+    published = phase["publisher"]["published"]
+    cpu = phase["cpu_s"] or {}
+    by_shard = {
+        address: {
+            **counts,
+            "events_share": _ratio(counts["events"], published),
+            "events_per_write": _ratio(counts["events"], counts["writes"]),
+            "cpu_s": cpu.get(address),
+            "cpu_s_per_1000_events": _per_1000(cpu.get(address), counts["events"]),
+            "idle_cpu_s_per_s": idle[address],
+        }
+        for address, counts in phase["publisher"]["shards"].items()
+    }
+    return {
+        **phase,
+        "delivered_events_per_s": _delivered_per_s(phase),
+        # Redis works for each event published, delivered or not.
+        "redis_cpu_s_per_1000_events": _per_1000(cpu.get("redis"), published),
+        "by_shard": by_shard,
+    }
+
+
+async def _idle_cpu_s_per_s(cluster: LocalRedisCluster, duration_s: float) -> dict[str, float]:
+    """Each shard's CPU-s per second with the gateway's links open and nothing published: its
+    timers and the cluster bus, whatever the load. Read from Redis's own count (INFO cpu, to
+    the microsecond): a few hundredths of a second are too fine for the 10 ms ticks that the
+    figures under load are read in."""
+    clients = {server.address: Redis(host=HOST, port=server.port) for server in cluster.servers}
+    try:
+        before = {address: await _cpu_s(client) for address, client in clients.items()}
+        await asyncio.sleep(duration_s)
+        return {
+            address: round((await _cpu_s(client) - before[address]) / duration_s, 5)
+            for address, client in clients.items()
+        }
+    finally:
+        for client in clients.values():
+            await client.aclose()
+
+
+async def _cpu_s(redis: Redis) -> float:
+    info = await redis.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+def _cluster_summary(results: dict[str, Any]) -> dict[str, Any]:
+    """1 shard against 3: all the shards' CPU per 1,000 events, and each one's share."""
+    return {
+        "redis_cpu_s_per_1000_events": {
+            shards: phase["redis_cpu_s_per_1000_events"] for shards, phase in results.items()
+        },
+        "events_share_by_shard": {
+            shards: [shard["events_share"] for shard in phase["by_shard"].values()]
+            for shards, phase in results.items()
+        },
+    }
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
+
+
+def _per_1000(cpu_s: float | None, events: int) -> float | None:
+    return round(cpu_s / events * 1000, 4) if cpu_s is not None and events else None
 
 
 async def _latencies(ctx: Context, target: RelayTarget) -> dict[str, Any]:
@@ -365,6 +495,7 @@ async def _relay_phase(
             target.server: target.pids,
             "client": [client.process.pid],
             "redis": usage.server_pids().get("redis", []) if redis is None else redis,
+            **target.cpu_groups,
         }
         before = usage.cpu_seconds(groups)
         machine_before = usage.machine_busy_seconds()
@@ -395,9 +526,7 @@ async def _relay_phase(
     return {
         "streams": streams,
         "rate": rate,
-        target.cpu_key: (
-            round(cpu[target.server] / delivered * 1000, 4) if cpu and delivered else None
-        ),
+        target.cpu_key: _per_1000(cpu[target.server] if cpu else None, delivered),
         "open": ready,
         "publisher": published,
         "client": received,
@@ -649,6 +778,7 @@ SCENARIOS = {
     "synthetic_relay": synthetic_relay,
     # Right after the relay it is set against, so that both see the machine at nearly one time.
     "nchan_peer": nchan_peer,
+    "cluster_relay": cluster_relay,
     "time_to_first_token": time_to_first_token,
     "idle_streams": idle_streams,
     "echo_relay": echo_relay,

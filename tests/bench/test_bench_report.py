@@ -1,5 +1,5 @@
-"""The harness's pure parts: percentiles, the targets checked against a result, and the nchan
-peer row's ratios."""
+"""The harness's pure parts: percentiles, the targets checked against a result, the nchan
+peer row's ratios, and the Redis Cluster rows."""
 
 from __future__ import annotations
 
@@ -132,3 +132,33 @@ def test_a_skipped_nchan_row_prints_its_reason_and_no_ratio() -> None:
     assert "nchan row: nginx is not installed" in table(result)
     del result["nchan_peer"]
     assert "nchan row: not run (--only)" in table(result)
+
+
+def test_the_cluster_rows_give_each_shard_its_share_and_cost() -> None:
+    latency = {"p50_ms": 0.4, "p99_ms": 2.0, "p999_ms": 6.0, "count": 40_000}
+    shard = {
+        "jobs": 334,
+        "events": 13_360,
+        "events_share": 0.334,
+        "events_per_write": 1.2,
+        "cpu_s_per_1000_events": 0.064,
+        "idle_cpu_s_per_s": 0.0012,
+    }
+    phase = {
+        "client": {"latency": latency},
+        "delivered_events_per_s": 2_000,
+        "gateway_cpu_s_per_1000_events": 0.065,
+        "redis_cpu_s_per_1000_events": 0.065,
+        "by_shard": {"127.0.0.1:7001": shard},
+    }
+    result = _result(p99_ms=2.5, errors=0)
+    result["cluster_relay"] = {"streams": 1000, "rate": 2000, "shards": {"3": phase}}
+    printed = table(result)
+    assert "relay, cluster of 3 shard(s), 1000 streams" in printed
+    assert "cluster of 3 shard(s), 2,000 ev/s: delivered ev/s 2,000" in printed
+    assert (
+        "shard 127.0.0.1:7001: jobs 334, events 13,360 (share 0.334, 1.2 a write), CPU-s per "
+        "1,000 of its events 0.064, idle: 1.2 CPU-ms a second"
+    ) in printed
+    result["cluster_relay"] = {"error": "TimeoutError()"}
+    assert "cluster of" not in table(result)

@@ -80,6 +80,7 @@ def test_the_harness_runs_every_measurement_at_a_tiny_scale(tmp_path: Path, name
     assert chats["completed"] > 0 and chats["errors"] == 0
 
     check_nchan_row(result["nchan_peer"], stdout)
+    check_cluster_relay(result["cluster_relay"], stdout)
 
     assert [row["target"] for row in result["targets"]] == [row["target"] for row in targets({})]
     assert "chatstream benchmark" in stdout and "target" in stdout
@@ -99,6 +100,26 @@ def check_nchan_row(peer: dict[str, Any], stdout: str) -> None:
     assert phase["nginx_cpu_s_per_1000_events"] is None or phase["nginx_cpu_s_per_1000_events"] >= 0
     assert peer["sustained"]["delivered_events_per_s"] >= 0
     assert "nchan peer, 4 streams" in stdout
+
+
+def check_cluster_relay(cluster: dict[str, Any], stdout: str) -> None:
+    """The relay through a cluster of 1 shard and of 3 delivered every event, and gave each
+    shard's figures: its jobs and events, and its CPU where the bench group measures it."""
+    assert set(cluster["shards"]) == {"1", "3"}
+    for shards, phase in cluster["shards"].items():
+        assert phase["open"]["opened"] == 4
+        published = phase["publisher"]["published"]
+        assert phase["client"]["latency"]["count"] == published > 0
+        by_shard = phase["by_shard"].values()
+        assert len(by_shard) == int(shards)
+        assert sum(shard["jobs"] for shard in by_shard) == 4
+        assert sum(shard["events"] for shard in by_shard) == published
+        for shard in by_shard:
+            assert {"cpu_s_per_1000_events", "events_share", "idle_cpu_s_per_s"} <= set(shard)
+        assert f"cluster of {shards} shard(s), 4 streams" in stdout
+    shares = cluster["summary"]["events_share_by_shard"]
+    assert len(shares["1"]) == 1 and len(shares["3"]) == 3
+    assert set(cluster["summary"]["redis_cpu_s_per_1000_events"]) == {"1", "3"}
 
 
 def test_with_tracing_every_chat_is_traced_and_exported(tmp_path: Path, namespace: str) -> None:
