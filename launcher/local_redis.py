@@ -166,9 +166,12 @@ def poll(
 @dataclass
 class LocalRedisCluster:
     """Three primaries, each with one replica. ``nodes`` is what ``REDIS_CLUSTER_NODES``
-    takes."""
+    takes. With ``tls`` every node speaks TLS alone, to clients and on the cluster bus;
+    ``password`` is every node's."""
 
     directory: Path
+    tls: ServerTls | None = None
+    password: str | None = None
     servers: list[RedisProcess] = field(default_factory=list)
 
     @property
@@ -189,16 +192,23 @@ class LocalRedisCluster:
             # A test kills a primary on purpose; the other slots keep serving meanwhile.
             "--cluster-require-full-coverage",
             "no",
+            *(["--tls-cluster", "yes"] if self.tls is not None else []),
         ]
         for index in range(6):
             # The bus port is given, not left at port + 10000, which may be taken or past 65535.
             bus = ["--cluster-port", str(free_port())]
-            server = RedisProcess(self.directory / f"node-{index}", extra_args=cluster_args + bus)
+            server = RedisProcess(
+                self.directory / f"node-{index}",
+                extra_args=cluster_args + bus,
+                tls=self.tls,
+                password=self.password,
+            )
             self.servers.append(server)
             server.start()
         subprocess.run(
             [
                 "redis-cli",
+                *self._cli_options(),
                 "--cluster",
                 "create",
                 *(server.address for server in self.servers),
@@ -213,6 +223,13 @@ class LocalRedisCluster:
             server.wait_until(_cluster_is_ok, "saw the cluster ok")
             # Until gossip has told every node of every replica, clients would see none.
             server.wait_until(_every_shard_has_a_replica, "saw every shard's replica")
+
+    def _cli_options(self) -> list[str]:
+        options = [] if self.password is None else ["--no-auth-warning", "-a", self.password]
+        if self.tls is not None:
+            options += ["--tls", "--cacert", str(self.tls.ca_file)]
+            options += ["--cert", str(self.tls.cert_file), "--key", str(self.tls.key_file)]
+        return options
 
     def stop(self) -> None:
         for server in self.servers:
