@@ -22,6 +22,7 @@ from shared.redis_client import RedisPipeline, connect_redis, is_cluster
 from shared.sessions import SessionConflictError, SessionStore, new_session
 from shared.settings import EventLogSettings
 from tests.conftest import cluster_connections
+from tests.support.redis_keys import namespace_keys
 from worker.event_log import JobEventLog
 from worker.pipelines.rag.memory import remember
 
@@ -39,14 +40,6 @@ async def cluster(
         yield redis, connections.names
     finally:
         await redis.aclose()
-
-
-async def keys_of(redis: RedisCluster, names: Names) -> set[str]:
-    """Every key of the namespace, on every primary."""
-    found: set[str] = set()
-    async for key in redis.scan_iter(match=names.key_pattern, target_nodes=RedisCluster.PRIMARIES):
-        found.add(key.decode())
-    return found
 
 
 async def sharded_messages(pubsub: ClusterPubSub, count: int) -> list[bytes]:
@@ -129,7 +122,7 @@ async def test_a_conversation_lives_and_dies_on_a_cluster(
     page, _ = await sessions.page("alice", 10, None)
     assert [s.title for s in page] == ["renamed"]
     assert await sessions.delete("alice", session.id) == []
-    assert await keys_of(redis, names) == set()
+    assert await namespace_keys(redis, names) == set()
 
 
 async def test_a_turn_abandoned_ends_its_answer_in_an_error(
