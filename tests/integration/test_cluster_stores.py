@@ -96,8 +96,12 @@ async def test_a_conversation_lives_and_dies_on_a_cluster(
     assert created
     with pytest.raises(SessionConflictError):
         await sessions.create("bob", "77", None)
-    # Bob's failed claim leaves nothing in his listing.
+    # Bob's failed claim leaves nothing in his listing, and an entry there that is not his
+    # (a step that stopped halfway) lists nothing.
     assert (await sessions.page("bob", 10, None))[0] == []
+    await redis.zadd(names.user_sessions("bob"), {"77": 1})
+    assert (await sessions.page("bob", 10, None))[0] == []
+    await redis.zrem(names.user_sessions("bob"), "77")
     turn = await store_turn(redis, names, "alice", session.id, new=False)
 
     def settle(pipe: RedisPipeline) -> None:
