@@ -1,8 +1,8 @@
 """Local Redis topologies of plain ``redis-server`` processes, on free ports in a folder of
 their own: a Redis Cluster (3 primaries, 3 replicas) and a Sentinel group (a primary, a replica
-and 3 sentinels). ``make redis-sentinel`` runs a Sentinel group until Ctrl-C, and the tests
-start their own, so the machine's shared Redis is never touched. chatstream does not run on
-Redis Cluster yet: the cluster is here for the work towards it (docs/deploy.md).
+and 3 sentinels). ``make redis-cluster`` runs a cluster and ``make redis-sentinel`` a Sentinel
+group, each until Ctrl-C, printing the settings that point ``make stack`` at it; the tests start
+their own, so the machine's shared Redis is never touched.
 
     python -m launcher.local_redis cluster|sentinel [--dir DIR]
 """
