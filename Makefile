@@ -17,7 +17,7 @@ WORKERS ?= 2
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install install-runtime run stack redis-sentinel test test-tools lint typecheck unit bench fmt clean
+.PHONY: install install-runtime run stack redis-sentinel redis-cluster test test-tools lint typecheck unit bench fmt clean
 
 ## make install: the runtime and the development group (tests, linters), for working on chatstream.
 install: .venv/.synced
@@ -47,7 +47,7 @@ run: install-runtime
 
 ## make stack: the gateway and $(WORKERS) worker processes on the local Redis and RabbitMQ.
 # REDIS_URL defaults to the local Redis only where no other topology is chosen.
-stack: export REDIS_URL := $(if $(REDIS_SENTINELS),$(REDIS_URL),$(or $(REDIS_URL),$(REDIS_URL_LOCAL)))
+stack: export REDIS_URL := $(if $(REDIS_SENTINELS)$(REDIS_CLUSTER_NODES),$(REDIS_URL),$(or $(REDIS_URL),$(REDIS_URL_LOCAL)))
 stack: install-runtime
 	@.venv/bin/chatstream ingest docs --project docs
 	@AMQP_URL=$${AMQP_URL:-$(AMQP_URL_LOCAL)} WORKERS=$(WORKERS) $(PY) -m launcher.stack
@@ -56,6 +56,11 @@ stack: install-runtime
 ## redis-server processes on free ports, until Ctrl-C; it prints the settings for make stack.
 redis-sentinel: install-runtime
 	$(PY) -m launcher.local_redis sentinel
+
+## make redis-cluster: a local Redis Cluster (3 primaries, each with a replica) of plain
+## redis-server processes on free ports, until Ctrl-C; it prints the settings for make stack.
+redis-cluster: install-runtime
+	$(PY) -m launcher.local_redis cluster
 
 lint: install
 	.venv/bin/ruff check .

@@ -115,13 +115,17 @@ async def write_if_allowed(
     redis: RedisClient, guard: Guard, stage: Callable[[RedisPipeline], None]
 ) -> Outcome:
     """Run the writes that ``stage`` stages into a pipeline if ``guard`` allows them: the rate
-    hit, the lease and the session's owner, judged in that order. A lease taken for a turn
-    the owner check refuses is given back. The pipeline only records the commands (it is
+    hit, the session's owner and the lease, judged in that order, as one script judged them
+    before a cluster split them (the lease is taken first; a lease taken for a turn the owner
+    check refuses is given back, and a turn refused a lease is told first when its session is
+    not the caller's: that is not worth retrying). The pipeline only records the commands (it is
     never sent), so the stores' staging methods serve here as they do in a transaction;
     their replies come back raw, without redis-py's per-command conversions (an HGETALL's is
     a flat list). Every command's first argument is its key. Lua's ``unpack`` bounds one
     command to about 8,000 words, far above a turn's."""
     verdict, count = await _admit(redis, guard)
+    if verdict is Verdict.NO_LEASE and not guard.session.new and not await _owned(redis, guard):
+        verdict = Verdict.NO_SESSION
     if verdict is not Verdict.WRITTEN:
         return Outcome(verdict, count, [])
     # Never sent: it only records the commands.
@@ -144,6 +148,10 @@ async def write_if_allowed(
                 await redis.zrem(guard.lease.key, guard.lease.args[3])
         return Outcome(Verdict.NO_SESSION, count, [])
     return Outcome(Verdict.WRITTEN, count, replies)
+
+
+async def _owned(redis: RedisClient, guard: Guard) -> bool:
+    return bool(await redis.hget(guard.session.key, "userId") == guard.user_id.encode())
 
 
 async def _admit(redis: RedisClient, guard: Guard) -> tuple[Verdict, int | None]:

@@ -1,9 +1,9 @@
 """Local Redis topologies of plain ``redis-server`` processes, on free ports in a folder of
 their own: a Redis Cluster (3 primaries, 3 replicas; or primaries alone, for the benchmark) and
-a Sentinel group (a primary, a replica and 3 sentinels). ``make redis-sentinel`` runs a
-Sentinel group until Ctrl-C, and the tests start their own, so the machine's shared Redis is
-never touched. chatstream does not run on Redis Cluster yet: the cluster is here for the work
-towards it (docs/deploy.md).
+a Sentinel group (a primary, a replica and 3 sentinels). ``make redis-cluster`` runs a cluster
+and ``make redis-sentinel`` a Sentinel group, each until Ctrl-C, printing the settings that
+point ``make stack`` at it; the tests start their own, so the machine's shared Redis is never
+touched.
 
     python -m launcher.local_redis cluster|sentinel [--dir DIR]
 """
@@ -168,11 +168,14 @@ def poll(
 @dataclass
 class LocalRedisCluster:
     """``primaries`` primaries, each with ``replicas`` replicas: three with one each unless
-    told. ``nodes`` is what ``REDIS_CLUSTER_NODES`` takes."""
+    told. ``nodes`` is what ``REDIS_CLUSTER_NODES`` takes. With ``tls`` every node speaks TLS
+    alone, to clients and on the cluster bus; ``password`` is every node's."""
 
     directory: Path
     primaries: int = 3
     replicas: int = 1
+    tls: ServerTls | None = None
+    password: str | None = None
     servers: list[RedisProcess] = field(default_factory=list)
 
     @property
@@ -199,11 +202,17 @@ class LocalRedisCluster:
             # A node alone learns its address from no peer, and would tell clients "".
             "--cluster-announce-ip",
             HOST,
+            *(["--tls-cluster", "yes"] if self.tls is not None else []),
         ]
         for index in range(self.primaries * (1 + self.replicas)):
             # The bus port is given, not left at port + 10000, which may be taken or past 65535.
             bus = ["--cluster-port", str(free_port())]
-            server = RedisProcess(self.directory / f"node-{index}", extra_args=cluster_args + bus)
+            server = RedisProcess(
+                self.directory / f"node-{index}",
+                extra_args=cluster_args + bus,
+                tls=self.tls,
+                password=self.password,
+            )
             self.servers.append(server)
             server.start()
         if self.primaries == 1:
@@ -213,6 +222,7 @@ class LocalRedisCluster:
             subprocess.run(
                 [
                     "redis-cli",
+                    *self._cli_options(),
                     "--cluster",
                     "create",
                     *(server.address for server in self.servers),
@@ -235,6 +245,13 @@ class LocalRedisCluster:
         return len(shards) == self.primaries and all(
             len(shard) == 3 + self.replicas for shard in shards
         )
+
+    def _cli_options(self) -> list[str]:
+        options = [] if self.password is None else ["--no-auth-warning", "-a", self.password]
+        if self.tls is not None:
+            options += ["--tls", "--cacert", str(self.tls.ca_file)]
+            options += ["--cert", str(self.tls.cert_file), "--key", str(self.tls.key_file)]
+        return options
 
     def stop(self) -> None:
         for server in self.servers:

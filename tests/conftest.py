@@ -96,8 +96,8 @@ def real_server_connections(namespace: str) -> ConnectionSettings:
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
     """A Redis Cluster of 3 primaries and 3 replicas on free ports, shared by the tests that
-    only use it (each in its own namespace); a test that kills or moves something starts its
-    own."""
+    only use it (each in its own namespace) and thrown away, keys and all, after the run; a
+    test that kills or moves something starts its own."""
     cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"))
     with running(cluster):
         yield cluster

@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 
 from tests.conftest import AUTH
 from tests.support.processes import ProcessGroup
 from tests.support.sse import SseMessage, iter_sse, job_events, parse_sse
+
+# On one Redis and on a Redis Cluster (docs/redis-cluster.md).
+pytestmark = pytest.mark.cluster_too
 
 TEXT = " ".join(f"part{i}" for i in range(24))
 

@@ -16,10 +16,12 @@ import pytest
 
 from launcher.local_redis import SENTINEL_SERVICE, LocalSentinelGroup
 from shared.settings import ConnectionSettings, RedisTlsSettings, SentinelSettings
-from tests.conftest import AUTH
-from tests.support.followed_streams import assert_whole, follow_to_end, read_numbered
+from tests.support.followed_streams import (
+    assert_outage_survived,
+    read_numbered,
+    start_chat,
+)
 from tests.support.processes import chat_processes
-from tests.support.sse import iter_sse
 from tests.support.tls import make_certificates
 
 TEXT = " ".join(f"word{i}" for i in range(40))
@@ -65,43 +67,9 @@ async def test_streams_complete_across_a_sentinel_failover(
         gateway = await processes.gateway(CONNECT_TIMEOUT_S="0.5")
         await processes.worker(ECHO_TOKEN_DELAY_MS="60")
         async with aiohttp.ClientSession() as http:
-            opened = [await _start(http, gateway.url) for _ in range(STREAMS)]
+            opened = [await start_chat(http, gateway.url, TEXT) for _ in range(STREAMS)]
             firsts = [await read_numbered(response, until_seq=8) for _, response in opened]
             sentinel_group.primary.kill()
-
-            during = await _post(http, gateway.url)
-            assert during.status in (200, 503), await during.text()
-            if during.status == 503:
-                assert during.headers.get("Retry-After")
-            during.close()
-
-            for (job_id, response), first in zip(opened, firsts, strict=True):
-                seen = first + await follow_to_end(http, gateway.url, job_id, response, first)
-                assert_whole(seen, TEXT)
-
-            # Service is back without a restart: a new chat streams to its end.
-            for _ in range(200):
-                after = await _post(http, gateway.url)
-                if after.status == 200:
-                    break
-                after.close()
-                await asyncio.sleep(0.1)
-            assert after.status == 200
-            assert [m.type async for m in iter_sse(after) if m.id][-1] == "end"
+            await assert_outage_survived(http, gateway.url, opened, firsts, TEXT)
     finally:
         processes.stop_all()
-
-
-async def _post(http: aiohttp.ClientSession, url: str) -> aiohttp.ClientResponse:
-    return await http.post(
-        f"{url}/api/v1/chat/stream",
-        json={"text": TEXT, "pipeline": "echo"},
-        headers=AUTH,
-        timeout=aiohttp.ClientTimeout(total=10),
-    )
-
-
-async def _start(http: aiohttp.ClientSession, url: str) -> tuple[str, aiohttp.ClientResponse]:
-    response = await _post(http, url)
-    assert response.status == 200, await response.text()
-    return response.headers["X-Job-Id"], response

@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from redis.asyncio import Redis
 
 from shared.amqp import AmqpJobQueue
+from shared.redis_client import connect_redis
 from shared.settings import ConnectionSettings
 from tests.conftest import AUTH, GatewayFactory, worker_settings
 from tests.support.chat import create_session, messages_of
@@ -16,6 +16,9 @@ from tests.support.sse import iter_sse
 from worker.job_run import JobRun
 from worker.pipelines import PipelineResult
 from worker.worker import Worker
+
+# On one Redis and on a Redis Cluster (docs/redis-cluster.md).
+pytestmark = pytest.mark.cluster_too
 
 
 class HangingPipeline:
@@ -29,8 +32,8 @@ class HangingPipeline:
 
 @pytest.fixture
 async def hanging_worker(real_connections: ConnectionSettings) -> AsyncIterator[Worker]:
-    assert real_connections.redis_url and real_connections.amqp_url
-    redis = Redis.from_url(real_connections.redis_url)
+    assert real_connections.amqp_url
+    redis = connect_redis(real_connections)
     queue = AmqpJobQueue(real_connections.amqp_url, real_connections.names, timeout_s=2.0)
     queue.start()
     worker = Worker(
@@ -76,14 +79,15 @@ async def test_a_stalled_job_of_a_deleted_session_brings_nothing_back(
     from shared.messages import DELETED_JOB_LOG_GRACE_S
     from shared.settings import EventLogSettings
 
-    assert real_connections.redis_url
-    redis = Redis.from_url(real_connections.redis_url)
+    redis = connect_redis(real_connections)
     names = real_connections.names
     try:
-        await redis.xadd(names.job_replay_log("job-1"), {"e": b"x"}, id="1-0")
+        # Ids as the gateway makes them: a job's and a message's start with their session's.
+        job_id, message_id = "s1.job1", "s1.message1"
+        await redis.xadd(names.job_replay_log(job_id), {"e": b"x"}, id="1-0")
         breaker = StallBreaker(redis, names, EventLogSettings())
-        assert await breaker.fail("job-1", "message-1", last_seq=1, stall_s=0.5)
-        assert not await redis.exists(names.job_meta("job-1"))
-        assert 0 < await redis.ttl(names.job_replay_log("job-1")) <= DELETED_JOB_LOG_GRACE_S
+        assert await breaker.fail(job_id, message_id, last_seq=1, stall_s=0.5)
+        assert not await redis.exists(names.job_meta(job_id))
+        assert 0 < await redis.ttl(names.job_replay_log(job_id)) <= DELETED_JOB_LOG_GRACE_S
     finally:
         await redis.aclose()

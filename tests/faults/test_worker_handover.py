@@ -7,10 +7,14 @@ import asyncio
 import signal
 
 import aiohttp
+import pytest
 
 from tests.conftest import AUTH
 from tests.support.processes import ProcessGroup
 from tests.support.sse import iter_sse
+
+# On one Redis and on a Redis Cluster (docs/redis-cluster.md).
+pytestmark = pytest.mark.cluster_too
 
 
 async def test_sigkill_mid_stream_hands_the_job_to_another_worker(processes: ProcessGroup) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -14,6 +15,9 @@ from shared.settings import ConnectionSettings
 from tests.conftest import AUTH, GatewayFactory, WorkerFactory
 from tests.support.chat import create_session, messages_of
 from tests.support.sse import data_events, iter_sse, job_events, parse_sse
+
+# On one Redis and on a Redis Cluster (docs/redis-cluster.md).
+pytestmark = pytest.mark.cluster_too
 
 Client = TestClient[web.Request, web.Application]
 

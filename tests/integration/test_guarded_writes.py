@@ -161,3 +161,18 @@ async def test_replies_come_back_as_redis_gives_them(redis: RedisClient, names: 
     assert outcome.verdict is Verdict.WRITTEN
     assert outcome.count is None
     assert outcome.replies == [b"OK", None, b"v"]
+
+
+async def test_another_users_session_is_told_before_a_full_lease_set(
+    redis: RedisClient, names: Names
+) -> None:
+    """404 comes before 429: a turn into a session that is not the caller's will never
+    succeed, however long it waits for a lease."""
+    await redis.hset(names.session("s1"), mapping={"userId": "bob"})
+    leases = StreamLeases(redis, names, max_streams=1, lease_s=30)
+    await leases.acquire("alice", "already-open")
+    _, stage = _write_marker(names, "refused")
+    outcome = await write_if_allowed(
+        redis, _guard(names, lease=leases.claim("alice", "stream-1")), stage
+    )
+    assert outcome.verdict is Verdict.NO_SESSION

@@ -13,6 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from shared import redis_scripts
+from shared.redis_client import RedisPipeline
 from tests.support.redis_server import PrivateRedis
 
 COUNT = redis_scripts.LuaScript("return redis.call('INCR', KEYS[1])")
@@ -48,50 +49,57 @@ async def test_a_script_run_on_its_own_is_loaded_when_redis_lacks_it(redis: Redi
 async def test_a_pipeline_whose_scripts_redis_lost_lands_once_in_order(
     redis: Redis, transaction: bool
 ) -> None:
-    async with redis.pipeline(transaction=transaction) as pipe:
+
+    def before(pipe: RedisPipeline) -> None:
         COUNT.stage(pipe, ["count"])
         SET_TO.stage(pipe, ["key"], ["before"])
-        assert await redis_scripts.execute(pipe) == [1, b"OK"]
+
+    assert await redis_scripts.run_staged(redis, before, transaction=transaction) == [1, b"OK"]
     await redis.script_flush()
-    async with redis.pipeline(transaction=transaction) as pipe:
-        COUNT.stage(pipe, ["count"])
+
+    def after(pipe: RedisPipeline) -> None:
         SET_TO.stage(pipe, ["key"], ["by the script"])
         pipe.set("key", "after the script")
         pipe.get("key")
-        replies = await redis_scripts.execute(pipe)
-    assert replies == [2, b"OK", True, b"after the script"]
-    assert await redis.get("count") == b"2"
+
+    replies = await redis_scripts.run_staged(redis, after, transaction=transaction)
+    assert replies == [b"OK", True, b"after the script"]
     assert await redis.get("key") == b"after the script"
     assert await redis.script_exists(COUNT.sha, SET_TO.sha) == [True, True]
 
 
 @pytest.mark.real
-async def test_a_pipeline_loads_its_scripts_ahead_on_a_redis_just_started(tmp_path: Path) -> None:
-    """Nothing staged after a script lands without it: Redis is not asked for a script it does
-    not know yet."""
+async def test_a_redis_just_started_gets_every_script_once(tmp_path: Path) -> None:
+    """The first call it refuses loads every script of the process, so that no later call of
+    any of them is refused."""
     server = PrivateRedis(tmp_path)
     await server.start()
     redis = Redis.from_url(server.url, protocol=2)
     try:
-        async with redis.pipeline(transaction=False) as pipe:
-            COUNT.stage(pipe, ["count"])
-            pipe.set("after", "the script")
-            assert await redis_scripts.execute(pipe) == [1, True]
+
+        def stage(pipe: RedisPipeline) -> None:
+            SET_TO.stage(pipe, ["key"], ["v"])
+            pipe.get("key")
+
+        assert await redis_scripts.run_staged(redis, stage) == [b"OK", b"v"]
+        assert await COUNT.run(redis, ["count"]) == 1
         calls = await redis.info("commandstats")
     finally:
         await redis.aclose()
         server.kill()
-    assert calls["cmdstat_evalsha"]["calls"] == 1
-    assert calls["cmdstat_evalsha"].get("failed_calls", 0) == 0
+    assert calls["cmdstat_evalsha"]["calls"] == 3
+    assert calls["cmdstat_evalsha"]["failed_calls"] == 1
 
 
 async def test_a_pipeline_raises_its_first_error(redis: Redis) -> None:
     await redis.set("text", "not a number")
-    async with redis.pipeline(transaction=False) as pipe:
+
+    def stage(pipe: RedisPipeline) -> None:
         COUNT.stage(pipe, ["text"])
         pipe.set("after", "the error")
-        with pytest.raises(Exception, match="not an integer"):
-            await redis_scripts.execute(pipe)
+
+    with pytest.raises(Exception, match="not an integer"):
+        await redis_scripts.run_staged(redis, stage)
     assert await redis.get("after") == b"the error"
 
 

@@ -6,11 +6,11 @@ import asyncio
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from shared import events
 from shared.amqp import AmqpJobQueue
+from shared.redis_client import connect_redis
 from shared.settings import ConnectionSettings
 from tests.conftest import (
     AUTH,
@@ -26,6 +26,9 @@ from worker.event_log import EventPublishError
 from worker.job_run import JobRun
 from worker.pipelines import PipelineResult
 from worker.worker import Worker
+
+# On one Redis and on a Redis Cluster (docs/redis-cluster.md).
+pytestmark = pytest.mark.cluster_too
 
 
 async def start_slow(gateway: Client, words: int = 12) -> tuple[str, str, object]:
@@ -255,8 +258,8 @@ async def test_a_queued_cancelled_job_whose_pipeline_passes_no_checkpoint_ends_c
     gateway = await start_gateway(real_connections)
     _sid, job_id, response = await start_slow(gateway)
     assert (await gateway.post(f"/api/v1/streams/{job_id}/cancel", headers=AUTH)).status == 202
-    assert real_connections.redis_url and real_connections.amqp_url
-    redis = Redis.from_url(real_connections.redis_url)
+    assert real_connections.amqp_url
+    redis = connect_redis(real_connections)
     queue = AmqpJobQueue(real_connections.amqp_url, real_connections.names, timeout_s=2.0)
     queue.start()
     worker = Worker(

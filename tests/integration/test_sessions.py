@@ -6,11 +6,17 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
+
 from gateway import appkeys
 from shared.messages import DELETED_JOB_LOG_GRACE_S
 from tests.conftest import AUTH, OTHER_AUTH, StackFactory
 from tests.support.chat import Client, create_session, messages_of, slow_words
+from tests.support.redis_keys import namespace_keys
 from tests.support.sse import iter_sse, job_events, parse_sse
+
+# On one Redis and on a Redis Cluster (docs/redis-cluster.md).
+pytestmark = pytest.mark.cluster_too
 
 ISO_UTC = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$"
 
@@ -179,9 +185,8 @@ async def test_a_session_id_with_a_trailing_newline_is_422(gateway: Client) -> N
 
 
 async def keys_of(gateway: Client) -> set[str]:
-    redis = gateway.app[appkeys.REDIS]
     names = gateway.app[appkeys.SETTINGS].connections.names
-    return {key.decode() async for key in redis.scan_iter(match=names.key_pattern)}
+    return await namespace_keys(gateway.app[appkeys.REDIS], names)
 
 
 async def rag_turn(gateway: Client, sid: str, headers: dict[str, str]) -> tuple[str, list[Any]]:

@@ -10,11 +10,16 @@ import asyncio
 import json
 import socket
 
+import pytest
+
 from gateway import appkeys
 from tests.conftest import API_KEY, AUTH, StackFactory
 from tests.support.chat import messages_of
 from tests.support.chunked import dechunk as dechunk_body
 from tests.support.sse import parse_sse
+
+# On one Redis and on a Redis Cluster (docs/redis-cluster.md).
+pytestmark = pytest.mark.cluster_too
 
 # Room for the rest of a long answer replayed at once: its tokens merged, plus its `end`.
 BUDGET_BYTES = 64 * 1024

@@ -27,6 +27,8 @@ SECRETS_BY_SERVICE = {
     "sentinel-1": {"redis_password"},
     "sentinel-2": {"redis_password"},
     "sentinel-3": {"redis_password"},
+    **{f"redis-node-{i}": {"redis_password"} for i in range(1, 7)},
+    "redis-cluster-init": {"redis_password"},
     "rabbitmq": {"rabbitmq_users"},
     "gateway": {
         "redis_password",

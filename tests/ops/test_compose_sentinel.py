@@ -132,7 +132,7 @@ def test_every_topology_has_its_env_file_and_none_holds_a_secret() -> None:
     assert services()["worker"]["env_file"] == gateway["env_file"]
     # .env first: the topology's file overrides what the operator's .env says about Redis.
     assert gateway["env_file"][0] == ".env"
-    for topology in ("", "standalone", "sentinel"):
+    for topology in ("", "standalone", "sentinel", "cluster"):
         (path,) = env_files(gateway, {"REDIS_TOPOLOGY": topology})
         assert path.parent == DEPLOY / "redis", topology
         for variable, value in read_env_file(path).items():

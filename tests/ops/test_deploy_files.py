@@ -83,6 +83,8 @@ def test_compose_runs_the_production_topology() -> None:
         assert {s: d["condition"] for s, d in app["depends_on"].items()} == {
             "redis": "service_healthy",
             "rabbitmq": "service_healthy",
+            # Only under the cluster profile (test_compose_cluster.py).
+            "redis-cluster-init": "service_completed_successfully",
         }
     # `--scale worker=N` needs no fixed name and no host port; SIGTERM gets its grace period.
     assert "container_name" not in worker and "ports" not in worker

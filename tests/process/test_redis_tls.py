@@ -17,7 +17,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from launcher.local_redis import SENTINEL_SERVICE, LocalSentinelGroup, RedisProcess, ServerTls
+from launcher.local_redis import (
+    SENTINEL_SERVICE,
+    LocalRedisCluster,
+    LocalSentinelGroup,
+    RedisProcess,
+    ServerTls,
+)
 from shared.settings import ConnectionSettings, RedisTlsSettings, SentinelSettings
 from tests.process.test_stack import stream_text
 from tests.support.processes import ProcessGroup, readiness
@@ -101,6 +107,36 @@ async def test_a_chat_streams_through_sentinels_over_tls(
     assert tls_sentinels.primary is not None
     with tls_sentinels.primary.client() as client:
         assert client.keys(f"{processes.connections.namespace}*"), "the chat left no key"
+
+
+@pytest.fixture
+async def tls_cluster(tmp_path: Path) -> AsyncIterator[LocalRedisCluster]:
+    tls = make_certificates(tmp_path / "certs", auth_clients=True)
+    cluster = LocalRedisCluster(tmp_path / "cluster", tls=tls, password=PASSWORD)
+    try:
+        await asyncio.to_thread(cluster.start)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+async def test_a_chat_streams_on_a_cluster_over_tls_with_a_password(
+    tls_cluster: LocalRedisCluster, processes: ProcessGroup
+) -> None:
+    assert tls_cluster.tls is not None
+    processes.connections = replace(
+        processes.connections,
+        redis_url=None,
+        cluster_nodes=tls_cluster.addresses[:1],
+        redis_password=PASSWORD,
+        redis_tls=client_tls(tls_cluster.tls),
+    )
+    await chat_completes(processes)
+    found = []
+    for server in tls_cluster.servers:
+        with server.client() as client:
+            found += client.keys(f"{processes.connections.namespace}*")
+    assert found, "the chat left no key"
 
 
 @pytest.mark.parametrize(

@@ -72,3 +72,55 @@ def assert_whole(seen: list[SseMessage], text: str) -> None:
         return
     seqs = [int(m.id or 0) for m in seen]
     assert seqs == list(range(1, len(seqs) + 1)), seqs
+
+
+async def post_chat(http: aiohttp.ClientSession, url: str, text: str) -> aiohttp.ClientResponse:
+    """An echo chat's stream, opened (whatever its status)."""
+    return await http.post(
+        f"{url}/api/v1/chat/stream",
+        json={"text": text, "pipeline": "echo"},
+        headers=AUTH,
+        timeout=aiohttp.ClientTimeout(total=10),
+    )
+
+
+async def start_chat(
+    http: aiohttp.ClientSession, url: str, text: str
+) -> tuple[str, aiohttp.ClientResponse]:
+    """An echo chat's job id and its stream, which must have opened."""
+    response = await post_chat(http, url, text)
+    assert response.status == 200, await response.text()
+    return response.headers["X-Job-Id"], response
+
+
+async def assert_service_back(http: aiohttp.ClientSession, url: str, text: str) -> None:
+    """Service is back without a restart: a new chat streams to its end."""
+    for _ in range(200):
+        after = await post_chat(http, url, text)
+        if after.status == 200:
+            break
+        after.close()
+        await asyncio.sleep(0.1)
+    assert after.status == 200
+    assert [m.type async for m in iter_sse(after) if m.id][-1] == "end"
+
+
+async def assert_outage_survived(
+    http: aiohttp.ClientSession,
+    url: str,
+    opened: list[tuple[str, aiohttp.ClientResponse]],
+    firsts: list[list[SseMessage]],
+    text: str,
+) -> None:
+    """Right after a server was lost under the ``opened`` streams (of which ``firsts`` was
+    read): a new request gets 503 with Retry-After, or succeeds; every stream completes whole;
+    and service comes back by itself."""
+    during = await post_chat(http, url, text)
+    assert during.status in (200, 503), await during.text()
+    if during.status == 503:
+        assert during.headers.get("Retry-After")
+    during.close()
+    for (job_id, response), first in zip(opened, firsts, strict=True):
+        seen = first + await follow_to_end(http, url, job_id, response, first)
+        assert_whole(seen, text)
+    await assert_service_back(http, url, text)
