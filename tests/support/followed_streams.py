@@ -12,6 +12,9 @@ from tests.support.sse import SseMessage, iter_sse
 
 # Resumes a stream may need while a server changes hands.
 MAX_RESUMES = 50
+# How long a stream read through a failover may take: far above its few seconds of tokens and
+# a failover's few seconds, so that only a stream that hangs runs out.
+STREAM_TIMEOUT_S = 30
 
 
 async def read_numbered(
@@ -72,11 +75,6 @@ def assert_whole(seen: list[SseMessage], text: str) -> None:
         return
     seqs = [int(m.id or 0) for m in seen]
     assert seqs == list(range(1, len(seqs) + 1)), seqs
-
-
-# How long a stream read through a failover may take: far above its few seconds of tokens and
-# a failover's few seconds, so that only a stream that hangs runs out.
-STREAM_TIMEOUT_S = 30
 
 
 async def post_chat(http: aiohttp.ClientSession, url: str, text: str) -> aiohttp.ClientResponse:
