@@ -263,10 +263,12 @@ class ShardedListener:
             await asyncio.sleep(0)
             try:
                 await refresh_slot_map(self.cluster)
+                self._reroute()
             except (RedisError, OSError, RedisClusterException) as e:
                 log.warning(f"{self.area}.slot_map_failed", error=str(e), retry_in_s=RETRY_S)
-            else:
-                self._reroute()
+            except Exception:
+                # A router that ended would leave channels without a home for good.
+                log.exception(f"{self.area}.router_failed", retry_in_s=RETRY_S)
             self._round_done()
             if not (self._homeless or self._down):
                 return
@@ -301,7 +303,7 @@ class ShardedListener:
             if owner is None or owner.name == name:
                 continue
             link.listener.unsubscribe(channel)
-            del self._home[channel]
+            self._home.pop(channel, None)
             self._moves[channel] += 1
             self._homeless.add(channel)
             self._recovering.add(channel)
