@@ -45,7 +45,7 @@ async def test_streams_on_a_killed_primary_go_on_from_its_replica_with_no_gap(
     await client.initialize()
     fanout = EventFanout(client, names, "test", timeout_s=5.0)
     await fanout.start()
-    jobs = jobs_on_each_primary(client, 3, "failover")
+    jobs = jobs_on_each_primary(client, names, 3, "failover")
     streams = [Collector() for _ in jobs]
     publishers = [Publisher(client, names, job) for job in jobs]
     try:

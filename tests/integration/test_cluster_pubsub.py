@@ -27,6 +27,7 @@ from tests.support.redis_cluster import (
     job_with_tag,
     jobs_on_each_primary,
     move_of,
+    owner_of,
     pubsub_links,
     running_cluster,
     server_of,
@@ -89,13 +90,11 @@ async def test_one_link_per_node_holding_channels_each_closed_with_its_last_chan
     cluster: LocalRedisCluster, client: RedisCluster, names: Names, owner: Owner
 ) -> None:
     listener = owner.listener
-    channels = [names.job_channel(job) for job in jobs_on_each_primary(client, 20, "links")]
+    channels = [names.job_channel(job) for job in jobs_on_each_primary(client, names, 20, "links")]
     await asyncio.gather(*map(listener.subscribe, channels))
     by_node: defaultdict[str, list[str]] = defaultdict(list)
     for channel in channels:
-        node = client.get_node_from_key(channel)
-        assert node is not None
-        by_node[node.name].append(channel)
+        by_node[owner_of(client, channel)].append(channel)
     assert len(by_node) == 3
     assert listener.linked_nodes == set(by_node)
     for node_name in by_node:
@@ -124,7 +123,7 @@ async def test_a_join_refused_as_moved_goes_to_the_new_owner_and_the_link_stays(
     cluster: LocalRedisCluster, client: RedisCluster, names: Names, owner: Owner
 ) -> None:
     listener = owner.listener
-    staying, moving = (names.job_channel(job) for job in _two_jobs_on_one_node(client))
+    staying, moving = _two_channels_on_one_node(client, names)
     move = move_of(client, moving)
     try:
         await listener.subscribe(staying)
@@ -149,13 +148,11 @@ async def test_a_join_refused_as_moved_goes_to_the_new_owner_and_the_link_stays(
         await asyncio.to_thread(move.undo)
 
 
-def _two_jobs_on_one_node(client: RedisCluster) -> tuple[str, str]:
-    jobs = jobs_on_each_primary(client, 9, "one-node")
-    node = client.get_node_from_key(jobs[0])
-    assert node is not None
-    return jobs[0], next(
-        job for job in jobs[1:] if getattr(client.get_node_from_key(job), "name", "") == node.name
-    )
+def _two_channels_on_one_node(client: RedisCluster, names: Names) -> tuple[str, str]:
+    jobs = jobs_on_each_primary(client, names, 9, "one-node")
+    first, *others = (names.job_channel(job) for job in jobs)
+    node = owner_of(client, first)
+    return first, next(channel for channel in others if owner_of(client, channel) == node)
 
 
 async def test_a_stream_whose_slot_moves_mid_stream_gets_every_event_once_and_in_order(
@@ -163,7 +160,7 @@ async def test_a_stream_whose_slot_moves_mid_stream_gets_every_event_once_and_in
 ) -> None:
     fanout = EventFanout(client, names, "test", timeout_s=5.0)
     await fanout.start()
-    moving_job, still_job = jobs_on_each_primary(client, 2, "migration")
+    moving_job, still_job = jobs_on_each_primary(client, names, 2, "migration")
     moving, still = Collector(), Collector()
     move = move_of(client, names.job_channel(moving_job))
     publish_moving = Publisher(client, names, moving_job)

@@ -93,18 +93,23 @@ def job_with_tag(tag: str) -> str:
     return f"{{{tag}}}.job"
 
 
-def jobs_on_each_primary(client: RedisCluster, count: int, label: str) -> list[str]:
+def jobs_on_each_primary(client: RedisCluster, names: Names, count: int, label: str) -> list[str]:
     """``count`` job ids, their channels spread round the primaries."""
-    names_by_node: dict[str, list[str]] = {node.name: [] for node in client.get_primaries()}
+    jobs_by_node: dict[str, list[str]] = {node.name: [] for node in client.get_primaries()}
     index = 0
-    while min(map(len, names_by_node.values())) < count // len(names_by_node) + 1:
+    while min(map(len, jobs_by_node.values())) < count // len(jobs_by_node) + 1:
         job = job_with_tag(f"{label}-{index}")
         index += 1
-        node = client.get_node_from_key(job)
-        assert node is not None
-        names_by_node[node.name].append(job)
-    spread = [job for jobs in zip(*names_by_node.values(), strict=False) for job in jobs]
+        jobs_by_node[owner_of(client, names.job_channel(job))].append(job)
+    spread = [job for jobs in zip(*jobs_by_node.values(), strict=False) for job in jobs]
     return spread[:count]
+
+
+def owner_of(client: RedisCluster, key: str) -> str:
+    """The node that serves ``key``'s slot, as the client's map has it."""
+    node = client.get_node_from_key(key)
+    assert node is not None
+    return node.name
 
 
 class Publisher:
