@@ -229,15 +229,18 @@ class EventFanout:
         # Held since: no stream of the channel has queued anything meanwhile.
         after = min(subscriber.queued_seq for subscriber in subscribers)
         logged: list[Event] = []
-        while True:
-            self._recovering[channel] = False
-            try:
-                logged = await replay_log.read_after(self._redis, self._names, job_id, after)
-            except Exception as e:
-                # Whatever failed, the streams are released: held, they would hang.
-                log.warning("fanout.backfill_failed", job_id=job_id, error=str(e))
-            if not self._recovering[channel]:
-                break
-        del self._recovering[channel]
+        try:
+            while True:
+                self._recovering[channel] = False
+                try:
+                    logged = await replay_log.read_after(self._redis, self._names, job_id, after)
+                except Exception as e:
+                    # Whatever failed, the streams are released: held, they would hang.
+                    log.warning("fanout.backfill_failed", job_id=job_id, error=str(e))
+                if not self._recovering[channel]:
+                    break
+        finally:
+            # Otherwise the channel's next recovery would wait for this one for good.
+            del self._recovering[channel]
         for subscriber in subscribers:
             subscriber.release_live(logged)

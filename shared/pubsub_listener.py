@@ -5,11 +5,10 @@ The listener owns its connection and every connect: nothing else can reconnect i
 back (redis-py's ``PubSub`` retries a command by reconnecting, which here would leave the
 listener reading a link it did not subscribe). Each connection is a new one (``connect``: with
 the client's pool settings, or a cluster node's), so whatever still holds a lost one cannot
-touch the next. Channels are joined
-and left in batches (``shared.pubsub_subscriptions``), and a caller can wait for Redis to
-confirm one. Each message goes to its owner's callback, read straight off the connection:
-``PubSub.get_message`` wraps each read in a health check, a retry wrapper and a metrics hook
-and builds a dict, most of a gateway's cost of reading a message.
+touch the next. Channels are joined and left in batches (``shared.pubsub_subscriptions``), and
+a caller can wait for Redis to confirm one. Each message goes to its owner's callback, read
+straight off the connection: ``PubSub.get_message`` wraps each read in a health check, a retry
+wrapper and a metrics hook and builds a dict, most of a gateway's cost of reading a message.
 
 A link that dies without a word (a host gone, a partition) is found out by a ping: after
 ``LIVENESS_S`` with no reply the listener pings, and a pong as late means the link is dead.
