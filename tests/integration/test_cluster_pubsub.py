@@ -1,7 +1,8 @@
 """Sharded pub/sub on a real Redis Cluster (3 primaries, 3 replicas, started for this module):
 one link per node that holds channels, each closed with its last channel; a join that meets
 MOVED goes to the slot's new owner and costs the link nothing; a stream whose slot is moved
-mid-stream gets every event once and in order, and only its channel is backfilled; the worker
+mid-stream gets every event once and in order, and only its channel is backfilled, as a link
+that is cut backfills only its own node's streams; the worker
 hears cancels on the sharded cancel channel, and counts a job's audience on the node that owns
 its slot even when its own slot map is stale.
 
@@ -193,6 +194,44 @@ async def test_a_stream_whose_slot_moves_mid_stream_gets_every_event_once_and_in
     finally:
         await fanout.close()
         await asyncio.to_thread(move.undo)
+
+
+async def test_a_link_cut_comes_back_and_backfills_only_its_node_streams(
+    cluster: LocalRedisCluster, client: RedisCluster, names: Names
+) -> None:
+    fanout = EventFanout(client, names, "test", timeout_s=5.0)
+    await fanout.start()
+    # Two streams on the node whose link is cut (each resubscribed with a command of its own
+    # slot), one elsewhere.
+    jobs = jobs_on_each_primary(client, names, 9, "cut")
+    node_of = {job: owner_of(client, names.job_channel(job)) for job in jobs}
+    cut_node = node_of[jobs[0]]
+    on_cut = [job for job in jobs if node_of[job] == cut_node][:2]
+    elsewhere = next(job for job in jobs if node_of[job] != cut_node)
+    streams = {job: Collector() for job in [*on_cut, elsewhere]}
+    publishers = {job: Publisher(client, names, job) for job in streams}
+    try:
+        for job, stream in streams.items():
+            await fanout.subscribe(job, stream)
+        for publisher in publishers.values():
+            await publisher.publish(5)
+        with server_of(cluster, cut_node).client() as admin:
+            assert admin.client_kill_filter(_type="pubsub") == 1
+        # Published while the link is away (it waits half a second before reconnecting).
+        for publisher in publishers.values():
+            await publisher.publish(5)
+        await until(
+            lambda: all(stream.queued_seq >= 10 for stream in streams.values()), "caught up"
+        )
+        for publisher in publishers.values():
+            await publisher.publish(5)
+        await until(lambda: all(stream.queued_seq >= 15 for stream in streams.values()), "went on")
+        for stream in streams.values():
+            assert stream.seqs == list(range(1, 16))
+        assert [streams[job].holds for job in on_cut] == [1, 1]
+        assert streams[elsewhere].holds == 0
+    finally:
+        await fanout.close()
 
 
 async def test_a_cancel_spublished_on_the_cluster_stops_the_job(
