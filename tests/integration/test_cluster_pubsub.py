@@ -2,9 +2,9 @@
 one link per node that holds channels, each closed with its last channel; a join that meets
 MOVED goes to the slot's new owner and costs the link nothing; a stream whose slot is moved
 mid-stream gets every event once and in order, and only its channel is backfilled, as a link
-that is cut backfills only its own node's streams; the worker
-hears cancels on the sharded cancel channel, and counts a job's audience on the node that owns
-its slot even when its own slot map is stale.
+that is cut backfills only its own node's streams; the worker hears cancels on the sharded
+cancel channel, and counts a job's audience on the node that owns its slot even when its own
+slot map is stale.
 
 Every test leaves the cluster as it found it (a moved slot is moved back)."""
 
