@@ -12,15 +12,14 @@ from pathlib import Path
 import pytest
 
 from gateway.fanout import EventFanout
-from launcher.local_redis import LocalRedisCluster
-from shared.names import Names
+from launcher.local_redis import LocalRedisCluster, running
 from tests.support.redis_cluster import (
     Collector,
     Publisher,
     cluster_client,
+    cluster_names,
     jobs_on_each_primary,
     pubsub_links,
-    running_cluster,
     server_of,
     until,
 )
@@ -32,7 +31,8 @@ AFTER_KILL = 20
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalRedisCluster]:
     """A cluster of its own: the test kills one of its primaries."""
-    with running_cluster(tmp_path / "redis-cluster") as started:
+    started = LocalRedisCluster(tmp_path / "redis-cluster")
+    with running(started):
         yield started
 
 
@@ -40,7 +40,7 @@ def cluster(tmp_path: Path) -> Iterator[LocalRedisCluster]:
 async def test_streams_on_a_killed_primary_go_on_from_its_replica_with_no_gap(
     cluster: LocalRedisCluster, namespace: str
 ) -> None:
-    names = Names(namespace)
+    names = cluster_names(cluster, namespace)
     client = cluster_client(cluster, namespace)
     await client.initialize()
     fanout = EventFanout(client, names, "test", timeout_s=5.0)

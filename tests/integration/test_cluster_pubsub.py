@@ -18,19 +18,19 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 
 from gateway.fanout import EventFanout
-from launcher.local_redis import LocalRedisCluster
+from launcher.local_redis import LocalRedisCluster, running
 from shared.names import Names
 from shared.shard_listener import ShardedListener
 from tests.support.redis_cluster import (
     Collector,
     Publisher,
     cluster_client,
-    job_with_tag,
+    cluster_names,
     jobs_on_each_primary,
     move_of,
     owner_of,
     pubsub_links,
-    running_cluster,
+    scoped_job,
     server_of,
     until,
 )
@@ -40,7 +40,8 @@ from worker.cancellation import CancelSignals, count_watchers
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
     """Starting a cluster takes seconds: the module shares one."""
-    with running_cluster(tmp_path_factory.mktemp("redis-cluster")) as started:
+    started = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    with running(started):
         yield started
 
 
@@ -53,8 +54,8 @@ async def client(cluster: LocalRedisCluster, namespace: str) -> AsyncIterator[Re
 
 
 @pytest.fixture
-def names(namespace: str) -> Names:
-    return Names(namespace)
+def names(cluster: LocalRedisCluster, namespace: str) -> Names:
+    return cluster_names(cluster, namespace)
 
 
 @pytest.fixture
@@ -255,7 +256,7 @@ async def test_a_job_is_abandoned_only_once_no_gateway_watches_it(
     listener = owner.listener
     await signals.start()
     try:
-        watched, alone = job_with_tag("watched"), job_with_tag("alone")
+        watched, alone = scoped_job("watched"), scoped_job("alone")
         await listener.subscribe(names.job_channel(watched))
         watched_cancellation, alone_cancellation = signals.watch(watched), signals.watch(alone)
         watches = [
@@ -278,7 +279,7 @@ async def test_the_audience_is_counted_on_the_slot_owner_even_by_a_client_with_a
     listener = owner.listener
     worker = cluster_client(cluster, names.namespace)
     await worker.initialize()
-    channel = names.job_channel(job_with_tag("audience"))
+    channel = names.job_channel(scoped_job("audience"))
     move = move_of(client, channel)
     try:
         assert await count_watchers(worker, channel) == 0

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 
 from redis import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -20,7 +18,7 @@ from shared import replay_log
 from shared.events import Event, encode_event
 from shared.names import Names
 from shared.redis_client import connect_redis
-from shared.settings import ConnectionSettings
+from tests.conftest import cluster_connections
 
 # What a worker's append does on a cluster, in one step on the job's slot: the event into the
 # replay log (its format: entry id = seq, field EVENT_FIELD), then onto the job's sharded channel.
@@ -30,19 +28,9 @@ redis.call('SPUBLISH', KEYS[2], ARGV[3])
 """
 
 
-@contextmanager
-def running_cluster(directory: Path) -> Iterator[LocalRedisCluster]:
-    cluster = LocalRedisCluster(directory)
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-def cluster_connections(cluster: LocalRedisCluster, namespace: str) -> ConnectionSettings:
-    nodes = tuple((server.address.split(":")[0], server.port) for server in cluster.servers)
-    return ConnectionSettings(cluster_nodes=nodes, namespace=namespace, connect_timeout_s=1.0)
+def cluster_names(cluster: LocalRedisCluster, namespace: str) -> Names:
+    """The names chatstream uses on ``cluster`` (hash-tagged)."""
+    return cluster_connections(cluster, namespace).names
 
 
 def cluster_client(cluster: LocalRedisCluster, namespace: str) -> RedisCluster:
@@ -54,18 +42,6 @@ def cluster_client(cluster: LocalRedisCluster, namespace: str) -> RedisCluster:
 
 def server_of(cluster: LocalRedisCluster, node_name: str) -> RedisProcess:
     return next(server for server in cluster.servers if server.address == node_name)
-
-
-def primaries(cluster: LocalRedisCluster) -> list[RedisProcess]:
-    """The servers that are primaries now (a failover changes which)."""
-    found = []
-    for server in cluster.servers:
-        if server.process is None:
-            continue
-        with server.client() as client:
-            if client.info("replication")["role"] == "master":
-                found.append(server)
-    return found
 
 
 def pubsub_links(server: RedisProcess) -> int:
@@ -87,10 +63,10 @@ async def until(check: Callable[[], object], what: str, timeout_s: float = 15.0)
     raise AssertionError(f"never {what}")
 
 
-def job_with_tag(tag: str) -> str:
-    """A job id whose keys and channel share the slot of ``tag``, whether or not the names
-    add a hash tag of their own."""
-    return f"{{{tag}}}.job"
+def scoped_job(session: str) -> str:
+    """A job id as the gateway makes them, scoped to ``session``: on a cluster its keys and
+    channel share the session's slot."""
+    return f"{session}.job"
 
 
 def jobs_on_each_primary(client: RedisCluster, names: Names, count: int, label: str) -> list[str]:
@@ -98,7 +74,7 @@ def jobs_on_each_primary(client: RedisCluster, names: Names, count: int, label: 
     jobs_by_node: dict[str, list[str]] = {node.name: [] for node in client.get_primaries()}
     index = 0
     while min(map(len, jobs_by_node.values())) < count // len(jobs_by_node) + 1:
-        job = job_with_tag(f"{label}-{index}")
+        job = scoped_job(f"{label}-{index}")
         index += 1
         jobs_by_node[owner_of(client, names.job_channel(job))].append(job)
     spread = [job for jobs in zip(*jobs_by_node.values(), strict=False) for job in jobs]
