@@ -14,6 +14,8 @@ from aio_pika import RobustConnection
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from redis.asyncio import Connection
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import AbstractConnection
 from redis.connection import HiredisRespSerializer
 from redis.typing import EncodableT
 from yarl import URL
@@ -43,6 +45,35 @@ class HiredisPackingConnection(Connection):
         # redis-py annotates each of pack's arguments as a list; they are a command's arguments.
         packed: list[bytes] = self._hiredis_packer.pack(*args)  # type: ignore[arg-type]
         return packed
+
+
+# ---------------------------------------------------------------------------------------------
+# redis-py: a cluster node's own connection, and the cluster client's slot map read again.
+#
+# The sharded pub/sub listener (shared/shard_listener.py) keeps one connection per node of its
+# own, outside the node's pool (a pooled connection may be handed to any command), made with the
+# settings the cluster client gives its connections to that node. When one of its channels loses
+# its home (a slot moved, a failover), it has the client read the slot map again rather than
+# wait for one of the client's own commands to meet MOVED. It relies on (redis-py 8.1):
+#
+# - ``ClusterNode.connection_class`` and ``ClusterNode.connection_kwargs``: the class and the
+#   arguments (host, port, password, timeouts, protocol, TLS) of the node's connections;
+# - ``RedisCluster.nodes_manager.initialize()``: asks a node that answers for ``CLUSTER SLOTS``
+#   and replaces the map that ``get_node_from_key`` reads. ``RedisCluster.initialize()``, the
+#   public one, does that once in the client's life.
+#
+# The alternative, redis-py's ``ClusterPubSub``, says why it is not used in shard_listener.py.
+# ---------------------------------------------------------------------------------------------
+
+
+def cluster_node_connection(node: ClusterNode) -> AbstractConnection:
+    """A new connection to ``node``, with its cluster client's settings for it."""
+    return node.connection_class(**node.connection_kwargs)
+
+
+async def refresh_slot_map(cluster: RedisCluster) -> None:
+    """Read the cluster's slot map again, from whichever node answers first."""
+    await cluster.nodes_manager.initialize()
 
 
 # ---------------------------------------------------------------------------------------------

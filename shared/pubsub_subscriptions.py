@@ -2,10 +2,11 @@
 wants, which Redis was asked to subscribe on the current connection, what is queued to send,
 and who waits for Redis to confirm a channel.
 
-Joins and leaves are queued and taken as one batch (one UNSUBSCRIBE, then one SUBSCRIBE), so
-that many streams opening in one turn of the event loop share a command. Batches are sent in
-the order taken, so a leave and a rejoin of one channel reach Redis in order; Redis confirms
-each channel of a SUBSCRIBE in order, and the confirmations are matched oldest first.
+Joins and leaves are queued and taken as one batch (one UNSUBSCRIBE, then one SUBSCRIBE; on a
+cluster, one of each per slot), so that many streams opening in one turn of the event loop share
+a write. Batches are sent in the order taken, so a leave and a rejoin of one channel reach Redis
+in order; Redis confirms each channel of a SUBSCRIBE in order, and the confirmations are matched
+oldest first.
 """
 
 from __future__ import annotations
@@ -97,6 +98,20 @@ class Subscriptions:
             self._asked.discard(channel)
             # The newest: the batch's own, the only one of the channel's not sent.
             self._settle(channel, confirmed=False)
+
+    def forget(self, channels: list[str]) -> None:
+        """Redis holds ``channels`` no more on this connection, and will not (on a cluster,
+        their slot has moved to another node): they are no longer wanted here, nothing is sent
+        for them, and whoever waits for them is told they were not taken."""
+        for channel in channels:
+            self.wanted.discard(channel)
+            self._asked.discard(channel)
+            for future in self._confirmations.pop(channel, ()):
+                if not future.done():
+                    future.set_result(False)
+            queued = self._queued.pop(channel, None)
+            if queued is not None and not queued.done():
+                queued.set_result(False)
 
     def link_lost(self) -> None:
         """The connection is gone, or could not be made: every confirmation pending or queued

@@ -22,7 +22,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from redis.asyncio import Redis
 
 from bench.purge import purge_namespace as purge
 from gateway.app import create_app
@@ -31,7 +30,7 @@ from launcher.local_redis import LocalRedisCluster, running
 from shared import tracing
 from shared.amqp import AmqpJobQueue
 from shared.names import Names
-from shared.redis_client import connect_redis
+from shared.redis_client import RedisClient, connect_redis
 from shared.settings import ConnectionSettings, EventLogSettings, GatewaySettings, WorkerSettings
 from worker.worker import Worker
 
@@ -193,11 +192,11 @@ def start_gateway(aiohttp_client: Any) -> GatewayFactory:
 @pytest.fixture
 async def start_worker() -> AsyncIterator[WorkerFactory]:
     """Start real workers (Redis + RabbitMQ) in this process; all are closed after the test."""
-    started: list[tuple[Worker, Redis]] = []
+    started: list[tuple[Worker, RedisClient]] = []
 
     async def start(connections: ConnectionSettings, **overrides: Any) -> Worker:
         settings = worker_settings(connections, **overrides)
-        assert connections.redis_url is not None and connections.amqp_url is not None
+        assert connections.has_redis and connections.amqp_url is not None
         redis = connect_redis(connections)
         queue = AmqpJobQueue(connections.amqp_url, connections.names, timeout_s=2.0)
         queue.start()

@@ -1,29 +1,33 @@
 """Knowing when to stop a job: a cancel request from any gateway, or no client left watching.
 
 A cancel sets the job's flag and is broadcast on the workers' cancel channel. Each worker process
-listens to that channel (a :class:`~shared.pubsub_listener.PubSubListener`) and cancels the job
+listens to that channel (a :class:`~shared.pubsub_listener.PubSubListener`; on a cluster a
+:class:`~shared.shard_listener.ShardedListener`, the channel being sharded) and cancels the job
 if it runs it. A job cancelled before a worker took it is caught by its flag, read in the round
 trip of the job's first event (not one of its own ahead of it): the pipeline's first
 checkpoint, and the choice of the job's finish reason, wait for it (:meth:`Cancellation.known`).
 Each time the listener is live again after an outage, the flags of the jobs running are read,
 for the cancels broadcast while it could not hear them. A job nobody watches any more (no
 gateway subscribed to its channel, so ``PUBSUB NUMSUB`` is zero) for the disconnect grace period
-is cancelled too: that works across gateways and survives a gateway crash.
+is cancelled too: that works across gateways and survives a gateway crash. On a cluster the
+count is ``PUBSUB SHARDNUMSUB``, asked of the node that owns the channel's slot.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 from shared.logging import get_logger
 from shared.names import Names
-from shared.pubsub_listener import RETRY_S, PubSubListener
-from shared.redis_client import RedisClient, RedisPipeline, as_text
+from shared.pubsub_listener import RETRY_S
+from shared.redis_client import RedisClient, RedisPipeline, as_text, is_cluster
+from shared.shard_listener import listener_for
 from shared.tasks import cancel_and_wait
 
 log = get_logger(__name__)
@@ -101,7 +105,7 @@ class CancelSignals:
         self._names = names
         self._grace_s = disconnect_grace_s
         self._watched: dict[str, Cancellation] = {}
-        self._listener = PubSubListener(
+        self._listener = listener_for(
             redis,
             channels=[names.cancel_channel],
             on_message=self._on_cancel,
@@ -152,8 +156,8 @@ class CancelSignals:
         alone_since: float | None = None
         while not cancellation.requested:
             try:
-                [(_, watchers)] = await self._redis.pubsub_numsub(channel)
-            except RedisError:
+                watchers = await count_watchers(self._redis, channel)
+            except (RedisError, RedisClusterException):
                 # An outage is not an abandonment.
                 await asyncio.sleep(self._poll_s)
                 continue
@@ -171,7 +175,7 @@ class CancelSignals:
         if cancellation is not None:
             cancellation.cancel(REASON_REQUESTED)
 
-    def _go_live(self) -> None:
+    def _go_live(self, _channels: Collection[str]) -> None:
         # A read still retrying from an earlier outage reads an older list of jobs.
         if self._reading_flags is not None:
             self._reading_flags.cancel()
@@ -204,3 +208,29 @@ class CancelSignals:
                 cancellation.cancel(REASON_REQUESTED)
                 cancelled += 1
         return cancelled
+
+
+async def count_watchers(redis: RedisClient, channel: str) -> int:
+    """How many gateways are subscribed to a job's ``channel``."""
+    if is_cluster(redis):
+        return await _count_shard_watchers(redis, channel)
+    [(_, watchers)] = await redis.pubsub_numsub(channel)
+    return int(watchers)
+
+
+async def _count_shard_watchers(cluster: RedisCluster, channel: str) -> int:
+    """The count for a sharded channel, asked of its slot's owner: any other node counts 0. A
+    0 is asked again after a keyed read of the slot (the channel's own name: no key, the same
+    slot): if the slot has moved, the read meets MOVED and the client's slot map follows it, so
+    that a stale map never makes a watched job look abandoned."""
+    watchers = await _ask_owner(cluster, channel)
+    if watchers:
+        return watchers
+    await cluster.exists(channel)
+    return await _ask_owner(cluster, channel)
+
+
+async def _ask_owner(cluster: RedisCluster, channel: str) -> int:
+    owner = cluster.get_node_from_key(channel)
+    [(_, watchers)] = await cluster.pubsub_shardnumsub(channel, target_nodes=owner)
+    return int(watchers)

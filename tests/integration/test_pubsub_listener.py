@@ -6,7 +6,7 @@ that cannot be sent fails at once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -34,12 +34,12 @@ class Owner:
             raise RuntimeError("a bug in the owner")
         self.messages.put_nowait((channel, data))
 
-    def on_live(self) -> None:
+    def on_live(self, _channels: Collection[str]) -> None:
         self.lives.set()
 
     def listener(self, redis: Redis, *, channels: tuple[str, ...] = ()) -> PubSubListener:
         return PubSubListener(
-            redis,
+            redis.connection_pool.make_connection,
             channels=channels,
             on_message=self.on_message,
             on_live=self.on_live,

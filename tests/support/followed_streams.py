@@ -12,6 +12,9 @@ from tests.support.sse import SseMessage, iter_sse
 
 # Resumes a stream may need while a server changes hands.
 MAX_RESUMES = 50
+# How long a stream read through a failover may take: far above its few seconds of tokens and
+# a failover's few seconds, so that only a stream that hangs runs out.
+STREAM_TIMEOUT_S = 30
 
 
 async def read_numbered(
@@ -52,7 +55,7 @@ async def follow_to_end(
         resumed = await http.get(
             f"{url}/api/v1/streams/{job_id}",
             headers={**AUTH, "Last-Event-ID": str(last)},
-            timeout=aiohttp.ClientTimeout(total=30),
+            timeout=aiohttp.ClientTimeout(total=STREAM_TIMEOUT_S),
         )
         if resumed.status == 503:
             resumed.close()
@@ -80,7 +83,7 @@ async def post_chat(http: aiohttp.ClientSession, url: str, text: str) -> aiohttp
         f"{url}/api/v1/chat/stream",
         json={"text": text, "pipeline": "echo"},
         headers=AUTH,
-        timeout=aiohttp.ClientTimeout(total=10),
+        timeout=aiohttp.ClientTimeout(total=STREAM_TIMEOUT_S),
     )
 
 

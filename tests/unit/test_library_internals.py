@@ -3,7 +3,9 @@ changed a library's internals, and the section of that module it names must be r
 
 redis-py, commands packed by hiredis: the asyncio connection still packs through
 ``pack_command`` (alone and in a pipeline), and hiredis packs the bytes redis-py's own asyncio
-packer writes, for every kind of argument chatstream sends; bad arguments fail the same way."""
+packer writes, for every kind of argument chatstream sends; bad arguments fail the same way.
+
+redis-py, a cluster node's own connection and the slot map read again: see the end."""
 
 from __future__ import annotations
 
@@ -13,10 +15,15 @@ from typing import ClassVar
 
 import pytest
 from redis.asyncio import Connection, ConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import DataError
 from redis.typing import EncodableT
 
-from shared.library_internals import HiredisPackingConnection
+from shared.library_internals import (
+    HiredisPackingConnection,
+    cluster_node_connection,
+    refresh_slot_map,
+)
 from shared.redis_client import tcp_connection_class
 
 COMMANDS = [
@@ -123,3 +130,66 @@ async def test_the_asyncio_connection_packs_through_pack_command(sink: OkSink) -
     ]
     assert CountingConnection.packed == sent
     assert bytes(sink.received) == b"".join(python_packed(*command) for command in sent)
+
+
+# redis-py, a cluster node's own connection and the slot map read again: the node's connection
+# settings are the client's, and reading the map again follows what CLUSTER SLOTS now says.
+
+
+def test_a_cluster_node_connection_has_the_cluster_client_settings() -> None:
+    cluster = RedisCluster(
+        startup_nodes=[ClusterNode("127.0.0.1", 7000)],
+        protocol=2,
+        password="secret",
+        socket_timeout=3.0,
+    )
+    [node] = cluster.nodes_manager.startup_nodes.values()
+    connection = cluster_node_connection(node)
+    assert isinstance(connection, Connection)
+    assert (connection.host, connection.port) == ("127.0.0.1", 7000)
+    assert connection.password == "secret"
+    assert connection.protocol == 2
+    assert connection.socket_timeout == 3.0
+
+
+class SlotsSink(OkSink):
+    """A node that answers CLUSTER SLOTS with every slot on ``owner_port``, and +OK to the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.owner_port = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while header := await reader.readline():
+                words = []
+                for _ in range(int(header[1:])):
+                    length = await reader.readline()
+                    words.append((await reader.readexactly(int(length[1:]) + 2))[:-2])
+                if [word.upper() for word in words[:2]] == [b"CLUSTER", b"SLOTS"]:
+                    writer.write(
+                        b"*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:%d\r\n$2\r\nid\r\n"
+                        % self.owner_port
+                    )
+                else:
+                    writer.write(b"+OK\r\n")
+                await writer.drain()
+        finally:
+            writer.close()
+
+
+async def test_reading_the_slot_map_again_follows_what_cluster_slots_says_now() -> None:
+    sink = SlotsSink()
+    server = await asyncio.start_server(sink.serve, "127.0.0.1", 0)
+    sink.port = sink.owner_port = server.sockets[0].getsockname()[1]
+    async with server:
+        cluster = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", sink.port)], protocol=2)
+        try:
+            await cluster.nodes_manager.initialize()
+            assert getattr(cluster.get_node_from_key("key"), "port", None) == sink.port
+            # The slots move to another node (one that need not answer: only the map is read).
+            sink.owner_port = sink.port + 1
+            await refresh_slot_map(cluster)
+            assert getattr(cluster.get_node_from_key("key"), "port", None) == sink.port + 1
+        finally:
+            await cluster.aclose()

@@ -1,9 +1,12 @@
-"""The pub/sub listener's logic without a connection: its liveness verdict, and the bookkeeping
-of channels wanted, sent and confirmed."""
+"""The pub/sub listener's logic without a connection: its liveness verdict, the bookkeeping
+of channels wanted, sent and confirmed, and which reply answers which command."""
 
 from __future__ import annotations
 
+from redis.exceptions import ClusterDownError, MovedError
+
 from shared.pubsub_listener import Liveness, liveness
+from shared.pubsub_replies import PLAIN, PONG, SHARDED, InFlight, Sent, commands_for
 from shared.pubsub_subscriptions import Subscriptions
 
 
@@ -110,3 +113,59 @@ async def test_confirmations_are_matched_oldest_first() -> None:
     assert second is not None and not second.done()
     book.confirmed("a")
     assert second.result() is True
+
+
+async def test_a_forgotten_channel_is_neither_wanted_nor_sent_and_its_waiters_fail() -> None:
+    book = Subscriptions()
+    sent = book.want("a")
+    book.take_batch()
+    queued = book.want("b")
+    book.forget(["a", "b"])
+    assert sent is not None and sent.result() is False
+    assert queued is not None and queued.result() is False
+    assert book.wanted == set()
+    assert book.take_batch() == ([], [])
+    assert book.resubscribe() == []
+
+
+def test_joins_on_a_cluster_are_one_command_per_slot_and_a_resubscription_reports_once() -> None:
+    slots = {"a": 1, "b": 2, "c": 1}
+    commands = commands_for(SHARDED, ["a", "b", "c"], slots.__getitem__, reviving=True)
+    assert [(c.command, c.channels, c.slot) for c in commands] == [
+        ("SSUBSCRIBE", ["a", "c"], 1),
+        ("SSUBSCRIBE", ["b"], 2),
+    ]
+    assert [c.revival for c in commands] == [None, ["a", "b", "c"]]
+    [leave] = commands_for(PLAIN, ["a", "b"], None, leave=True)
+    assert (leave.command, leave.answer, leave.channels) == (
+        "UNSUBSCRIBE",
+        b"unsubscribe",
+        ["a", "b"],
+    )
+
+
+def test_replies_answer_the_oldest_command_in_order_and_a_push_answers_nothing() -> None:
+    in_flight = InFlight()
+    join, ping = Sent("SSUBSCRIBE", b"ssubscribe", ["a", "b"], slot=1), Sent("PING", PONG, [])
+    in_flight.sent(join)
+    in_flight.sent(ping)
+    # Redis dropped "c" unasked (its slot moved): no command in flight asked for it.
+    assert in_flight.answer(b"sunsubscribe", "c") is None
+    assert in_flight.answer(b"ssubscribe", "b") is None  # out of order: not the next answer
+    assert in_flight.answer(b"ssubscribe", "a") is join and not join.done
+    assert in_flight.answer(b"ssubscribe", "b") is join and join.done
+    assert in_flight.answer(PONG, None) is ping and ping.done
+    assert in_flight.answer(PONG, None) is None
+
+
+def test_an_error_refuses_the_oldest_command_unless_it_names_another_slot() -> None:
+    in_flight = InFlight()
+    first = Sent("SSUBSCRIBE", b"ssubscribe", ["a"], slot=1)
+    second = Sent("SSUBSCRIBE", b"ssubscribe", ["b"], slot=2)
+    in_flight.sent(first)
+    in_flight.sent(second)
+    assert in_flight.refuse(MovedError("1 127.0.0.1:7001")) is first
+    # The late MOVED of a leave whose reply a push was taken for: it belongs to no command.
+    assert in_flight.refuse(MovedError("7 127.0.0.1:7001")) is None
+    assert in_flight.refuse(ClusterDownError("CLUSTERDOWN the cluster is down")) is second
+    assert in_flight.refuse(ClusterDownError("CLUSTERDOWN")) is None
