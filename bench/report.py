@@ -198,12 +198,14 @@ def _cluster_lines(cluster: dict[str, Any]) -> list[str]:
             f"  cluster of {shards} shard(s), {_fmt(cluster['rate'])} ev/s: delivered ev/s "
             f"{_fmt(phase['delivered_events_per_s'])}, CPU-s per 1,000 events: gateway "
             f"{_fmt(phase['gateway_cpu_s_per_1000_events'])}, Redis (all shards) "
-            f"{_fmt(phase['redis_cpu_s_per_1000_events'])}"
+            f"{_fmt(phase['redis_cpu_s_per_1000_events'])}, Redis CPU-ms per write "
+            f"{_fmt(phase['redis_cpu_ms_per_write'])}"
         )
         lines.extend(
             f"    shard {address}: jobs {_fmt(shard['jobs'])}, events {_fmt(shard['events'])} "
             f"(share {_fmt(shard['events_share'])}, {_fmt(shard['events_per_write'])} a write), "
-            f"CPU-s per 1,000 of its events {_fmt(shard['cpu_s_per_1000_events'])}, idle: "
+            f"CPU-s per 1,000 of its events {_fmt(shard['cpu_s_per_1000_events'])}, CPU-ms per "
+            f"write {_fmt(shard['cpu_ms_per_write'])}, idle: "
             f"{_fmt(_ms(shard['idle_cpu_s_per_s']))} CPU-ms a second"
             for address, shard in phase["by_shard"].items()
         )

@@ -328,6 +328,8 @@ async def _cluster_phase(ctx: Context, cluster: LocalRedisCluster, streams: int)
             "events_per_write": _ratio(counts["events"], counts["writes"]),
             "cpu_s": cpu.get(address),
             "cpu_s_per_1000_events": _per_1000(cpu.get(address), counts["events"]),
+            # CPU-seconds per 1,000 writes: CPU-ms per write.
+            "cpu_ms_per_write": _per_1000(cpu.get(address), counts["writes"]),
             "idle_cpu_s_per_s": idle[address],
         }
         for address, counts in phase["publisher"]["shards"].items()
@@ -337,6 +339,9 @@ async def _cluster_phase(ctx: Context, cluster: LocalRedisCluster, streams: int)
         "delivered_events_per_s": _delivered_per_s(phase),
         # Redis works for each event published, delivered or not.
         "redis_cpu_s_per_1000_events": _per_1000(cpu.get("redis"), published),
+        "redis_cpu_ms_per_write": _per_1000(
+            cpu.get("redis"), sum(shard["writes"] for shard in by_shard.values())
+        ),
         "by_shard": by_shard,
     }
 
@@ -365,16 +370,17 @@ async def _cpu_s(redis: Redis) -> float:
 
 
 def _cluster_summary(results: dict[str, Any]) -> dict[str, Any]:
-    """1 shard against 3: all the shards' CPU per 1,000 events, and each one's share."""
-    return {
-        "redis_cpu_s_per_1000_events": {
-            shards: phase["redis_cpu_s_per_1000_events"] for shards, phase in results.items()
-        },
-        "events_share_by_shard": {
-            shards: [shard["events_share"] for shard in phase["by_shard"].values()]
-            for shards, phase in results.items()
-        },
+    """1 shard against 3: all the shards' CPU per 1,000 events and per write, and each one's
+    share of the events."""
+    summary = {
+        figure: {shards: phase[figure] for shards, phase in results.items()}
+        for figure in ("redis_cpu_s_per_1000_events", "redis_cpu_ms_per_write")
     }
+    summary["events_share_by_shard"] = {
+        shards: [shard["events_share"] for shard in phase["by_shard"].values()]
+        for shards, phase in results.items()
+    }
+    return summary
 
 
 def _ratio(part: int, whole: int) -> float | None:

@@ -142,6 +142,7 @@ def test_the_cluster_rows_give_each_shard_its_share_and_cost() -> None:
         "events_share": 0.334,
         "events_per_write": 1.2,
         "cpu_s_per_1000_events": 0.064,
+        "cpu_ms_per_write": 0.096,
         "idle_cpu_s_per_s": 0.0012,
     }
     phase = {
@@ -149,6 +150,7 @@ def test_the_cluster_rows_give_each_shard_its_share_and_cost() -> None:
         "delivered_events_per_s": 2_000,
         "gateway_cpu_s_per_1000_events": 0.065,
         "redis_cpu_s_per_1000_events": 0.065,
+        "redis_cpu_ms_per_write": 0.096,
         "by_shard": {"127.0.0.1:7001": shard},
     }
     result = _result(p99_ms=2.5, errors=0)
@@ -158,7 +160,7 @@ def test_the_cluster_rows_give_each_shard_its_share_and_cost() -> None:
     assert "cluster of 3 shard(s), 2,000 ev/s: delivered ev/s 2,000" in printed
     assert (
         "shard 127.0.0.1:7001: jobs 334, events 13,360 (share 0.334, 1.2 a write), CPU-s per "
-        "1,000 of its events 0.064, idle: 1.2 CPU-ms a second"
+        "1,000 of its events 0.064, CPU-ms per write 0.096, idle: 1.2 CPU-ms a second"
     ) in printed
     result["cluster_relay"] = {"error": "TimeoutError()"}
     assert "cluster of" not in table(result)

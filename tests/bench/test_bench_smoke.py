@@ -115,7 +115,8 @@ def check_cluster_relay(cluster: dict[str, Any], stdout: str) -> None:
         assert sum(shard["jobs"] for shard in by_shard) == 4
         assert sum(shard["events"] for shard in by_shard) == published
         for shard in by_shard:
-            assert {"cpu_s_per_1000_events", "events_share", "idle_cpu_s_per_s"} <= set(shard)
+            figures = {"cpu_s_per_1000_events", "cpu_ms_per_write", "idle_cpu_s_per_s"}
+            assert figures | {"events_share"} <= set(shard)
         assert f"cluster of {shards} shard(s), 4 streams" in stdout
     shares = cluster["summary"]["events_share_by_shard"]
     assert len(shares["1"]) == 1 and len(shares["3"]) == 3
