@@ -83,7 +83,7 @@ test-tools:
 unit: install
 	$(PY) -m pytest -m "not real and not process" $(PYTEST_ARGS)
 
-## make bench: the benchmark (about five minutes): bench-results/<timestamp>.json, a PNG, a table.
+## make bench: the benchmark (about six minutes): bench-results/<timestamp>.json, a PNG, a table.
 # nginx with nchan for the peer row, when missing and installable (bench/install-nchan.sh).
 bench: install
 	$(UV) sync --frozen --group bench

@@ -1,4 +1,4 @@
-"""How big each measurement is: ``full`` for ``make bench`` (about five minutes on two cores),
+"""How big each measurement is: ``full`` for ``make bench`` (about six minutes on two cores),
 ``smoke`` for the test that keeps the harness from rotting (a few streams, a second or two)."""
 
 from __future__ import annotations
