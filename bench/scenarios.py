@@ -695,16 +695,22 @@ async def _echo_phase(
                 timeout_s=READY_TIMEOUT_S,
             ),
         )
+        # The phase's jobs run from the streams' opening to their end: what the processes spend
+        # meanwhile is the cost of these events (each token its own round trip, as a model's
+        # tokens are, spread by the echo delay).
+        before = usage.cpu_seconds(stack.pids())
         await client.start()
         try:
             ready = await client.read(READY_TIMEOUT_S)
             received = await client.read(READY_TIMEOUT_S)
         finally:
             await client.close()
+        cpu = usage.cpu_delta(before, usage.cpu_seconds(stack.pids()))
         probe.tell("stop")
         probed = await probe.read(READY_TIMEOUT_S)
     finally:
         await probe.close()
+    events = probed["received"]
     at_redis: dict[str, int] = probed.pop("arrivals")
     at_client: dict[str, int] = received.pop("arrivals")
     latencies = [t - at_redis[key] for key, t in at_client.items() if key in at_redis]
@@ -714,8 +720,14 @@ async def _echo_phase(
         "token_delay_ms": round(delay_s * 1000),
         "open": ready,
         "client": received,
-        "probe_received": probed["received"],
+        "probe_received": events,
         "latency": summarize_ns(latencies),
+        "cpu_s": cpu,
+        **{
+            f"{part}_cpu_s_per_1000_events": round(spent / events * 1000, 4)
+            for part, spent in (cpu or {}).items()
+            if events
+        },
     }
 
 

@@ -378,6 +378,10 @@ class PubSubListener:
                 # the link to the next check.
                 commands.append(Sent("PING", PONG, []))
             if error := await self._send(link, commands):
+                if self._closed:
+                    # Closed meanwhile (a cluster link with no channel left): closing the
+                    # connection leaves every channel, so nothing failed.
+                    return
                 # A broken link: the next connection subscribes only what is wanted.
                 if leaves:
                     self._log.warning(

@@ -15,13 +15,13 @@ import pytest
 
 from launcher.local_redis import LocalRedisCluster
 from tests.conftest import cluster_connections
-from tests.support.cluster_topology import move_slot, owner_of, primaries, slot_of
 from tests.support.followed_streams import (
     assert_outage_survived,
     read_numbered,
     start_chat,
 )
 from tests.support.processes import ProcessGroup, chat_processes
+from tests.support.redis_cluster import SlotMove, cluster_client, owner_of, server_of
 
 TEXT = " ".join(f"word{i}" for i in range(40))
 STREAMS = 6
@@ -57,12 +57,14 @@ async def test_streams_complete_when_a_primary_with_live_jobs_dies(
     gateway = await processes.gateway(CONNECT_TIMEOUT_S="0.5")
     await processes.worker(ECHO_TOKEN_DELAY_MS="60")
     names = processes.connections.names
+    admin = cluster_client(cluster, names.namespace)
     async with aiohttp.ClientSession() as http:
         opened = [await start_chat(http, gateway.url, TEXT) for _ in range(STREAMS)]
         firsts = [await read_numbered(response, until_seq=8) for _, response in opened]
-        victim = owner_of(cluster, slot_of(names.job_channel(opened[0][0])))
-        victim.kill()
+        await admin.initialize()
+        server_of(cluster, owner_of(admin, names.job_channel(opened[0][0]))).kill()
         await assert_outage_survived(http, gateway.url, opened, firsts, TEXT)
+    await admin.aclose()
 
 
 async def test_a_live_jobs_slot_moves_to_another_primary_mid_stream(
@@ -74,15 +76,18 @@ async def test_a_live_jobs_slot_moves_to_another_primary_mid_stream(
     gateway = await processes.gateway()
     await processes.worker(ECHO_TOKEN_DELAY_MS="60")
     names = processes.connections.names
+    admin = cluster_client(cluster, names.namespace)
     async with aiohttp.ClientSession() as http:
         job_id, response = await start_chat(http, gateway.url, TEXT)
         first = await read_numbered(response, until_seq=8)
-        slot = slot_of(names.job_channel(job_id))
-        source = owner_of(cluster, slot)
-        target = next(p for p in primaries(cluster) if p is not source)
-        await asyncio.to_thread(move_slot, cluster, slot, target)
-        assert owner_of(cluster, slot) is target
+        await admin.initialize()
+        channel = names.job_channel(job_id)
+        source = owner_of(admin, channel)
+        primaries = [node.name for node in admin.get_primaries()]
+        target = next(name for name in primaries if name != source)
+        await asyncio.to_thread(SlotMove(admin.keyslot(channel), source, target, primaries).run)
         rest = await read_numbered(response)
+    await admin.aclose()
     seen = first + rest
     assert [m.type for m in seen][-1] == "end", [m.type for m in seen]
     assert "reset" not in [m.type for m in seen]

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Collection, Iterator
 
 import pytest
 from redis.asyncio.cluster import RedisCluster
+from structlog.testing import capture_logs
 
 from gateway.fanout import EventFanout
 from launcher.local_redis import LocalRedisCluster, running
@@ -108,17 +109,20 @@ async def test_one_link_per_node_holding_channels_each_closed_with_its_last_chan
     assert heard == {(channel.encode(), channel.encode()) for channel in channels}
 
     (first, leaving), *staying = by_node.items()
-    for channel in leaving:
-        listener.unsubscribe(channel)
-    await until(lambda: pubsub_links(server_of(cluster, first)) == 0, "closed the link")
-    for node_name, _ in staying:
-        assert pubsub_links(server_of(cluster, node_name)) == 1
-    for _, rest in staying:
-        for channel in rest:
+    with capture_logs() as logs:
+        for channel in leaving:
             listener.unsubscribe(channel)
-    servers = [server_of(cluster, node_name) for node_name in by_node]
-    await until(lambda: all(pubsub_links(server) == 0 for server in servers), "closed")
+        await until(lambda: pubsub_links(server_of(cluster, first)) == 0, "closed the link")
+        for node_name, _ in staying:
+            assert pubsub_links(server_of(cluster, node_name)) == 1
+        for _, rest in staying:
+            for channel in rest:
+                listener.unsubscribe(channel)
+        servers = [server_of(cluster, node_name) for node_name in by_node]
+        await until(lambda: all(pubsub_links(server) == 0 for server in servers), "closed")
     assert listener.linked_nodes == set()
+    # A link closed with its last channel fails nothing: no warning per stream that ends.
+    assert [line for line in logs if line["log_level"] != "info"] == []
 
 
 async def test_a_join_refused_as_moved_goes_to_the_new_owner_and_the_link_stays(
