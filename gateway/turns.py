@@ -36,7 +36,7 @@ from gateway.guarded_writes import Guard, SessionEntry, Verdict, write_if_allowe
 from gateway.limits import RateHit
 from gateway.relay import SSE_ENCODING, Encoding, StreamRequest, stream_job
 from shared import events, sse, tracing
-from shared.ids import new_scoped_id
+from shared.ids import new_job_id, new_scoped_id
 from shared.job import Job
 from shared.jobqueue import QueueUnavailableError
 from shared.logging import get_logger
@@ -234,7 +234,7 @@ def stream_turn(request: web.Request, turn: Turn) -> Awaitable[web.StreamRespons
 def _build_job(request: web.Request, session_id: str, asked: TurnRequest) -> Job:
     settings = request.app[appkeys.SETTINGS]
     return Job(
-        job_id=new_scoped_id(session_id),
+        job_id=new_job_id(session_id, in_session_slot=settings.connections.names.hash_tags),
         session_id=session_id,
         message_id=new_scoped_id(session_id),
         user_id=user_of(request),

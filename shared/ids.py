@@ -27,6 +27,15 @@ def new_scoped_id(session_id: str) -> str:
     return f"{session_id}{SCOPE_SEPARATOR}{uuid.uuid4().hex}"
 
 
+def new_job_id(session_id: str, *, in_session_slot: bool) -> str:
+    """A new job's id: scoped to ``session_id`` where its keys must share the session's slot
+    (a Redis Cluster), else a plain UUID, half as long. Each of the job's events carries the id
+    twice on its way to the gateway (its channel and the event) and once in its replay log,
+    where the scoped id costs a third more memory (docs/redis-cluster.md); a job lives only as
+    long as its replay log, so no stored data depends on the choice."""
+    return new_scoped_id(session_id) if in_session_slot else new_id()
+
+
 def normalize_session_id(value: object) -> str:
     """A client-chosen session id as stored: digits (a JSON number or a string of at most 20
     digits) or a UUID, lowercased. Anything else raises ValueError."""

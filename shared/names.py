@@ -5,10 +5,10 @@ isolates itself by choosing its own.
 
 On a Redis Cluster (``hash_tags``) each Redis name carries a hash tag, so that what one script or
 transaction touches together lies in one slot (docs/redis-cluster.md): a session's keys, its
-messages' and its jobs' are tagged with the session's id, which server-made job and message ids
-start with (:func:`shared.ids.new_scoped_id`); a user's keys with the user's id; a collection's
-with its name. One Redis keeps the names untagged, as they always were, so that an upgrade finds
-every key where it left it.
+messages' and its jobs' are tagged with the session's id, which server-made message ids, and
+job ids on a cluster, start with (:mod:`shared.ids`); a user's keys with the user's id; a
+collection's with its name. One Redis keeps the names untagged, as they always were, so that an
+upgrade finds every key where it left it.
 """
 
 from __future__ import annotations

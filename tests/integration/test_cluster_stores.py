@@ -15,7 +15,7 @@ from gateway.guarded_writes import Guard, SessionEntry, Verdict, write_if_allowe
 from gateway.stalls import StallBreaker
 from launcher.local_redis import LocalRedisCluster
 from shared import events, redis_scripts, replay_log
-from shared.ids import new_scoped_id
+from shared.ids import new_job_id, new_scoped_id
 from shared.messages import STATUS_COMPLETE, STATUS_ERROR, MessageStore, StoredTurn
 from shared.names import Names
 from shared.redis_client import RedisPipeline, connect_redis, is_cluster
@@ -59,7 +59,7 @@ async def store_turn(
     turn = StoredTurn(
         session_id=session_id,
         user_id=user_id,
-        job_id=new_scoped_id(session_id),
+        job_id=new_job_id(session_id, in_session_slot=True),
         user_message_id=new_scoped_id(session_id),
         assistant_message_id=new_scoped_id(session_id),
         text="hello",
@@ -145,7 +145,7 @@ async def test_events_land_in_the_log_and_go_out_on_the_shard(
     cluster: tuple[RedisCluster, Names],
 ) -> None:
     redis, names = cluster
-    job_id = new_scoped_id("99")
+    job_id = new_job_id("99", in_session_slot=True)
     pubsub = redis.pubsub()
     await pubsub.ssubscribe(names.job_channel(job_id))
     try:
@@ -177,7 +177,7 @@ async def test_a_cancel_sets_the_flag_and_reaches_the_workers_shard(
     cluster: tuple[RedisCluster, Names],
 ) -> None:
     redis, names = cluster
-    job_id = new_scoped_id("55")
+    job_id = new_job_id("55", in_session_slot=True)
     pubsub = redis.pubsub()
     await pubsub.ssubscribe(names.cancel_channel)
     try:

@@ -3,10 +3,12 @@ slot (docs/redis-cluster.md): these are the groups of keys chatstream writes tog
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from redis.crc import key_slot
 
-from shared.ids import new_scoped_id
+from shared.ids import new_job_id, new_scoped_id
 from shared.names import Names
 
 TAGGED = Names("ns", hash_tags=True)
@@ -18,7 +20,8 @@ def slots(*keys: str) -> set[int]:
 
 @pytest.mark.parametrize("session_id", ["42", "0b7e6a4e-8f0e-4b7c-9a3e-2f1d5c6b7a80"])
 def test_a_session_its_messages_and_its_jobs_share_one_slot(session_id: str) -> None:
-    job, message = new_scoped_id(session_id), new_scoped_id(session_id)
+    job = new_job_id(session_id, in_session_slot=True)
+    message = new_scoped_id(session_id)
     names = TAGGED
     assert (
         len(
@@ -86,3 +89,10 @@ def test_one_redis_keeps_the_names_it_always_had() -> None:
     assert names.cancel_channel == "ns:jobs:cancel"
     assert TAGGED.session("42") == "ns:session:{42}"
     assert TAGGED.job_channel("42.ab") == "ns:job:{42}.ab:events"
+
+
+def test_one_redis_gives_jobs_plain_uuids() -> None:
+    """Each event carries its job's id twice on the wire: where no slot needs the session's
+    id in it, the id stays a UUID."""
+    job = new_job_id("0b7e6a4e-8f0e-4b7c-9a3e-2f1d5c6b7a80", in_session_slot=False)
+    assert str(uuid.UUID(job)) == job
