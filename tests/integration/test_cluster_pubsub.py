@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 
 from gateway.fanout import EventFanout
 from launcher.local_redis import LocalRedisCluster, running
+from shared.ids import new_job_id
 from shared.names import Names
 from shared.shard_listener import ShardedListener
 from tests.support.redis_cluster import (
@@ -31,7 +32,6 @@ from tests.support.redis_cluster import (
     move_of,
     owner_of,
     pubsub_links,
-    scoped_job,
     server_of,
     until,
 )
@@ -260,7 +260,8 @@ async def test_a_job_is_abandoned_only_once_no_gateway_watches_it(
     listener = owner.listener
     await signals.start()
     try:
-        watched, alone = scoped_job("watched"), scoped_job("alone")
+        watched = new_job_id("watched", in_session_slot=True)
+        alone = new_job_id("alone", in_session_slot=True)
         await listener.subscribe(names.job_channel(watched))
         watched_cancellation, alone_cancellation = signals.watch(watched), signals.watch(alone)
         watches = [
@@ -283,7 +284,7 @@ async def test_the_audience_is_counted_on_the_slot_owner_even_by_a_client_with_a
     listener = owner.listener
     worker = cluster_client(cluster, names.namespace)
     await worker.initialize()
-    channel = names.job_channel(scoped_job("audience"))
+    channel = names.job_channel(new_job_id("audience", in_session_slot=True))
     move = move_of(client, channel)
     try:
         assert await count_watchers(worker, channel) == 0

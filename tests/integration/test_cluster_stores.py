@@ -18,10 +18,10 @@ from shared import events, redis_scripts, replay_log
 from shared.ids import new_job_id, new_scoped_id
 from shared.messages import STATUS_COMPLETE, STATUS_ERROR, MessageStore, StoredTurn
 from shared.names import Names
-from shared.redis_client import RedisPipeline, connect_redis, is_cluster
+from shared.redis_client import RedisPipeline
 from shared.sessions import SessionConflictError, SessionStore, new_session
 from shared.settings import EventLogSettings
-from tests.conftest import cluster_connections
+from tests.support.redis_cluster import cluster_client, cluster_names
 from tests.support.redis_keys import namespace_keys
 from worker.event_log import JobEventLog
 from worker.pipelines.rag.memory import remember
@@ -31,13 +31,11 @@ from worker.pipelines.rag.memory import remember
 async def cluster(
     redis_cluster: LocalRedisCluster, namespace: str
 ) -> AsyncIterator[tuple[RedisCluster, Names]]:
-    connections = cluster_connections(redis_cluster, namespace)
-    redis = connect_redis(connections)
-    assert is_cluster(redis)
+    redis = cluster_client(redis_cluster, namespace)
     # Its slot map, for the test's own subscriptions (a command would load it too).
     await redis.initialize()
     try:
-        yield redis, connections.names
+        yield redis, cluster_names(redis_cluster, namespace)
     finally:
         await redis.aclose()
 

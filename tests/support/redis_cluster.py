@@ -16,6 +16,7 @@ from redis.exceptions import ResponseError
 from launcher.local_redis import LocalRedisCluster, RedisProcess
 from shared import replay_log
 from shared.events import Event, encode_event
+from shared.ids import new_job_id
 from shared.names import Names
 from shared.redis_client import connect_redis
 from tests.conftest import cluster_connections
@@ -63,18 +64,12 @@ async def until(check: Callable[[], object], what: str, timeout_s: float = 15.0)
     raise AssertionError(f"never {what}")
 
 
-def scoped_job(session: str) -> str:
-    """A job id as the gateway makes them, scoped to ``session``: on a cluster its keys and
-    channel share the session's slot."""
-    return f"{session}.job"
-
-
 def jobs_on_each_primary(client: RedisCluster, names: Names, count: int, label: str) -> list[str]:
     """``count`` job ids, their channels spread round the primaries."""
     jobs_by_node: dict[str, list[str]] = {node.name: [] for node in client.get_primaries()}
     index = 0
     while min(map(len, jobs_by_node.values())) < count // len(jobs_by_node) + 1:
-        job = scoped_job(f"{label}-{index}")
+        job = new_job_id(f"{label}-{index}", in_session_slot=True)
         index += 1
         jobs_by_node[owner_of(client, names.job_channel(job))].append(job)
     spread = [job for jobs in zip(*jobs_by_node.values(), strict=False) for job in jobs]
