@@ -24,7 +24,6 @@ SECRET = "a-test-secret-of-at-least-thirty-two-bytes"
 ISSUER = "https://id.example.test"
 AUDIENCE = "chatstream"
 ROUTES = (("GET", "/api/v1/sessions"), ("POST", "/api/v1/chat/stream"), ("GET", "/v1/models"))
-NOW = int(time.time())
 
 
 def b64(data: bytes) -> bytes:
@@ -51,7 +50,8 @@ def token(
 
 
 def good(**claims: Any) -> dict[str, Any]:
-    return {"sub": "alice", "iat": NOW, "exp": NOW + 600, **claims}
+    now = int(time.time())
+    return {"sub": "alice", "iat": now, "exp": now + 600, **claims}
 
 
 def without(*names: str) -> dict[str, Any]:
@@ -64,58 +64,66 @@ def with_literal(name: str, literal: str) -> str:
     return json.dumps(good(**{name: "__LITERAL__"})).replace('"__LITERAL__"', literal)
 
 
-HOSTILE_TOKENS: dict[str, str] = {
-    "forged": token(good(), secret="another-secret-of-at-least-thirty-two-bytes"),
-    "expired": token(good(iat=NOW - 7200, exp=NOW - 3600)),
-    "alg-none": token(good(), alg="none", digest=None),
-    "alg-none-capitalized": token(good(), alg="None", digest=None),
-    "alg-none-with-signature": token(good(), alg="none"),
-    "alg-hs512": token(good(), alg="HS512", digest=hashlib.sha512),
-    "alg-rs256-over-hmac": token(good(), alg="RS256"),
-    "signature-stripped": token(good()).rsplit(".", 1)[0] + ".",
-    "exp-string": token(good(exp=str(NOW + 600))),
-    "exp-bool": token(good(exp=True)),
-    "exp-null": token(good(exp=None)),
-    "exp-infinity": token(with_literal("exp", "Infinity")),
-    "exp-1e309": token(with_literal("exp", "1e309")),
-    "exp-nan": token(with_literal("exp", "NaN")),
-    "exp-10**400": token(good(exp=10**400)),
-    "iat-string": token(good(iat=str(NOW))),
-    "iat-infinity": token(with_literal("iat", "Infinity")),
-    "nbf-infinity": token(with_literal("nbf", "-Infinity")),
-    "nbf-string": token(good(nbf=str(NOW))),
-    "nbf-in-the-future": token(good(nbf=NOW + 3600)),
-    "sub-number": token(good(sub=123)),
-    "sub-list": token(good(sub=["alice"])),
-    "sub-object": token(good(sub={"id": "alice"})),
-    "sub-empty": token(good(sub="")),
-    "sub-null": token(good(sub=None)),
-    "missing-sub": token(without("sub")),
-    "missing-exp": token(without("exp")),
-    "lives-two-days": token(good(exp=NOW + 2 * 86_400)),
-    "exp-in-year-3000": token(without("iat") | {"exp": 32_503_680_000}),
-    "audience-nobody-configured": token(good(aud="chatstream")),
-    "claims-not-an-object": token('["alice"]'),
-    "claims-not-json": token("alice"),
-    "header-not-json": "bm90IGpzb24." + token(good()).split(".", 1)[1],
-    "three-dots": "a.b.c",
-    "empty-parts": "..",
-    "stream-ticket": issue_ticket(SECRET, "alice", "some-job", ttl_s=600).token,
-}
+def hostile_tokens() -> dict[str, str]:
+    """Made when a test runs, not at import: a token made long before its test runs would be
+    refused as expired, whatever else is wrong with it, and a good one too."""
+    now = int(time.time())
+    return {
+        "forged": token(good(), secret="another-secret-of-at-least-thirty-two-bytes"),
+        "expired": token(good(iat=now - 7200, exp=now - 3600)),
+        "alg-none": token(good(), alg="none", digest=None),
+        "alg-none-capitalized": token(good(), alg="None", digest=None),
+        "alg-none-with-signature": token(good(), alg="none"),
+        "alg-hs512": token(good(), alg="HS512", digest=hashlib.sha512),
+        "alg-rs256-over-hmac": token(good(), alg="RS256"),
+        "signature-stripped": token(good()).rsplit(".", 1)[0] + ".",
+        "exp-string": token(good(exp=str(now + 600))),
+        "exp-bool": token(good(exp=True)),
+        "exp-null": token(good(exp=None)),
+        "exp-infinity": token(with_literal("exp", "Infinity")),
+        "exp-1e309": token(with_literal("exp", "1e309")),
+        "exp-nan": token(with_literal("exp", "NaN")),
+        "exp-10**400": token(good(exp=10**400)),
+        "iat-string": token(good(iat=str(now))),
+        "iat-infinity": token(with_literal("iat", "Infinity")),
+        "nbf-infinity": token(with_literal("nbf", "-Infinity")),
+        "nbf-string": token(good(nbf=str(now))),
+        "nbf-in-the-future": token(good(nbf=now + 3600)),
+        "sub-number": token(good(sub=123)),
+        "sub-list": token(good(sub=["alice"])),
+        "sub-object": token(good(sub={"id": "alice"})),
+        "sub-empty": token(good(sub="")),
+        "sub-null": token(good(sub=None)),
+        "missing-sub": token(without("sub")),
+        "missing-exp": token(without("exp")),
+        "lives-two-days": token(good(exp=now + 2 * 86_400)),
+        "exp-in-year-3000": token(without("iat") | {"exp": 32_503_680_000}),
+        "audience-nobody-configured": token(good(aud="chatstream")),
+        "claims-not-an-object": token('["alice"]'),
+        "claims-not-json": token("alice"),
+        "header-not-json": "bm90IGpzb24." + token(good()).split(".", 1)[1],
+        "three-dots": "a.b.c",
+        "empty-parts": "..",
+        "stream-ticket": issue_ticket(SECRET, "alice", "some-job", ttl_s=600).token,
+    }
+
 
 # With AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE set.
 STRICT = {"iss": ISSUER, "aud": AUDIENCE}
-HOSTILE_TO_STRICT: dict[str, str] = {
-    "issuer-missing": token(good(aud=AUDIENCE)),
-    "issuer-wrong": token(good(**STRICT) | {"iss": "https://evil.example.test"}),
-    "issuer-a-list": token(good(**STRICT) | {"iss": [ISSUER]}),
-    "issuer-a-number": token(good(**STRICT) | {"iss": 1}),
-    "audience-missing": token(good(iss=ISSUER)),
-    "audience-wrong": token(good(**STRICT) | {"aud": "other"}),
-    "audience-list-without-ours": token(good(**STRICT) | {"aud": ["other", "more"]}),
-    "audience-a-number": token(good(**STRICT) | {"aud": 1}),
-    "forged-but-well-claimed": token(good(**STRICT), secret="x" * 40),
-}
+
+
+def hostile_to_strict() -> dict[str, str]:
+    return {
+        "issuer-missing": token(good(aud=AUDIENCE)),
+        "issuer-wrong": token(good(**STRICT) | {"iss": "https://evil.example.test"}),
+        "issuer-a-list": token(good(**STRICT) | {"iss": [ISSUER]}),
+        "issuer-a-number": token(good(**STRICT) | {"iss": 1}),
+        "audience-missing": token(good(iss=ISSUER)),
+        "audience-wrong": token(good(**STRICT) | {"aud": "other"}),
+        "audience-list-without-ours": token(good(**STRICT) | {"aud": ["other", "more"]}),
+        "audience-a-number": token(good(**STRICT) | {"aud": 1}),
+        "forged-but-well-claimed": token(good(**STRICT), secret="x" * 40),
+    }
 
 
 async def jwt_gateway(start_gateway: GatewayFactory, namespace: str, **overrides: Any) -> Client:
@@ -150,7 +158,7 @@ async def test_a_hostile_jwt_is_401_with_www_authenticate(
 ) -> None:
     gateway = await jwt_gateway(start_gateway, namespace)
     await assert_accepted(gateway, token(good()))
-    await assert_every_route_refuses(gateway, HOSTILE_TOKENS)
+    await assert_every_route_refuses(gateway, hostile_tokens())
 
 
 async def test_a_jwt_of_the_wrong_issuer_or_audience_is_401_when_they_are_set(
@@ -159,7 +167,7 @@ async def test_a_jwt_of_the_wrong_issuer_or_audience_is_401_when_they_are_set(
     gateway = await jwt_gateway(start_gateway, namespace, jwt_issuer=ISSUER, jwt_audience=AUDIENCE)
     await assert_accepted(gateway, token(good(**STRICT)))
     await assert_accepted(gateway, token(good(**STRICT) | {"aud": ["other", AUDIENCE]}))
-    await assert_every_route_refuses(gateway, HOSTILE_TO_STRICT)
+    await assert_every_route_refuses(gateway, hostile_to_strict())
 
 
 @pytest.mark.parametrize("header", ["Bearer", "Bearer ", "Basic YWxpY2U6eA==", "bearer", "Token x"])
