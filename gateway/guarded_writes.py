@@ -56,8 +56,11 @@ end
 # arguments. Returns {'no_session'} or {'ok', the writes' replies...}.
 _WRITE_FUNCTION = """
 local unpack = unpack or table.unpack
+local function owns(session_key, owner)
+  return owner == '' or redis.call('HGET', session_key, 'userId') == owner
+end
 local function write_if_owned(keys, argv)
-  if argv[1] ~= '' and redis.call('HGET', keys[1], 'userId') ~= argv[1] then
+  if not owns(keys[1], argv[1]) then
     return {'no_session'}
   end
   local replies = {'ok'}
@@ -76,14 +79,17 @@ _ADMIT = redis_scripts.LuaScript(_ADMIT_FUNCTION + "return admit(KEYS, ARGV)\n")
 _WRITE_IF_OWNED = redis_scripts.LuaScript(_WRITE_FUNCTION + "return write_if_owned(KEYS, ARGV)\n")
 
 # On one Redis, both in one call: the admission's keys and arguments first, their counts in
-# ARGV[1] and ARGV[2]. Returns the admission's refusal, or {the writes' verdict, count,
-# replies...}.
+# ARGV[1] and ARGV[2]. Returns the admission's refusal (no_lease becomes no_session when the
+# session is not the caller's), or {the writes' verdict, count, replies...}.
 _ADMIT_THEN_WRITE = redis_scripts.LuaScript(
     _ADMIT_FUNCTION
     + _WRITE_FUNCTION
     + """
 local admit_keys, admit_args = tonumber(ARGV[1]), tonumber(ARGV[2])
 local admitted = admit({unpack(KEYS, 1, admit_keys)}, {unpack(ARGV, 3, 2 + admit_args)})
+if admitted[1] == 'no_lease' and not owns(KEYS[admit_keys + 1], ARGV[3 + admit_args]) then
+  admitted[1] = 'no_session'
+end
 if admitted[1] ~= 'ok' then
   return admitted
 end
@@ -150,8 +156,11 @@ async def write_if_allowed(
     admit_keys, admit_args = _admission(guard)
     write_keys, write_args = _writes(guard, stage)
     if is_cluster(redis):
-        # The user's slot, then the session's: two round trips.
+        # The user's slot, then the session's: two round trips (three for a turn refused a
+        # lease, whose session's owner is asked on its own).
         verdict, count = await _ADMIT.run(redis, admit_keys, admit_args)
+        if verdict == b"no_lease" and not await _owned(redis, guard):
+            verdict = b"no_session"
         written = (
             await _WRITE_IF_OWNED.run(redis, write_keys, write_args) if verdict == b"ok" else []
         )
@@ -168,8 +177,6 @@ async def write_if_allowed(
         else:
             (verdict, count), written = reply, []
     refused = Verdict(verdict.decode())
-    if refused is Verdict.NO_LEASE and not guard.session.new and not await _owned(redis, guard):
-        refused = Verdict.NO_SESSION
     if refused is not Verdict.WRITTEN:
         return Outcome(refused, count, [])
     if written[0] != b"ok":
@@ -196,6 +203,9 @@ def _writes(guard: Guard, stage: Callable[[RedisPipeline], None]) -> tuple[list[
 
 
 async def _owned(redis: RedisClient, guard: Guard) -> bool:
+    """Whether the caller owns the session (a new one is theirs)."""
+    if guard.session.new:
+        return True
     return bool(await redis.hget(guard.session.key, "userId") == guard.user_id.encode())
 
 
