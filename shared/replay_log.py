@@ -89,8 +89,8 @@ class EventAppender:
         APPEND_EVENTS.stage(pipe, *self._keys_and_args(job_id, first_seq, raws))
 
     def command(self, job_id: str, first_seq: int, raws: list[bytes]) -> tuple[Any, ...]:
-        """The EVALSHA :meth:`append` sends, word by word, for a client that sends it by other
-        means (and loads :data:`APPEND_EVENTS` first)."""
+        """The EVALSHA that :meth:`stage` stages, word by word, for a client that sends it by
+        other means (and loads :data:`APPEND_EVENTS` first)."""
         return APPEND_EVENTS.command(*self._keys_and_args(job_id, first_seq, raws))
 
     def _keys_and_args(

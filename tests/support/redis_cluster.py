@@ -11,22 +11,15 @@ from collections.abc import Callable
 
 from redis import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ResponseError
 
 from launcher.local_redis import LocalRedisCluster, RedisProcess
-from shared import replay_log
+from shared import redis_scripts, replay_log
 from shared.events import Event, encode_event
 from shared.ids import new_job_id
 from shared.names import Names
-from shared.redis_client import connect_redis
+from shared.redis_client import connect_redis, publish_command
+from shared.settings import EventLogSettings
 from tests.conftest import cluster_connections
-
-# What a worker's append does on a cluster, in one step on the job's slot: the event into the
-# replay log (its format: entry id = seq, field EVENT_FIELD), then onto the job's sharded channel.
-_APPEND = """
-redis.call('XADD', KEYS[1], ARGV[1] .. '-0', ARGV[2], ARGV[3])
-redis.call('SPUBLISH', KEYS[2], ARGV[3])
-"""
 
 
 def cluster_names(cluster: LocalRedisCluster, namespace: str) -> Names:
@@ -84,15 +77,17 @@ def owner_of(client: RedisCluster, key: str) -> str:
 
 
 class Publisher:
-    """Appends a job's events with seqs 1, 2, ... as a worker does, over a cluster client that
-    follows MOVED and ASK; an append that meets an outage is sent again until it lands."""
+    """Appends a job's events with seqs 1, 2, ... with a worker's append script, over a cluster
+    client that follows MOVED and ASK; an append that meets an outage is sent again until it
+    lands."""
 
     def __init__(self, client: RedisCluster, names: Names, job_id: str) -> None:
         self._client = client
         self._job_id = job_id
-        self._keys = [names.job_replay_log(job_id), names.job_channel(job_id)]
+        self._appender = replay_log.EventAppender(
+            names, EventLogSettings(), publish_command(client)
+        )
         self.seq = 0
-        assert client.keyslot(self._keys[0]) == client.keyslot(self._keys[1])
 
     async def publish(self, count: int = 1, *, pause_s: float = 0.0) -> None:
         for _ in range(count):
@@ -104,10 +99,11 @@ class Publisher:
         """Append on ``node_name``, blocking the caller: run on the event loop's thread, the
         appends are all done before the process under test hears of anything."""
         with _admin(node_name) as node:
+            node.script_load(replay_log.APPEND_EVENTS.text)
             for _ in range(count):
-                node.eval(
-                    _APPEND, 2, *self._keys, self.seq + 1, replay_log.EVENT_FIELD, self._next()
-                )
+                raw = self._next()
+                append = self._appender.command(self._job_id, self.seq, [raw])
+                assert node.execute_command(*append) == 0
 
     def _next(self) -> bytes:
         self.seq += 1
@@ -118,15 +114,15 @@ class Publisher:
         deadline = time.monotonic() + 60.0
         while True:
             try:
-                await self._client.eval(
-                    _APPEND, 2, *self._keys, self.seq, replay_log.EVENT_FIELD, raw
+                # 0 also when an earlier attempt landed and its reply was lost.
+                [ended_at] = await redis_scripts.run_staged(
+                    self._client,
+                    lambda pipe: self._appender.stage(pipe, self._job_id, self.seq, [raw]),
                 )
+                assert ended_at == 0, f"the log ends at {ended_at}, not at {self.seq - 1}"
                 return
-            except ResponseError as e:
-                if "equal or smaller" in str(e):
-                    return  # an earlier attempt landed; its reply was lost
-                if time.monotonic() > deadline:
-                    raise
+            except AssertionError:
+                raise
             except Exception:
                 # A primary killed: refused connections and an uncovered slot until its
                 # replica takes over.
