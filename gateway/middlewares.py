@@ -22,6 +22,7 @@ from gateway.streaming_routes import opens_turn
 from gateway.tickets import redeem_ticket
 from shared import tracing
 from shared.jobqueue import QueueUnavailableError
+from shared.library_internals import is_dropped_connection
 from shared.logging import get_logger
 
 log = get_logger("gateway.http")
@@ -108,7 +109,7 @@ def _error_format(error: Exception) -> web.StreamResponse:
         if error.status < 400:
             raise error
         return from_http_exception(error)
-    if isinstance(error, (RedisError, QueueUnavailableError)):
+    if isinstance(error, (RedisError, QueueUnavailableError)) or is_dropped_connection(error):
         log.warning("http.backend_unavailable", error=str(error))
         return unavailable("a backing service cannot be reached").response()
     log.exception("http.unhandled_error")

@@ -77,6 +77,22 @@ async def refresh_slot_map(cluster: RedisCluster) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# redis-py: a connection closed under a command that is being written.
+#
+# While a cluster node fails, the cluster client disconnects that node's connections, one that
+# another task is writing a command on included. redis-py 8.1's asyncio ``Connection`` then
+# writes to the writer it has just dropped (``None``): the command fails with an AttributeError
+# (``'NoneType' object has no attribute 'writelines'``), not a ConnectionError, though that is
+# what it is. A caller that retries a lost connection retries this too.
+# ---------------------------------------------------------------------------------------------
+
+
+def is_dropped_connection(error: BaseException) -> bool:
+    """Whether ``error`` is redis-py writing on a connection that was closed meanwhile."""
+    return isinstance(error, AttributeError) and "'NoneType' object has no attribute" in str(error)
+
+
+# ---------------------------------------------------------------------------------------------
 # aiohttp: a request run through the application in process (the batch route).
 #
 # aiohttp (3.14) has no public way to run a request through an application's router and

@@ -23,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import redis_scripts, replay_log
 from shared.events import Event, encode_event
+from shared.library_internals import is_dropped_connection
 from shared.names import Names
 from shared.redis_client import RedisClient, RedisPipeline, publish_command
 from shared.settings import EventLogSettings
@@ -39,6 +40,12 @@ class EventPublishError(Exception):
 
 # What a retry gets past (see JobEventLog._send_with_retry).
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, TryAgainError, ClusterDownError)
+
+
+def _unavailable(error: Exception) -> bool:
+    return isinstance(error, _UNAVAILABLE) or is_dropped_connection(error)
+
+
 RETRY_BASE_S = 0.05
 RETRY_CAP_S = 1.0
 # Past this many unsent events, emit waits for the sender: a pipeline that produces events
@@ -198,7 +205,8 @@ class JobEventLog:
     async def _send_with_retry(self, batch: list[_Queued], reads: list[_Read]) -> list[Any]:
         """While Redis is unreachable, or a cluster's slot is on the move (TRYAGAIN: the job's
         keys are split between two nodes until the move ends) or without a primary
-        (CLUSTERDOWN, until a replica takes over), the batch is held and retried, for up to
+        (CLUSTERDOWN, until a replica takes over; meanwhile the client may close a connection
+        under the write), the batch is held and retried, for up to
         ``publish_retry_s``; its seqs stay the same and it lands whole or not at all, so a retry
         cannot duplicate an event."""
         loop = asyncio.get_running_loop()
@@ -207,7 +215,9 @@ class JobEventLog:
         while True:
             try:
                 return await self._send(batch, reads)
-            except _UNAVAILABLE as e:
+            except Exception as e:
+                if not _unavailable(e):
+                    raise
                 if loop.time() >= deadline:
                     raise EventPublishError(self._job_id) from e
                 attempt += 1

@@ -22,6 +22,7 @@ from redis.typing import EncodableT
 from shared.library_internals import (
     HiredisPackingConnection,
     cluster_node_connection,
+    is_dropped_connection,
     refresh_slot_map,
 )
 from shared.redis_client import tcp_connection_class
@@ -193,3 +194,17 @@ async def test_reading_the_slot_map_again_follows_what_cluster_slots_says_now() 
             assert getattr(cluster.get_node_from_key("key"), "port", None) == sink.port + 1
         finally:
             await cluster.aclose()
+
+
+async def test_writing_on_a_connection_closed_meanwhile_is_a_dropped_connection(
+    sink: OkSink,
+) -> None:
+    """The write redis-py does once it has checked that the connection is open, after another
+    task closed it: what the event log retries as a lost connection."""
+    connection = Connection(host="127.0.0.1", port=sink.port, protocol=2)
+    await connection.connect()
+    await connection.disconnect()
+    with pytest.raises(AttributeError) as raised:
+        await connection._send_packed_command([b"PING"])
+    assert is_dropped_connection(raised.value)
+    assert not is_dropped_connection(AttributeError("'Event' object has no attribute 'x'"))
