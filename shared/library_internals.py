@@ -79,17 +79,28 @@ async def refresh_slot_map(cluster: RedisCluster) -> None:
 # ---------------------------------------------------------------------------------------------
 # redis-py: a connection closed under a command that is being written.
 #
-# While a cluster node fails, the cluster client disconnects that node's connections, one that
-# another task is writing a command on included. redis-py 8.1's asyncio ``Connection`` then
-# writes to the writer it has just dropped (``None``): the command fails with an AttributeError
-# (``'NoneType' object has no attribute 'writelines'``), not a ConnectionError, though that is
-# what it is. A caller that retries a lost connection retries this too.
+# While a cluster node fails, a command can be written on a connection that is already closed,
+# and the error is not the ConnectionError it amounts to:
+#
+# - the cluster client disconnects the failing node's connections, one that another task is
+#   writing a command on included, and redis-py 8.1's asyncio ``Connection`` then writes to the
+#   writer it has just dropped (``None``): an AttributeError (``'NoneType' object has no
+#   attribute 'writelines'``);
+# - the node's socket is closed under redis-py's writer (the node died) before redis-py reads
+#   the end of it, and uvloop (0.23), on which the services run, refuses the write with a
+#   RuntimeError (``unable to perform operation on <TCPTransport closed=True ...>; the handler
+#   is closed``), which redis-py passes on as it is. asyncio's own loop raises a
+#   ConnectionResetError there, which redis-py turns into its ConnectionError.
+#
+# A caller that retries a lost connection retries these too.
 # ---------------------------------------------------------------------------------------------
 
 
 def is_dropped_connection(error: BaseException) -> bool:
-    """Whether ``error`` is redis-py writing on a connection that was closed meanwhile."""
-    return isinstance(error, AttributeError) and "'NoneType' object has no attribute" in str(error)
+    """Whether ``error`` is a command written on a connection that was closed meanwhile."""
+    if isinstance(error, AttributeError):
+        return "'NoneType' object has no attribute" in str(error)
+    return isinstance(error, RuntimeError) and "the handler is closed" in str(error)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from redis.exceptions import RedisError, ResponseError
 from shared.logging import get_logger
 from shared.pubsub_replies import PLAIN, PONG, SHARDED, InFlight, Sent, commands_for
 from shared.pubsub_subscriptions import Subscriptions
-from shared.tasks import cancel_and_wait
+from shared.tasks import cancel_and_wait, start_shared_task
 
 log = get_logger(__name__)
 
@@ -150,7 +150,7 @@ class PubSubListener:
         """Start listening, without waiting for the first attempt to connect."""
         if self._task is None:
             self._first_attempt = asyncio.get_running_loop().create_future()
-            self._task = asyncio.create_task(self._run(), name=f"{self._area}-listener")
+            self._task = start_shared_task(self._run(), f"{self._area}-listener")
 
     async def start(self) -> None:
         """Start listening; returns after the first attempt to connect, whether it worked or

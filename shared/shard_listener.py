@@ -40,7 +40,7 @@ from shared.library_internals import cluster_node_connection, refresh_slot_map
 from shared.logging import get_logger
 from shared.pubsub_listener import RETRY_S, PubSubListener, ShardHooks, SubscribeError
 from shared.redis_client import RedisClient
-from shared.tasks import cancel_and_wait
+from shared.tasks import cancel_and_wait, start_shared_task
 
 log = get_logger(__name__)
 
@@ -253,7 +253,7 @@ class ShardedListener:
 
     def _route_soon(self) -> None:
         if not self._closed and (self._router is None or self._router.done()):
-            self._router = asyncio.get_running_loop().create_task(self._route())
+            self._router = start_shared_task(self._route(), f"{self.area}-router")
 
     async def _route(self) -> None:
         """Refresh the slot map and send each channel that lost its home to its owner, every

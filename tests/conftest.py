@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +33,8 @@ from shared.amqp import AmqpJobQueue
 from shared.names import Names
 from shared.redis_client import RedisClient, connect_redis
 from shared.settings import ConnectionSettings, EventLogSettings, GatewaySettings, WorkerSettings
+from tests.support.redis_server import PrivateRedis
+from worker.metrics import WorkerMetrics
 from worker.worker import Worker
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -194,13 +197,15 @@ async def start_worker() -> AsyncIterator[WorkerFactory]:
     """Start real workers (Redis + RabbitMQ) in this process; all are closed after the test."""
     started: list[tuple[Worker, RedisClient]] = []
 
-    async def start(connections: ConnectionSettings, **overrides: Any) -> Worker:
+    async def start(
+        connections: ConnectionSettings, metrics: WorkerMetrics | None = None, **overrides: Any
+    ) -> Worker:
         settings = worker_settings(connections, **overrides)
         assert connections.has_redis and connections.amqp_url is not None
         redis = connect_redis(connections)
         queue = AmqpJobQueue(connections.amqp_url, connections.names, timeout_s=2.0)
         queue.start()
-        worker = Worker(settings, redis, queue)
+        worker = Worker(settings, redis, queue, metrics=metrics)
         await worker.start()
         started.append((worker, redis))
         return worker
@@ -250,6 +255,18 @@ async def processes(real_connections: ConnectionSettings, tmp_path: Any) -> Asyn
         yield group
     finally:
         group.stop_all()
+
+
+@pytest.fixture
+async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
+    """A redis-server of the test's own, to kill, restart or flush without touching another
+    test's."""
+    server = PrivateRedis(tmp_path)
+    await server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from redis.exceptions import ClusterDownError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -38,7 +38,7 @@ class EventPublishError(Exception):
     a backend that failed must never pass for a client that left."""
 
 
-# What a retry gets past (see JobEventLog._send_with_retry).
+# What a retry gets past (see JobEventLog._retried).
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, TryAgainError, ClusterDownError)
 
 
@@ -54,6 +54,8 @@ MAX_QUEUED_EVENTS = 256
 
 
 Staging = Callable[[RedisPipeline], None]
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class MergeableStaging(ABC):
@@ -105,8 +107,9 @@ class JobEventLog:
 
     async def resume(self) -> Event | None:
         """Continue after the last event already in the log (a redelivered job's earlier run),
-        and return that event, if there is one."""
-        event = await replay_log.last_event(self._redis, self._names, self._job_id)
+        and return that event, if there is one. Read with the same patience as events are
+        written: EventPublishError if Redis stays away past ``publish_retry_s``."""
+        event = await self._retried(replay_log.last_event, self._redis, self._names, self._job_id)
         if event is not None:
             self._seq = event.seq
         return event
@@ -176,7 +179,7 @@ class JobEventLog:
                 batch, self._queued = self._queued, []
                 # The reads staged so far go with this batch (later ones wait for the next).
                 reads = self._reads[:]
-                replies = await self._send_with_retry(batch, reads)
+                replies = await self._retried(self._send, batch, reads)
                 del self._reads[: len(reads)]
                 self.published += len(batch)
                 for read, reply in zip(reads, replies, strict=True):
@@ -202,19 +205,22 @@ class JobEventLog:
                 read.reply.exception()
         self._reads.clear()
 
-    async def _send_with_retry(self, batch: list[_Queued], reads: list[_Read]) -> list[Any]:
-        """While Redis is unreachable, or a cluster's slot is on the move (TRYAGAIN: the job's
-        keys are split between two nodes until the move ends) or without a primary
-        (CLUSTERDOWN, until a replica takes over; meanwhile the client may close a connection
-        under the write), the batch is held and retried, for up to
-        ``publish_retry_s``; its seqs stay the same and it lands whole or not at all, so a retry
-        cannot duplicate an event."""
+    async def _retried(
+        self, operation: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``operation``'s result, retried for up to ``publish_retry_s`` while Redis is
+        unreachable, a cluster's slot is on the move (TRYAGAIN: the job's keys are split between
+        two nodes until the move ends) or without a primary (CLUSTERDOWN, until a replica takes
+        over; meanwhile the client may close a connection under the write).
+
+        A batch of events keeps its seqs across retries and lands whole or not at all, so a
+        retry cannot duplicate an event."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.publish_retry_s
         attempt = 0
         while True:
             try:
-                return await self._send(batch, reads)
+                return await operation(*args, **kwargs)
             except Exception as e:
                 if not _unavailable(e):
                     raise

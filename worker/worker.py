@@ -171,6 +171,13 @@ class Worker:
             await self._settle(delivery.requeue(), "requeue")
             log.warning("job.requeued", reason="shutdown" if self._closing else "queue_link_lost")
             raise
+        except Exception as e:
+            # A fault none of the above foresaw. Left unsettled, the delivery would sit unacked,
+            # and its stream wait, for as long as this worker lives; handed back, the job runs
+            # again, and the queue's delivery limit dead-letters one that fails every time.
+            log.exception("job.requeued", reason="unexpected_error", error=repr(e))
+            await self._settle(delivery.requeue(), "requeue")
+            return
         await self._settle(delivery.ack(), "ack")
         self.jobs_done += 1
         log.debug("job.acked", outcome=outcome)

@@ -27,14 +27,6 @@ LIMITS = {"MAX_STREAMS_PER_USER": "10000", "RATE_LIMIT_PER_MINUTE": "1000000"}
 
 
 @pytest.fixture
-async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    await server.start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture
 async def amqp_proxy() -> AsyncIterator[TcpProxy]:
     proxy = TcpProxy("127.0.0.1", 5672)
     await proxy.start()

@@ -1,6 +1,6 @@
 """The worker's event log on the real Redis: events emitted back to back all land, in order,
 once each; a batch never interleaves with another writer's events; a retried token write does
-not repeat its text."""
+not repeat its text; a run waits out a Redis that is away."""
 
 from __future__ import annotations
 
@@ -168,27 +168,56 @@ async def test_a_batch_of_tokens_grows_the_stored_message_by_exactly_their_text(
     assert [e.type for e in logged] == [events.TOKEN] * 3 + [events.PROGRESS, events.TOKEN]
 
 
-async def test_events_are_published_again_after_redis_lost_its_scripts(tmp_path: Path) -> None:
+@pytest.fixture
+async def private_client(private_redis: PrivateRedis) -> AsyncIterator[Redis]:
+    client = Redis.from_url(private_redis.url, protocol=2)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def started_log(redis: Redis, names: Names, job_id: str) -> JobEventLog:
+    """A job's event log whose ``start`` is in Redis."""
+    log = JobEventLog(redis, names, EventLogSettings(), job_id)
+    await log.emit(events.START, {"jobId": job_id})
+    await log.flush()
+    return log
+
+
+async def test_events_are_published_again_after_redis_lost_its_scripts(
+    private_client: Redis,
+) -> None:
     """A Redis that lost its scripts (a restart) takes the next batch all the same: the batch
     is sent again after loading them. A private Redis, so that flushing its scripts touches no
     other client."""
-    server = PrivateRedis(tmp_path)
-    await server.start()
-    redis = Redis.from_url(server.url, protocol=2)
     names = Names("flushed")
-    try:
-        log = JobEventLog(redis, names, EventLogSettings(), "job-3")
-        await log.emit(events.START, {"jobId": "job-3"})
-        await log.flush()
-        await redis.script_flush()
-        await log.emit(events.TOKEN, events.token_payload("after the flush"))
-        await log.flush()
-        logged = await replay_log.read_after(redis, names, "job-3", 0)
-    finally:
-        await redis.aclose()
-        server.kill()
+    log = await started_log(private_client, names, "job-3")
+    await private_client.script_flush()
+    await log.emit(events.TOKEN, events.token_payload("after the flush"))
+    await log.flush()
+    logged = await replay_log.read_after(private_client, names, "job-3", 0)
     assert [e.seq for e in logged] == [1, 2]
     assert logged[1].payload["content"] == "after the flush"
+
+
+async def test_a_redelivered_run_waits_out_redis_to_read_where_the_log_stands(
+    private_redis: PrivateRedis, private_client: Redis
+) -> None:
+    """A job handed back while Redis is away (its run gave up) is taken again at once: the new
+    run reads the log's last event with the same patience as events are written."""
+    names = Names("resumed")
+    await started_log(private_client, names, "job-4")
+    await private_client.save()  # what the restarted server loads
+    private_redis.kill()
+    rerun = JobEventLog(private_client, names, EventLogSettings(publish_retry_s=30.0), "job-4")
+    resuming = asyncio.create_task(rerun.resume())
+    await asyncio.sleep(0.3)
+    assert not resuming.done()
+    await private_redis.start()
+    last = await resuming
+    assert last is not None and last.seq == 1
+    assert rerun.last_seq == 1
 
 
 async def test_a_read_along_goes_out_with_the_next_events(

@@ -1,5 +1,5 @@
 """What happens around the queue on the real servers: a job that waits for a worker, a malformed
-message, and streams abandoned by their clients."""
+message, a run that fails where nothing expected it, and streams abandoned by their clients."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import asyncio
 
 import aio_pika
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 from gateway import appkeys
 from shared.settings import ConnectionSettings
 from tests.conftest import AMQP_URL, AUTH, REDIS_URL, GatewayFactory, WorkerFactory
 from tests.support.sse import iter_sse
+from worker.metrics import WorkerMetrics
 
 
 async def test_a_queued_job_gets_heartbeats_then_completes_when_a_worker_starts(
@@ -69,6 +71,53 @@ async def test_a_malformed_job_is_dead_lettered_and_the_worker_carries_on(
             bodies.append(message.body)
             await message.ack()
         assert sorted(bodies) == sorted([b"\xc1 not msgpack", b"\x93\x01\x02\x03"])
+
+
+class AccountingFailsOnce(WorkerMetrics):
+    """Fails the first job's accounting, once its final event is out: an error that no branch
+    of the worker foresees."""
+
+    failed = False
+
+    def job_finished(
+        self, *, pipeline: str, outcome: str, duration_ms: int, ttft_ms: int | None, tokens: int
+    ) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("the accounting failed")
+        super().job_finished(
+            pipeline=pipeline,
+            outcome=outcome,
+            duration_ms=duration_ms,
+            ttft_ms=ttft_ms,
+            tokens=tokens,
+        )
+
+
+async def test_a_run_that_fails_where_nothing_expected_it_is_handed_back_not_left_unacked(
+    real_connections: ConnectionSettings, start_gateway: GatewayFactory, start_worker: WorkerFactory
+) -> None:
+    gateway = await start_gateway(real_connections)
+    with capture_logs() as logs:
+        await start_worker(real_connections, metrics=AccountingFailsOnce("test-worker"))
+        response = await gateway.post(
+            "/api/v1/chat/stream", json={"text": "once only", "pipeline": "echo"}, headers=AUTH
+        )
+        events = [m.json async for m in iter_sse(response) if m.data]
+        # Handed back, the job runs again, finds its final event published and is acked.
+        for _ in range(200):
+            if any(line["event"] == "job.already_finished" for line in logs):
+                break
+            await asyncio.sleep(0.05)
+    assert [e["type"] for e in events if e["type"] in ("end", "error")] == ["end"]
+    assert events[-1]["content"] == "once only"
+    requeued = [line for line in logs if line["event"] == "job.requeued"]
+    assert [line["reason"] for line in requeued] == ["unexpected_error"]
+    assert [line["redelivered"] for line in logs if line["event"] == "job.started"] == [
+        False,
+        True,
+    ]
+    assert any(line["event"] == "job.already_finished" for line in logs)
 
 
 async def test_a_thousand_abandoned_streams_leave_no_subscription_behind(

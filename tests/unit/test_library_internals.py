@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import ClassVar
 
 import pytest
+import uvloop
 from redis.asyncio import Connection, ConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import DataError
@@ -208,3 +209,24 @@ async def test_writing_on_a_connection_closed_meanwhile_is_a_dropped_connection(
         await connection._send_packed_command([b"PING"])
     assert is_dropped_connection(raised.value)
     assert not is_dropped_connection(AttributeError("'Event' object has no attribute 'x'"))
+
+
+def test_writing_on_a_socket_uvloop_has_closed_is_a_dropped_connection() -> None:
+    """The write redis-py does on a connection whose socket was closed under it (the node died),
+    on uvloop, where the services run."""
+
+    async def write_after_the_socket_closed() -> BaseException:
+        sink = OkSink()
+        server = await asyncio.start_server(sink.serve, "127.0.0.1", 0)
+        async with server:
+            connection = Connection(
+                host="127.0.0.1", port=server.sockets[0].getsockname()[1], protocol=2
+            )
+            await connection.connect()
+            connection._writer.transport.abort()
+            with pytest.raises(RuntimeError) as raised:
+                await connection.send_packed_command([b"PING"], check_health=False)
+            return raised.value
+
+    assert is_dropped_connection(uvloop.run(write_after_the_socket_closed()))
+    assert not is_dropped_connection(RuntimeError("Event loop is closed"))
