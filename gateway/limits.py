@@ -194,9 +194,11 @@ class StreamLeases:
             await asyncio.sleep(self._lease_s / RENEWALS_PER_LEASE)
             try:
                 await self.renew_held()
-            except RedisError as e:
-                # Renewed at the next tick; a lease missed for a whole period lapses.
-                log.warning("stream_leases.renew_failed", error=str(e))
+            except Exception as e:
+                # Renewed at the next tick; a lease missed for a whole period lapses. Whatever
+                # failed (a cluster node failing can surface as other than a RedisError): a
+                # renewer that ended would let every lease lapse.
+                log.warning("stream_leases.renew_failed", error=str(e) or type(e).__name__)
 
     async def renew_held(self) -> None:
         """Push every held lease's expiry a lease period ahead. XX: a lease released meanwhile

@@ -11,7 +11,6 @@ import uuid
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from redis.exceptions import RedisError
 
 from gateway import appkeys
 from gateway.auth import authenticate, bearer_token
@@ -22,8 +21,8 @@ from gateway.streaming_routes import opens_turn
 from gateway.tickets import redeem_ticket
 from shared import tracing
 from shared.jobqueue import QueueUnavailableError
-from shared.library_internals import is_dropped_connection
 from shared.logging import get_logger
+from shared.redis_client import is_redis_failure
 
 log = get_logger("gateway.http")
 
@@ -109,7 +108,7 @@ def _error_format(error: Exception) -> web.StreamResponse:
         if error.status < 400:
             raise error
         return from_http_exception(error)
-    if isinstance(error, (RedisError, QueueUnavailableError)) or is_dropped_connection(error):
+    if isinstance(error, QueueUnavailableError) or is_redis_failure(error):
         log.warning("http.backend_unavailable", error=str(error))
         return unavailable("a backing service cannot be reached").response()
     log.exception("http.unhandled_error")

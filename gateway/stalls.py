@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 
-from redis.exceptions import RedisError
-
 from gateway.client_stream import ClientStream
 from shared import events, redis_scripts, replay_log
 from shared.events import Event, encode_event
 from shared.logging import get_logger
 from shared.messages import DELETED_JOB_LOG_GRACE_S, JOB_ENDED, STATUS_ERROR
 from shared.names import Names
-from shared.redis_client import RedisClient, publish_command
+from shared.redis_client import RedisClient, is_redis_failure, publish_command
 from shared.settings import EventLogSettings
 
 log = get_logger(__name__)
@@ -141,7 +139,9 @@ class StallWatch:
             ended = await self._breaker.fail(
                 self._job_id, self._message_id, self._seen_seq, stall_s
             )
-        except RedisError as e:
+        except Exception as e:
+            if not is_redis_failure(e):
+                raise
             raise StreamUnavailableError(
                 "the event store cannot be reached; reconnect with Last-Event-ID to resume"
             ) from e

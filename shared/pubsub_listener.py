@@ -48,6 +48,9 @@ from shared.tasks import cancel_and_wait, start_shared_task
 log = get_logger(__name__)
 
 RETRY_S = 0.5
+# While a link stays down, its first failure is logged and then every this many after (about
+# every 10 s): the listener keeps trying every RETRY_S, and each line counts the failures.
+LOG_EVERY_FAILURES = 20
 # After this long without a reply the link is pinged; when the pong is as late, it is dead.
 LIVENESS_S = 2.0
 
@@ -81,6 +84,12 @@ class Liveness(enum.Enum):
     ALIVE = enum.auto()
     PING = enum.auto()
     DEAD = enum.auto()
+
+
+def worth_logging(failures: int) -> bool:
+    """Whether the ``failures``-th failure in a row of something retried every ``RETRY_S`` is
+    logged: the first, then one in ``LOG_EVERY_FAILURES``."""
+    return failures % LOG_EVERY_FAILURES == 1
 
 
 def liveness(*, heard: bool, pinged: bool, late: bool) -> Liveness:
@@ -127,6 +136,8 @@ class PubSubListener:
         self._reviving: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._first_attempt: asyncio.Future[None] | None = None
+        # Attempts that failed since the link was last up.
+        self._failures = 0
         self._closed = False
         # The connection commands may be sent on: set once its first SUBSCRIBE is sent.
         self._link: AbstractConnection | None = None
@@ -216,7 +227,14 @@ class PubSubListener:
             except LinkSilentError:
                 self._log.warning(f"{self._area}.link_silent", silent_s=2 * LIVENESS_S)
             except (RedisError, OSError) as e:
-                self._log.warning(f"{self._area}.listener_error", error=str(e), retry_in_s=RETRY_S)
+                self._failures += 1
+                if worth_logging(self._failures):
+                    self._log.warning(
+                        f"{self._area}.listener_error",
+                        error=str(e),
+                        retry_in_s=RETRY_S,
+                        failures=self._failures,
+                    )
             except Exception:
                 # A listener that ended would leave its owner deaf until a restart, whatever
                 # went wrong: it starts again on a fresh connection.
@@ -243,6 +261,7 @@ class PubSubListener:
                     commands = commands_for(self._verbs, channels, self._slot_of, reviving=outage)
                     await self._write(link, commands)
                 self._link = link
+                self._failures = 0
                 if self._subscriptions.queued:
                     self._send_soon()
                 self._settle_first_attempt()

@@ -11,9 +11,10 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.library_internals import HiredisPackingConnection
+from shared.library_internals import HiredisPackingConnection, is_dropped_connection
 from shared.settings import ConnectionSettings, RedisTlsSettings
 
 # One Redis or the primary Sentinel names (Redis), or a Redis Cluster (RedisCluster): the
@@ -31,6 +32,12 @@ def publish_command(redis: RedisClient) -> str:
     channel lives on its slot's shard (a PUBLISH goes to every node), else PUBLISH (one Redis
     may be older than 7, which brought SPUBLISH)."""
     return "SPUBLISH" if is_cluster(redis) else "PUBLISH"
+
+
+def is_redis_failure(error: BaseException) -> bool:
+    """Whether ``error`` is Redis failing a command: one of redis-py's errors, or a command
+    written on a connection closed meanwhile, which redis-py does not raise as one."""
+    return isinstance(error, RedisError) or is_dropped_connection(error)
 
 
 def tcp_connection_class(url: str) -> dict[str, type[Connection]]:

@@ -38,7 +38,13 @@ from redis.exceptions import RedisClusterException, RedisError, SlotNotCoveredEr
 
 from shared.library_internals import cluster_node_connection, refresh_slot_map
 from shared.logging import get_logger
-from shared.pubsub_listener import RETRY_S, PubSubListener, ShardHooks, SubscribeError
+from shared.pubsub_listener import (
+    RETRY_S,
+    PubSubListener,
+    ShardHooks,
+    SubscribeError,
+    worth_logging,
+)
 from shared.redis_client import RedisClient
 from shared.tasks import cancel_and_wait, start_shared_task
 
@@ -258,14 +264,23 @@ class ShardedListener:
     async def _route(self) -> None:
         """Refresh the slot map and send each channel that lost its home to its owner, every
         ``RETRY_S`` until every channel has one and no lost link holds any."""
+        failures = 0
         while True:
             # The channels of one burst (a slot's worth of moves) share the round.
             await asyncio.sleep(0)
             try:
                 await refresh_slot_map(self.cluster)
+                failures = 0
                 self._reroute()
             except (RedisError, OSError, RedisClusterException) as e:
-                log.warning(f"{self.area}.slot_map_failed", error=str(e), retry_in_s=RETRY_S)
+                failures += 1
+                if worth_logging(failures):
+                    log.warning(
+                        f"{self.area}.slot_map_failed",
+                        error=str(e),
+                        retry_in_s=RETRY_S,
+                        failures=failures,
+                    )
             except Exception:
                 # A router that ended would leave channels without a home for good.
                 log.exception(f"{self.area}.router_failed", retry_in_s=RETRY_S)

@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
 
 from shared.logging import get_logger
 from shared.names import Names
-from shared.pubsub_listener import RETRY_S
+from shared.pubsub_listener import RETRY_S, worth_logging
 from shared.redis_client import RedisClient, RedisPipeline, as_text, is_cluster
 from shared.shard_listener import listener_for
 from shared.tasks import cancel_and_wait
@@ -157,8 +156,9 @@ class CancelSignals:
         while not cancellation.requested:
             try:
                 watchers = await count_watchers(self._redis, channel)
-            except (RedisError, RedisClusterException):
-                # An outage is not an abandonment.
+            except Exception:
+                # An outage is not an abandonment (nor a cluster node failing under the read,
+                # which can surface as other than a RedisError).
                 await asyncio.sleep(self._poll_s)
                 continue
             if watchers:
@@ -186,12 +186,21 @@ class CancelSignals:
         from then is in its flag. Read beside the listener, which hears the cancels that come
         meanwhile, and retried until it succeeds."""
         running = [job_id for job_id, c in self._watched.items() if not c.requested]
+        failures = 0
         while True:
             try:
                 cancelled = await self._read_flags(running) if running else 0
                 break
-            except (RedisError, OSError) as e:
-                log.warning("cancel.flag_read_failed", error=str(e), retry_in_s=RETRY_S)
+            except Exception as e:
+                # Whatever failed: a read that gave up would leave those cancels unheard.
+                failures += 1
+                if worth_logging(failures):
+                    log.warning(
+                        "cancel.flag_read_failed",
+                        error=str(e) or type(e).__name__,
+                        retry_in_s=RETRY_S,
+                        failures=failures,
+                    )
                 await asyncio.sleep(RETRY_S)
         log.info("cancel.listener_live", running_jobs=len(running), cancelled=cancelled)
 

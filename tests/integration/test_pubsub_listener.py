@@ -1,7 +1,7 @@
 """The pub/sub listener against the real Redis: it hears what is published after a subscription
 is confirmed; a link that goes silent, or a bug in its owner's callback, costs it a fresh
 connection on which every channel is subscribed again, and its owner is told; a subscription
-that cannot be sent fails at once."""
+that cannot be sent fails at once; a link that stays down is not logged at every attempt."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
+from structlog.testing import capture_logs
 
 from shared.pubsub_listener import PubSubListener, SubscribeError
 from tests.conftest import REDIS_URL
@@ -26,6 +28,8 @@ class Owner:
     def __init__(self, *, failures: int = 0) -> None:
         self.messages: asyncio.Queue[tuple[bytes, bytes]] = asyncio.Queue()
         self.lives = asyncio.Event()
+        # One item per connection the listener makes.
+        self.attempts: asyncio.Queue[None] = asyncio.Queue()
         self._failures = failures
 
     def on_message(self, channel: bytes, data: bytes) -> None:
@@ -38,8 +42,12 @@ class Owner:
         self.lives.set()
 
     def listener(self, redis: Redis, *, channels: tuple[str, ...] = ()) -> PubSubListener:
+        def connect() -> AbstractConnection:
+            self.attempts.put_nowait(None)
+            return redis.connection_pool.make_connection()
+
         return PubSubListener(
-            redis.connection_pool.make_connection,
+            connect,
             channels=channels,
             on_message=self.on_message,
             on_live=self.on_live,
@@ -62,9 +70,12 @@ async def proxy() -> AsyncIterator[TcpProxy]:
     await proxy.close()
 
 
-def through(proxy: TcpProxy) -> Redis:
+@pytest.fixture
+async def proxied(proxy: TcpProxy) -> AsyncIterator[Redis]:
+    """A client whose connections go through ``proxy``."""
     url = urlsplit(REDIS_URL)._replace(netloc=f"127.0.0.1:{proxy.port}")
-    return Redis.from_url(urlunsplit(url))
+    async with Redis.from_url(urlunsplit(url)) as client:
+        yield client
 
 
 async def published_until_heard(redis: Redis, owner: Owner, channel: str) -> bytes:
@@ -121,11 +132,10 @@ async def test_a_bug_in_the_owner_costs_a_fresh_connection_with_every_channel(
 
 
 async def test_a_link_gone_silent_is_replaced_and_its_channels_subscribed_again(
-    proxy: TcpProxy, redis: Redis, namespace: str
+    proxy: TcpProxy, proxied: Redis, redis: Redis, namespace: str
 ) -> None:
     owner = Owner()
     channel = f"{namespace}.job"
-    proxied = through(proxy)
     listener = owner.listener(proxied, channels=(channel,))
     await listener.start()
     try:
@@ -135,15 +145,13 @@ async def test_a_link_gone_silent_is_replaced_and_its_channels_subscribed_again(
         await published_until_heard(redis, owner, channel)
     finally:
         await listener.close()
-        await proxied.aclose()
 
 
 async def test_a_subscription_that_cannot_be_sent_fails_at_once(
-    proxy: TcpProxy, namespace: str
+    proxy: TcpProxy, proxied: Redis, namespace: str
 ) -> None:
     # Its confirm timeout is an hour: only a failure at once ends the wait in time.
     owner = Owner()
-    proxied = through(proxy)
     listener = owner.listener(proxied)
     await listener.start()
     try:
@@ -152,7 +160,32 @@ async def test_a_subscription_that_cannot_be_sent_fails_at_once(
             await listener.subscribe(f"{namespace}.job")
     finally:
         await listener.close()
-        await proxied.aclose()
+
+
+async def test_a_link_that_stays_down_logs_its_first_failure_not_every_attempt(
+    proxy: TcpProxy, proxied: Redis, redis: Redis, namespace: str
+) -> None:
+    owner = Owner()
+    channel = f"{namespace}.job"
+    listener = owner.listener(proxied, channels=(channel,))
+    with capture_logs() as logs:
+        await listener.start()
+        try:
+            for _ in range(2):
+                await published_until_heard(redis, owner, channel)
+                owner.lives.clear()
+                while not owner.attempts.empty():
+                    owner.attempts.get_nowait()
+                await proxy.cut()
+                for _ in range(4):  # three attempts that fail, after the link they ended
+                    await owner.attempts.get()
+                await proxy.restore()
+                await owner.lives.wait()
+        finally:
+            await listener.close()
+    errors = [line for line in logs if line["event"] == "test.listener_error"]
+    # One line per outage, each counting from the first failure of its own outage.
+    assert [line["failures"] for line in errors] == [1, 1]
 
 
 async def test_a_closed_listener_takes_no_subscription(redis: Redis, namespace: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from redis.exceptions import ClusterDownError, MovedError
 
-from shared.pubsub_listener import Liveness, liveness
+from shared.pubsub_listener import Liveness, liveness, worth_logging
 from shared.pubsub_replies import PLAIN, PONG, SHARDED, InFlight, Sent, commands_for
 from shared.pubsub_subscriptions import Subscriptions
 
@@ -169,3 +169,8 @@ def test_an_error_refuses_the_oldest_command_unless_it_names_another_slot() -> N
     assert in_flight.refuse(MovedError("7 127.0.0.1:7001")) is None
     assert in_flight.refuse(ClusterDownError("CLUSTERDOWN the cluster is down")) is second
     assert in_flight.refuse(ClusterDownError("CLUSTERDOWN")) is None
+
+
+def test_a_failure_that_lasts_is_logged_first_then_every_twentieth_time() -> None:
+    logged = [failures for failures in range(1, 62) if worth_logging(failures)]
+    assert logged == [1, 21, 41, 61]
