@@ -165,6 +165,14 @@ def table(result: dict[str, Any]) -> str:
                 f"{name.removesuffix('_us')} {_fmt(value)}" for name, value in micro.items()
             )
         )
+    queue = _get(result, "queue_ceiling") or {}
+    lines.append(
+        f"  job queue (one quorum queue, {_fmt(queue.get('in_flight'))} publishes awaiting "
+        f"confirms): {_fmt(queue.get('confirmed_per_s'))} jobs/s confirmed, "
+        f"{_fmt(queue.get('delivered_per_s'))} delivered and acked, RabbitMQ CPU-ms per job "
+        f"{_fmt(queue.get('broker_cpu_ms_per_job'))}, machine busy "
+        f"{_fmt(queue.get('machine_busy_cores'))} cores"
+    )
     lines.extend(_cluster_lines(cluster))
     lines.extend(_peer_lines(result))
     lines.append("")

@@ -33,6 +33,9 @@ class Scale:
     redis_rates: tuple[float, ...]
     redis_s: float
     micro_ops: int
+    # The job queue's ceiling: how long jobs are published, with how many awaiting confirms.
+    queue_s: float
+    queue_in_flight: int
 
 
 FULL = Scale(
@@ -62,6 +65,8 @@ FULL = Scale(
     redis_rates=(2000, 30_000),
     redis_s=4,
     micro_ops=50_000,
+    queue_s=10,
+    queue_in_flight=64,
 )
 
 SMOKE = Scale(
@@ -88,6 +93,8 @@ SMOKE = Scale(
     redis_rates=(100,),
     redis_s=0.5,
     micro_ops=500,
+    queue_s=0.5,
+    queue_in_flight=4,
 )
 
 SCALES = {"full": FULL, "smoke": SMOKE}

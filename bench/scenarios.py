@@ -13,8 +13,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from bench import broker_hop, nchan, procs, toolio, usage
 from bench import micro as relay_micro
-from bench import nchan, procs, toolio, usage
 from bench.procs import REDIS_URL, Stack, Tool, api_keys, new_namespace, purge_namespace
 from bench.scale import Scale
 from bench.stats import summarize_ns
@@ -790,6 +790,12 @@ async def micro(ctx: Context) -> dict[str, Any]:
     return await relay_micro.run_all(ctx.scale.micro_ops)
 
 
+async def queue_ceiling(ctx: Context) -> dict[str, Any]:
+    """Jobs per second through one job queue, and the broker's CPU per job (see
+    bench/broker_hop.py)."""
+    return await broker_hop.ceiling(procs.AMQP_URL, ctx.scale.queue_s, ctx.scale.queue_in_flight)
+
+
 SCENARIOS = {
     "micro": micro,
     "redis_limit": redis_limit,
@@ -801,4 +807,5 @@ SCENARIOS = {
     "idle_streams": idle_streams,
     "echo_relay": echo_relay,
     "short_chats": short_chats,
+    "queue_ceiling": queue_ceiling,
 }

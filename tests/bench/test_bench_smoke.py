@@ -79,6 +79,12 @@ def test_the_harness_runs_every_measurement_at_a_tiny_scale(tmp_path: Path, name
     chats = result["short_chats"]["1"]
     assert chats["completed"] > 0 and chats["errors"] == 0
 
+    queue = result["queue_ceiling"]
+    # Every job confirmed was delivered and acked before the broker's CPU was read.
+    assert queue["delivered"] == queue["confirmed"] > 0
+    assert queue["in_flight"] == 4 and "broker_cpu_ms_per_job" in queue
+    assert "job queue (one quorum queue, 4 publishes awaiting confirms)" in stdout
+
     check_nchan_row(result["nchan_peer"], stdout)
     check_cluster_relay(result["cluster_relay"], stdout)
 
