@@ -1,5 +1,6 @@
 """The job queue measured alone: ``python -m bench.broker_hop`` times its share of the time to
-first token, and :func:`ceiling` (``make bench``'s ``queue_ceiling``) how many jobs it takes.
+first token, and :func:`ceiling` (``make bench``'s ``queue_ceiling``, or ``--ceiling N ...``)
+how many jobs it takes.
 
 The hop is one job at a time, as the gateway sends it and a worker takes it: a persistent message
 published with confirms (``shared.amqp``), timed from the publish to its delivery to a consumer
@@ -87,7 +88,9 @@ async def ceiling(url: str, duration_s: float, in_flight: int) -> dict[str, Any]
     names = Names(procs.new_namespace("broker-ceiling"))
     publisher = await aio_pika.connect(url)
     consumer = await aio_pika.connect(url)
-    broker = {"broker": usage.server_pids().get("broker", [])}
+    # Its CPU is read only where it runs on this machine.
+    broker_pids = usage.server_pids().get("broker", [])
+    broker = {"broker": broker_pids} if broker_pids else {}
     try:
         channel = await publisher.channel(publisher_confirms=True)
         exchange, _ = await declare_topology(channel, names)
@@ -124,7 +127,7 @@ async def ceiling(url: str, duration_s: float, in_flight: int) -> dict[str, Any]
         cpu = usage.cpu_delta(cpu_before, usage.cpu_seconds(broker))
         busy_after = usage.machine_busy_seconds()
         confirmed = counts["confirmed"]
-        broker_cpu_s = None if cpu is None else cpu["broker"]
+        broker_cpu_s = None if cpu is None else cpu.get("broker")
         return {
             "in_flight": in_flight,
             "published_s": round(published_s, 2),
@@ -150,7 +153,19 @@ async def ceiling(url: str, duration_s: float, in_flight: int) -> dict[str, Any]
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=500)
+    parser.add_argument(
+        "--ceiling",
+        type=int,
+        nargs="+",
+        metavar="IN_FLIGHT",
+        help="instead of the hop, the queue's jobs/s with this many publishes in flight",
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="each ceiling run's length")
     args = parser.parse_args()
+    if args.ceiling:
+        ceilings = {n: await ceiling(procs.AMQP_URL, args.seconds, n) for n in args.ceiling}
+        print(json.dumps(ceilings, indent=2))
+        return
     results = {
         "quorum (chatstream's queue)": await _measure(procs.AMQP_URL, args.count, quorum=True),
         "classic, for comparison": await _measure(procs.AMQP_URL, args.count, quorum=False),

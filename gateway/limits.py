@@ -18,7 +18,7 @@ from gateway.errors import ApiError
 from shared import redis_scripts
 from shared.logging import get_logger
 from shared.names import Names
-from shared.redis_client import RedisClient
+from shared.redis_client import RedisClient, is_redis_failure
 from shared.tasks import cancel_and_wait
 
 log = get_logger(__name__)
@@ -198,7 +198,12 @@ class StreamLeases:
                 # Renewed at the next tick; a lease missed for a whole period lapses. Whatever
                 # failed (a cluster node failing can surface as other than a RedisError): a
                 # renewer that ended would let every lease lapse.
-                log.warning("stream_leases.renew_failed", error=str(e) or type(e).__name__)
+                log.warning(
+                    "stream_leases.renew_failed",
+                    error=str(e) or type(e).__name__,
+                    # A bug, not an outage: where it happened.
+                    exc_info=not is_redis_failure(e),
+                )
 
     async def renew_held(self) -> None:
         """Push every held lease's expiry a lease period ahead. XX: a lease released meanwhile

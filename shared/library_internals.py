@@ -96,10 +96,16 @@ async def refresh_slot_map(cluster: RedisCluster) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+_DROPPED_WRITER_ERRORS = frozenset(
+    f"'NoneType' object has no attribute '{method}'" for method in ("write", "writelines", "drain")
+)
+
+
 def is_dropped_connection(error: BaseException) -> bool:
     """Whether ``error`` is a command written on a connection that was closed meanwhile."""
     if isinstance(error, AttributeError):
-        return "'NoneType' object has no attribute" in str(error)
+        # The writer's methods redis-py calls to send; not any attribute of None (a bug).
+        return str(error) in _DROPPED_WRITER_ERRORS
     return isinstance(error, RuntimeError) and "the handler is closed" in str(error)
 
 

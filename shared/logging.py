@@ -16,13 +16,21 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 from shared import tracing
 from shared.settings import LoggingSettings
 
+# What every line of the process carries, whichever task writes it: its service, and a worker's
+# id. Not contextvars: a task started in a context of its own (shared.tasks.start_shared_task,
+# which keeps a request's ids off a listener's lines) would not see them.
+_process_fields: dict[str, Any] = {}
 
-def _service_adder(service: str) -> Processor:
-    def add_service(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-        event_dict.setdefault("service", service)
-        return event_dict
 
-    return add_service
+def bind_process_fields(**fields: Any) -> None:
+    """Add ``fields`` to every line this process writes from now on."""
+    _process_fields.update(fields)
+
+
+def _add_process_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    for key, value in _process_fields.items():
+        event_dict.setdefault(key, value)
+    return event_dict
 
 
 def _name_logger(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -46,11 +54,13 @@ def configure_logging(service: str, settings: LoggingSettings | None = None) -> 
     standard-library record per line: logging was about 6% of a worker's CPU per job that way).
     Standard-library loggers (aiohttp, aio-pika) are rendered by the same chain."""
     settings = settings or LoggingSettings()
+    _process_fields.clear()
+    _process_fields["service"] = service
     use_json = settings.format == "json" or (settings.format == "auto" and not sys.stdout.isatty())
     level = logging.getLevelNamesMapping()[settings.level.upper()]
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
-        _service_adder(service),
+        _add_process_fields,
         _name_logger,
         _add_trace_ids,
         structlog.processors.add_log_level,

@@ -11,7 +11,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.library_internals import HiredisPackingConnection, is_dropped_connection
@@ -35,9 +35,10 @@ def publish_command(redis: RedisClient) -> str:
 
 
 def is_redis_failure(error: BaseException) -> bool:
-    """Whether ``error`` is Redis failing a command: one of redis-py's errors, or a command
-    written on a connection closed meanwhile, which redis-py does not raise as one."""
-    return isinstance(error, RedisError) or is_dropped_connection(error)
+    """Whether ``error`` is Redis failing a command: one of redis-py's errors (its cluster
+    client's too, such as a slot no node serves yet after a failover), or a command written on a
+    connection closed meanwhile, which redis-py does not raise as one."""
+    return isinstance(error, (RedisError, RedisClusterException)) or is_dropped_connection(error)
 
 
 def tcp_connection_class(url: str) -> dict[str, type[Connection]]:

@@ -133,7 +133,9 @@ class ShardedListener:
             # The client learns the slot map lazily, on its first command.
             await self.cluster.initialize()
         except (RedisError, OSError, RedisClusterException) as e:
-            log.warning(f"{self.area}.slot_map_failed", error=str(e), retry_in_s=RETRY_S)
+            log.warning(
+                f"{self.area}.slot_map_failed", error=str(e), retry_in_s=RETRY_S, failures=1
+            )
         for channel in self._wanted:
             self._join(channel)
         await asyncio.gather(*(link.listener.start() for link in list(self._links.values())))

@@ -9,12 +9,11 @@ import signal
 import socket
 import sys
 
-import structlog
 import uvloop
 
 from shared.amqp import AmqpJobQueue
 from shared.gc_tuning import settle_after_startup
-from shared.logging import configure_logging, get_logger
+from shared.logging import bind_process_fields, configure_logging, get_logger
 from shared.redis_client import connect_redis
 from shared.settings import (
     LoggingSettings,
@@ -70,7 +69,7 @@ def main() -> None:
         settings = WorkerSettings.from_env()
         tracing = TracingSettings.from_env()
     worker_id = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
-    structlog.contextvars.bind_contextvars(worker_id=worker_id)
+    bind_process_fields(worker_id=worker_id)
     settings = dataclasses.replace(settings, worker_id=worker_id)
     provider = configure_tracing("worker", tracing)
     try:

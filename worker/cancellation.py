@@ -25,7 +25,7 @@ from redis.asyncio.cluster import RedisCluster
 from shared.logging import get_logger
 from shared.names import Names
 from shared.pubsub_listener import RETRY_S, worth_logging
-from shared.redis_client import RedisClient, RedisPipeline, as_text, is_cluster
+from shared.redis_client import RedisClient, RedisPipeline, as_text, is_cluster, is_redis_failure
 from shared.shard_listener import listener_for
 from shared.tasks import cancel_and_wait
 
@@ -156,9 +156,10 @@ class CancelSignals:
         while not cancellation.requested:
             try:
                 watchers = await count_watchers(self._redis, channel)
-            except Exception:
-                # An outage is not an abandonment (nor a cluster node failing under the read,
-                # which can surface as other than a RedisError).
+            except Exception as e:
+                # An outage is not an abandonment.
+                if not is_redis_failure(e):
+                    raise
                 await asyncio.sleep(self._poll_s)
                 continue
             if watchers:
@@ -200,6 +201,8 @@ class CancelSignals:
                         error=str(e) or type(e).__name__,
                         retry_in_s=RETRY_S,
                         failures=failures,
+                        # A bug, not an outage: where it happened.
+                        exc_info=not is_redis_failure(e),
                     )
                 await asyncio.sleep(RETRY_S)
         log.info("cancel.listener_live", running_jobs=len(running), cancelled=cancelled)

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-from redis.exceptions import ClusterDownError, TryAgainError
+from redis.exceptions import ClusterDownError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -39,7 +39,14 @@ class EventPublishError(Exception):
 
 
 # What a retry gets past (see JobEventLog._retried).
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, TryAgainError, ClusterDownError)
+_UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    TryAgainError,
+    ClusterDownError,
+    # The cluster client's slot map has no node for the slot yet (a failover under way).
+    SlotNotCoveredError,
+)
 
 
 def _unavailable(error: Exception) -> bool:

@@ -177,7 +177,8 @@ async def test_a_link_that_stays_down_logs_its_first_failure_not_every_attempt(
                 while not owner.attempts.empty():
                     owner.attempts.get_nowait()
                 await proxy.cut()
-                for _ in range(4):  # three attempts that fail, after the link they ended
+                # The live link, which the cut ends, then three new attempts that fail.
+                for _ in range(4):
                     await owner.attempts.get()
                 await proxy.restore()
                 await owner.lives.wait()

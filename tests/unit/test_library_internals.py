@@ -209,6 +209,7 @@ async def test_writing_on_a_connection_closed_meanwhile_is_a_dropped_connection(
         await connection._send_packed_command([b"PING"])
     assert is_dropped_connection(raised.value)
     assert not is_dropped_connection(AttributeError("'Event' object has no attribute 'x'"))
+    assert not is_dropped_connection(AttributeError("'NoneType' object has no attribute 'x'"))
 
 
 def test_writing_on_a_socket_uvloop_has_closed_is_a_dropped_connection() -> None:
