@@ -94,6 +94,11 @@ class AmqpDelivery:
     async def requeue(self) -> None:
         await self.message.nack(requeue=True)
 
+    async def retry(self) -> None:
+        # RabbitMQ 4.3 and later count only a reject toward the quorum queue's delivery limit
+        # (a nack is "not processed", not "failed"); earlier versions count every return.
+        await self.message.reject(requeue=True)
+
 
 def connect_to_nodes(url: str, name: str | None = None) -> NodeRotatingConnection:
     """A robust connection, not yet connected, to ``url``'s nodes (``AMQP_URL``'s value). Its

@@ -1,8 +1,8 @@
 """The embedded transports: an in-process job queue and an in-process Redis, so that
 ``make run`` works on a machine with no servers. Gateway and worker share them inside one process.
 
-This deliberately departs from production: nothing survives a restart, and a job that fails is
-not redelivered. See docs/embedded.md.
+This deliberately departs from production: nothing survives a restart, and there is one worker,
+which takes a job handed back itself. See docs/embedded.md.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from shared import job_trace
 from shared.job import Job, encode_job
 from shared.jobqueue import DeliveryHandler
 from shared.logging import get_logger
+from shared.names import JOB_DELIVERY_LIMIT
 from shared.redis_client import RedisClient
 from shared.tasks import cancel_and_wait
 
@@ -34,6 +35,8 @@ class InProcessDelivery:
     redelivered: bool
     _queue: InProcessJobQueue
     headers: Mapping[str, Any] = field(default_factory=dict)
+    # The runs of this job that failed before this delivery.
+    failures: int = 0
 
     async def ack(self) -> None:
         return None
@@ -42,14 +45,25 @@ class InProcessDelivery:
         self._queue.dead_letters.append(self.body)
 
     async def requeue(self) -> None:
-        self._queue.put_raw(self.body, redelivered=True, headers=self.headers)
+        self._queue.put_raw(
+            self.body, redelivered=True, headers=self.headers, failures=self.failures
+        )
+
+    async def retry(self) -> None:
+        # As the quorum queue's delivery limit: a job that keeps failing is not run forever.
+        if self.failures >= JOB_DELIVERY_LIMIT:
+            await self.reject()
+            return
+        self._queue.put_raw(
+            self.body, redelivered=True, headers=self.headers, failures=self.failures + 1
+        )
 
 
 @dataclass
 class InProcessJobQueue:
     """An unbounded FIFO of jobs with at most ``prefetch`` handled at once."""
 
-    _queue: asyncio.Queue[tuple[bytes, bool, Mapping[str, Any]]] = field(
+    _queue: asyncio.Queue[tuple[bytes, bool, Mapping[str, Any], int]] = field(
         default_factory=asyncio.Queue
     )
     dead_letters: list[bytes] = field(default_factory=list)
@@ -57,9 +71,14 @@ class InProcessJobQueue:
     _in_flight: set[asyncio.Task[None]] = field(default_factory=set)
 
     def put_raw(
-        self, body: bytes, *, redelivered: bool = False, headers: Mapping[str, Any] | None = None
+        self,
+        body: bytes,
+        *,
+        redelivered: bool = False,
+        headers: Mapping[str, Any] | None = None,
+        failures: int = 0,
     ) -> None:
-        self._queue.put_nowait((body, redelivered, headers or {}))
+        self._queue.put_nowait((body, redelivered, headers or {}, failures))
 
     async def publish(self, job: Job) -> None:
         with job_trace.publishing(job, IN_PROCESS_SYSTEM, IN_PROCESS_QUEUE) as headers:
@@ -75,17 +94,18 @@ class InProcessJobQueue:
     async def start_consuming(self, handler: DeliveryHandler, prefetch: int) -> None:
         slots = asyncio.Semaphore(prefetch)
 
-        async def run_one(body: bytes, redelivered: bool, headers: Mapping[str, Any]) -> None:
+        async def run_one(
+            body: bytes, redelivered: bool, headers: Mapping[str, Any], failures: int
+        ) -> None:
             try:
-                await handler(InProcessDelivery(body, redelivered, self, headers))
+                await handler(InProcessDelivery(body, redelivered, self, headers, failures))
             finally:
                 slots.release()
 
         async def consume() -> None:
             while True:
                 await slots.acquire()
-                body, redelivered, headers = await self._queue.get()
-                task = asyncio.create_task(run_one(body, redelivered, headers))
+                task = asyncio.create_task(run_one(*await self._queue.get()))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
 

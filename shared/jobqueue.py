@@ -2,7 +2,7 @@
 
 The gateway publishes jobs; the worker consumes deliveries and settles each one exactly once:
 ack when the job's final event is out, reject to dead-letter a job that can never run, requeue
-to hand it to another worker.
+to hand it to another worker, retry to hand back a run that failed.
 """
 
 from __future__ import annotations
@@ -35,7 +35,12 @@ class JobDelivery(Protocol):
         """Dead-letter the job: it will never run."""
 
     async def requeue(self) -> None:
-        """Give the job back so that another worker takes it."""
+        """Give the job back so that another worker takes it: not the job's failure (this
+        worker is going away, or lost its link)."""
+
+    async def retry(self) -> None:
+        """Give the job back as failed: the queue counts it, and dead-letters a job that has
+        failed ``JOB_DELIVERY_LIMIT`` times over."""
 
 
 DeliveryHandler = Callable[[JobDelivery], Awaitable[None]]

@@ -162,7 +162,7 @@ class Worker:
         except EventPublishError as e:
             # Redis stayed away past the retry bound: another run (later) picks the job up.
             log.error("job.requeued", reason="events_unpublishable", error=repr(e.__cause__))
-            await self._settle(delivery.requeue(), "requeue")
+            await self._settle(delivery.retry(), "retry")
             return
         except asyncio.CancelledError:
             # Shutdown ran out of grace, or the link the job came by was lost (the queue
@@ -176,7 +176,7 @@ class Worker:
             # and its stream wait, for as long as this worker lives; handed back, the job runs
             # again, and the queue's delivery limit dead-letters one that fails every time.
             log.exception("job.requeued", reason="unexpected_error", error=repr(e))
-            await self._settle(delivery.requeue(), "requeue")
+            await self._settle(delivery.retry(), "retry")
             return
         await self._settle(delivery.ack(), "ack")
         self.jobs_done += 1
