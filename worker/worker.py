@@ -231,7 +231,7 @@ class Worker:
         if previous is None:
             await run.start()
         else:
-            await run.reset("the job was taken over by another worker")
+            await run.reset("the job was interrupted and runs again")
         outcome = await self._run_pipeline(job, run)
         await run.forget_if_session_deleted()
         log.info(
