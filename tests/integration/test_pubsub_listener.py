@@ -6,6 +6,7 @@ that cannot be sent fails at once; a link that stays down is not logged at every
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Collection
 from urllib.parse import urlsplit, urlunsplit
 
@@ -55,6 +56,18 @@ class Owner:
             confirm_timeout_s=3600.0,
         )
 
+    @contextlib.asynccontextmanager
+    async def listening(
+        self, redis: Redis, *, channels: tuple[str, ...] = ()
+    ) -> AsyncIterator[PubSubListener]:
+        """A listener started, and closed after."""
+        listener = self.listener(redis, channels=channels)
+        await listener.start()
+        try:
+            yield listener
+        finally:
+            await listener.close()
+
 
 @pytest.fixture
 async def redis() -> AsyncIterator[Redis]:
@@ -97,9 +110,7 @@ async def test_a_confirmed_channel_hears_every_message_published_after(
     redis: Redis, namespace: str
 ) -> None:
     owner = Owner()
-    listener = owner.listener(redis, channels=(f"{namespace}.always",))
-    await listener.start()
-    try:
+    async with owner.listening(redis, channels=(f"{namespace}.always",)) as listener:
         channels = [f"{namespace}.{i}" for i in range(50)]
         # Subscribed together: one command, and each returns once its channel is confirmed.
         await asyncio.gather(*map(listener.subscribe, channels))
@@ -111,8 +122,6 @@ async def test_a_confirmed_channel_hears_every_message_published_after(
         await listener.subscribe(channels[1])  # already confirmed: at once
         assert await redis.publish(channels[1], b"y") == 1
         assert await owner.messages.get() == (channels[1].encode(), b"y")
-    finally:
-        await listener.close()
 
 
 async def test_a_bug_in_the_owner_costs_a_fresh_connection_with_every_channel(
@@ -120,15 +129,11 @@ async def test_a_bug_in_the_owner_costs_a_fresh_connection_with_every_channel(
 ) -> None:
     owner = Owner(failures=1)
     channel = f"{namespace}.job"
-    listener = owner.listener(redis)
-    await listener.start()
-    try:
+    async with owner.listening(redis) as listener:
         await listener.subscribe(channel)
         assert await redis.publish(channel, b"lost") == 1
         await owner.lives.wait()
         await published_until_heard(redis, owner, channel)
-    finally:
-        await listener.close()
 
 
 async def test_a_link_gone_silent_is_replaced_and_its_channels_subscribed_again(
@@ -136,15 +141,11 @@ async def test_a_link_gone_silent_is_replaced_and_its_channels_subscribed_again(
 ) -> None:
     owner = Owner()
     channel = f"{namespace}.job"
-    listener = owner.listener(proxied, channels=(channel,))
-    await listener.start()
-    try:
+    async with owner.listening(proxied, channels=(channel,)):
         await published_until_heard(redis, owner, channel)
         proxy.freeze()  # nothing closes, nothing comes through
         await owner.lives.wait()
         await published_until_heard(redis, owner, channel)
-    finally:
-        await listener.close()
 
 
 async def test_a_subscription_that_cannot_be_sent_fails_at_once(
@@ -152,14 +153,10 @@ async def test_a_subscription_that_cannot_be_sent_fails_at_once(
 ) -> None:
     # Its confirm timeout is an hour: only a failure at once ends the wait in time.
     owner = Owner()
-    listener = owner.listener(proxied)
-    await listener.start()
-    try:
+    async with owner.listening(proxied) as listener:
         await proxy.cut()  # every connection dropped, new ones refused
         with pytest.raises(SubscribeError):
             await listener.subscribe(f"{namespace}.job")
-    finally:
-        await listener.close()
 
 
 async def test_a_link_that_stays_down_logs_its_first_failure_not_every_attempt(
@@ -167,10 +164,8 @@ async def test_a_link_that_stays_down_logs_its_first_failure_not_every_attempt(
 ) -> None:
     owner = Owner()
     channel = f"{namespace}.job"
-    listener = owner.listener(proxied, channels=(channel,))
     with capture_logs() as logs:
-        await listener.start()
-        try:
+        async with owner.listening(proxied, channels=(channel,)):
             for _ in range(2):
                 await published_until_heard(redis, owner, channel)
                 owner.lives.clear()
@@ -182,8 +177,6 @@ async def test_a_link_that_stays_down_logs_its_first_failure_not_every_attempt(
                     await owner.attempts.get()
                 await proxy.restore()
                 await owner.lives.wait()
-        finally:
-            await listener.close()
     errors = [line for line in logs if line["event"] == "test.listener_error"]
     # One line per outage, each counting from the first failure of its own outage.
     assert [line["failures"] for line in errors] == [1, 1]
